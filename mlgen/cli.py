@@ -1,0 +1,243 @@
+"""`mlgen train | evaluate | predict`: argument parsing and reporting only.
+
+TensorFlow is imported inside the commands that need it, so `mlgen --help` and bad
+input errors come back fast. Any `InputError` prints as one line, `mlgen: error: ...`,
+with exit status 2 and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import sys
+from pathlib import Path
+
+from mlgen import __version__, datasets
+from mlgen.config import ModelConfig, TrainConfig, add_arguments, from_args
+from mlgen.data import CSVFormat, LabelledData, read_chunks, read_labelled_csv
+from mlgen.errors import InputError
+
+MODELS = ("cnn-rnn",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlgen",
+        description="Multi-label text classification as label-sequence generation (CNN encoder, RNN decoder).",
+    )
+    parser.add_argument("--version", action="version", version=f"mlgen {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train",
+        help="train a model on a labelled CSV or a bundled dataset",
+        description="Train on --train CSV (dev: --dev CSV, or --dev-fraction of train) or on a bundled --dataset "
+        f"(default: {datasets.DEFAULT}). Writes the run folder --out atomically.",
+    )
+    _add_data_source(train)
+    train.add_argument("--train", metavar="CSV", help="labelled training file (.csv, .tsv, optionally .gz)")
+    train.add_argument("--dev", metavar="CSV", help="labelled dev file for early stopping")
+    train.add_argument("--model", default="cnn-rnn", choices=MODELS, help="model type (default: cnn-rnn)")
+    train.add_argument("--out", required=True, metavar="DIR", help="run folder to write (replaced atomically)")
+    train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None, help="Keras verbosity (default: auto)")
+    add_arguments(train, ModelConfig, "model hyperparameters")
+    add_arguments(train, TrainConfig, "training")
+    _add_csv_arguments(train)
+    train.set_defaults(func=_train)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score a trained model on labelled data",
+        description=f"Decode labelled data and print micro/macro/samples F1, Hamming loss, subset accuracy and "
+        f"micro P/R. Data: --data CSV or --dataset NAME --split SPLIT (default: {datasets.DEFAULT} test).",
+    )
+    evaluate.add_argument("--model", required=True, metavar="DIR", help="run folder written by `mlgen train`")
+    _add_data_source(evaluate)
+    evaluate.add_argument("--split", default="test", help="split of --dataset (default: test)")
+    evaluate.add_argument("--data", metavar="CSV", help="labelled file to evaluate on")
+    evaluate.add_argument("--beam-size", type=int, help="beam size (default: the model's)")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    _add_csv_arguments(evaluate)
+    evaluate.set_defaults(func=_evaluate)
+
+    predict = commands.add_parser(
+        "predict",
+        help="add predicted labels to a CSV",
+        description="Read --input in chunks and write it to --output with two more columns: predicted_labels "
+        "(joined by --label-sep) and label_scores (each label's probability, same order).",
+    )
+    predict.add_argument("--model", required=True, metavar="DIR", help="run folder written by `mlgen train`")
+    predict.add_argument("--input", required=True, metavar="CSV", help="file with a text column")
+    predict.add_argument("--output", required=True, metavar="CSV", help="file to write (.csv, .tsv, .gz)")
+    predict.add_argument("--beam-size", type=int, help="beam size (default: the model's)")
+    predict.add_argument("--chunk-size", type=int, default=10000, help="rows read at a time (default: 10000)")
+    _add_csv_arguments(predict)
+    predict.set_defaults(func=_predict)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as err:
+        print(f"mlgen: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mlgen: interrupted", file=sys.stderr)
+        return 130
+
+
+def _add_data_source(parser) -> None:
+    parser.add_argument(
+        "--dataset", choices=datasets.names(), help=f"bundled dataset, official splits (default: {datasets.DEFAULT})"
+    )
+
+
+def _add_csv_arguments(parser) -> None:
+    group = parser.add_argument_group("CSV format")
+    default = CSVFormat()
+    group.add_argument("--text-column", default=default.text_column, help="text column (default: text)")
+    group.add_argument("--labels-column", default=default.labels_column, help="labels column (default: labels)")
+    group.add_argument("--label-sep", default=default.label_sep, help="separator between labels (default: |)")
+    group.add_argument("--label-columns", metavar="A,B,...", help="one-hot 0/1 label columns instead of --labels-column")
+    group.add_argument("--encoding", default=default.encoding, help="file encoding (default: utf-8)")
+    group.add_argument("--allow-empty-labels", action="store_true", help="accept documents with no label")
+    group.add_argument("--drop-invalid", action="store_true", help="drop invalid rows (each drop is counted)")
+
+
+def _csv_format(args) -> CSVFormat:
+    return CSVFormat(
+        text_column=args.text_column,
+        labels_column=args.labels_column,
+        label_sep=args.label_sep,
+        label_columns=tuple(c.strip() for c in args.label_columns.split(",")) if args.label_columns else None,
+        encoding=args.encoding,
+        allow_empty_labels=args.allow_empty_labels,
+        drop_invalid=args.drop_invalid,
+    )
+
+
+def _report(data: LabelledData) -> LabelledData:
+    print(data.summary(), file=sys.stderr)
+    return data
+
+
+def _training_data(args) -> tuple[LabelledData, LabelledData | None]:
+    if args.train and args.dataset:
+        raise InputError("give either --dataset or --train, not both")
+    if args.dev and not args.train:
+        raise InputError("--dev goes with --train; a bundled --dataset brings its own dev split (or --dev-fraction)")
+    if args.train:
+        fmt = _csv_format(args)
+        train = _report(read_labelled_csv(args.train, fmt))
+        dev = _report(read_labelled_csv(args.dev, fmt)) if args.dev else None
+        return train, dev
+    name = args.dataset or datasets.DEFAULT
+    train = _report(datasets.read(name, "train"))
+    dev = _report(datasets.read(name, "dev")) if "dev" in datasets.splits(name) else None
+    return train, dev
+
+
+def _train(args) -> int:
+    train, dev = _training_data(args)
+    model_config = from_args(ModelConfig, args)
+    train_config = from_args(TrainConfig, args)
+    from mlgen import artifacts
+    from mlgen.train import fit
+
+    with artifacts.atomic_dir(args.out) as staging:
+        predictor = fit(
+            train,
+            dev,
+            model_config,
+            train_config,
+            log_dir=staging / artifacts.LOGS,
+            verbose="auto" if args.verbose is None else args.verbose,
+        )
+        if args.train:
+            predictor.config["data"]["csv_format"] = _csv_format(args).to_dict()
+        predictor.write(staging)
+    m = predictor.metrics
+    print(
+        f"trained {m['epochs_run']} epochs in {m['train_seconds']:.0f} s; kept epoch {m['best_epoch']} "
+        f"(dev micro-F1 {m['dev'].get('micro_f1', float('nan')):.4f}); saved {args.out}"
+    )
+    return 0
+
+
+def _evaluation_data(args) -> LabelledData:
+    if args.data and args.dataset:
+        raise InputError("give either --dataset or --data, not both")
+    if args.data:
+        return _report(read_labelled_csv(args.data, _csv_format(args)))
+    return _report(datasets.read(args.dataset or datasets.DEFAULT, args.split))
+
+
+def _evaluate(args) -> int:
+    from mlgen import metrics
+    from mlgen.errors import format_rows
+
+    data = _evaluation_data(args)
+    from mlgen.predict import Predictor
+
+    predictor = Predictor.load(args.model)
+    unknown = predictor.vocab.unknown_rows(data.label_sets, data.rows)
+    if unknown:
+        listed = "; ".join(f"{label!r} (data rows {format_rows(rows, 3)})" for label, rows in list(unknown.items())[:5])
+        print(
+            f"{data.source}: {sum(map(len, unknown.values()))} gold labels ({len(unknown)} distinct) are not in "
+            f"the model's labels and count as misses: {listed}",
+            file=sys.stderr,
+        )
+    predicted = predictor.predict(data.texts, beam_size=args.beam_size)
+    scores = metrics.evaluate(data.label_sets, predicted, predictor.labels)
+    if args.json:
+        print(json.dumps(scores))
+    else:
+        print(f"{data.source} ({scores['n_docs']} documents)")
+        print(metrics.format_scores(scores))
+    return 0
+
+
+def _predict(args) -> int:
+    from mlgen.predict import Predictor
+
+    fmt = _csv_format(args)
+    if args.chunk_size < 1:
+        raise InputError(f"--chunk-size must be at least 1, got {args.chunk_size}")
+    predictor = Predictor.load(args.model)
+    output = Path(args.output)
+    if output.resolve() == Path(args.input).resolve():
+        raise InputError(f"{output}: --output must differ from --input")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+    sep = "\t" if ".tsv" in output.suffixes else ","
+    opener = gzip.open if output.suffix == ".gz" else open
+    written = dropped = 0
+    header = True
+    try:
+        with opener(partial, "wt", encoding="utf-8", newline="") as f:
+            for frame, data in read_chunks(args.input, fmt, with_labels=False, chunksize=args.chunk_size):
+                predictions = predictor.predict_scores(data.texts, beam_size=args.beam_size)
+                frame = frame.assign(
+                    predicted_labels=[fmt.label_sep.join(p.labels) for p in predictions],
+                    label_scores=[fmt.label_sep.join(f"{s:.4f}" for s in p.scores) for p in predictions],
+                )
+                frame.to_csv(f, sep=sep, index=False, header=header)
+                header = False
+                written += len(frame)
+                dropped += data.num_dropped
+                if data.num_dropped:
+                    print(data.summary(), file=sys.stderr)
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
+    print(f"wrote {written} rows to {output}" + (f" ({dropped} invalid rows dropped)" if dropped else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

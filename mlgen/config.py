@@ -1,0 +1,130 @@
+"""Hyperparameters as dataclasses, saved as `config.json` beside the model.
+
+Each field's metadata holds its CLI help (and choices), so `add_arguments` turns a
+config class into `mlgen train` flags (`max_tokens` -> `--max-tokens`) and
+`from_args` reads them back: defaults live here and only here. stdlib only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import types
+import typing
+from pathlib import Path
+
+
+def _field(default, help: str, choices=None):
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The CNN-RNN network and its decoding. See `mlgen.model.LabelSequenceModel`."""
+
+    max_tokens: int = _field(30000, "text vocabulary size (most frequent training tokens)")
+    sequence_length: int = _field(300, "tokens per document (longer ones are cut, shorter padded)")
+    embedding_dim: int = _field(128, "token embedding size")
+    filter_sizes: tuple[int, ...] = _field((2, 3, 4, 5), "CNN filter widths, comma-separated")
+    num_filters: int = _field(128, "CNN filters per width")
+    dropout: float = _field(0.5, "dropout on the text feature vector and the decoder output")
+    cell: str = _field("gru", "decoder RNN cell", ("lstm", "gru", "simple"))
+    decoder_units: int = _field(256, "decoder RNN state size")
+    label_embedding_dim: int = _field(64, "previous-label embedding size")
+    max_labels: int = _field(0, "most labels one document gets when decoding (0: the largest training set)")
+    min_labels: int = _field(1, "fewest labels one document gets when decoding (EOS is blocked before)")
+    beam_size: int = _field(1, "default beam size for decoding (1: greedy)")
+    label_order: str = _field(
+        "frequency", "order of labels in a target sequence", ("frequency", "rare-first", "alphabetical", "given")
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How `mlgen.train.fit` trains. See `mlgen train --help`."""
+
+    epochs: int = _field(30, "most training epochs (early stopping on dev micro-F1 ends sooner)")
+    batch_size: int = _field(64, "documents per training batch")
+    learning_rate: float = _field(1e-3, "Adam learning rate")
+    clipnorm: float = _field(5.0, "gradient clipping: largest gradient norm (0: off)")
+    patience: int = _field(4, "epochs without a better dev micro-F1 before stopping")
+    seed: int = _field(0, "random seed (weights, shuffling, the dev split)")
+    dev_fraction: float = _field(0.1, "share of the training file held out as dev when no --dev is given")
+    embeddings: str | None = _field(None, "word vectors to start the token embedding from (GloVe/word2vec text)")
+
+
+def _hints(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def _base_type(hint):
+    """`int | None` -> int, `tuple[int, ...]` -> tuple."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _base_type(args[0])
+    return origin or hint
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls, group_title: str | None = None) -> None:
+    """Adds one `--flag` per field of `cls`; unset flags stay None (the dataclass default applies)."""
+    group = parser.add_argument_group(group_title) if group_title else parser
+    hints = _hints(cls)
+    for field in dataclasses.fields(cls):
+        kind = _base_type(hints[field.name])
+        flag = "--" + field.name.replace("_", "-")
+        default = field.default
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        kwargs = dict(default=None, help=f"{field.metadata['help']} (default: {shown})")
+        if field.metadata.get("choices"):
+            kwargs["choices"] = field.metadata["choices"]
+        if kind is tuple:
+            kwargs["type"] = _int_tuple
+            kwargs["metavar"] = "N,N,..."
+        elif kind in (int, float, str):
+            kwargs["type"] = kind
+        group.add_argument(flag, **kwargs)
+
+
+def from_args(cls, args: argparse.Namespace, **overrides):
+    """The config with every flag the user set; the dataclass defaults for the rest."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name, None) is not None}
+    values.update(overrides)
+    return cls(**values)
+
+
+def _int_tuple(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive whole numbers, got {text!r}")
+    return values
+
+
+def to_dict(config) -> dict:
+    data = dataclasses.asdict(config)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+
+def from_dict(cls, data: dict):
+    """Builds `cls` from a dict, ignoring unknown keys (older/newer configs) and restoring tuples."""
+    hints = _hints(cls)
+    values = {}
+    for field in dataclasses.fields(cls):
+        if field.name in data:
+            value = data[field.name]
+            if _base_type(hints[field.name]) is tuple and value is not None:
+                value = tuple(value)
+            values[field.name] = value
+    return cls(**values)
+
+
+def save_json(data: dict, path) -> None:
+    Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def load_json(path) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -1,0 +1,325 @@
+"""Labelled CSV files in, texts and label sets out. pandas only: no TensorFlow here.
+
+A labelled file has a text column and either one labels column whose cell joins the
+labels with a separator (``earn|acq``) or one 0/1 column per label (one-hot). `.csv`,
+`.tsv` and their gzip versions (`.csv.gz`, `.tsv.gz`) are read.
+
+Every problem raises `mlgen.errors.InputError` naming the file, the problem, the first
+offending data rows (row 1 is the first line after the header) and the fix. Rows are
+never dropped silently: `drop_invalid=True` drops them and `LabelledData.dropped`
+counts each one, for the caller to print (`LabelledData.summary()`).
+
+This module is the project's one CSV reader: training, evaluation and prediction all
+read through `read_chunks`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mlgen.errors import InputError, format_rows
+
+# Why a row may be invalid, in the order they are checked and reported.
+EMPTY_TEXT = "empty text"
+EMPTY_LABELS = "empty labels"
+BAD_ONE_HOT = "one-hot cell not 0/1"
+
+
+@dataclasses.dataclass(frozen=True)
+class CSVFormat:
+    """How to read a labelled CSV. Field names match the CLI flags (`--text-column` ...).
+
+    Args:
+        text_column: column holding the document text.
+        labels_column: column holding the labels joined by `label_sep`.
+        label_sep: separator between labels inside `labels_column`.
+        label_columns: one-hot label columns (cells 0/1); when set, `labels_column`
+            is not used and the labels are these column names.
+        encoding: text encoding of the file.
+        allow_empty_labels: accept rows with no label (otherwise an error).
+        drop_invalid: drop invalid rows (counted in `LabelledData.dropped`) instead
+            of raising.
+    """
+
+    text_column: str = "text"
+    labels_column: str = "labels"
+    label_sep: str = "|"
+    label_columns: tuple[str, ...] | None = None
+    encoding: str = "utf-8"
+    allow_empty_labels: bool = False
+    drop_invalid: bool = False
+
+    def __post_init__(self):
+        if self.label_columns is not None:
+            object.__setattr__(self, "label_columns", tuple(self.label_columns))
+            if not self.label_columns:
+                raise InputError("--label-columns is empty; list the one-hot columns, e.g. --label-columns a,b,c")
+        if not self.label_sep:
+            raise InputError("--label-sep is empty; give the character that joins labels, e.g. --label-sep '|'")
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        if self.label_columns is not None:
+            data["label_columns"] = list(self.label_columns)
+        return data
+
+
+@dataclasses.dataclass
+class LabelledData:
+    """Texts and their label sets, in file order.
+
+    Attributes:
+        texts: one string per document.
+        label_sets: one list of label names per document (no duplicates, file order);
+            empty lists only for unlabelled reads or with `allow_empty_labels`.
+        rows: the data row (1-based, header not counted) each document came from.
+        source: where the data came from (a path or `dataset:split`).
+        dropped: invalid rows that were dropped, by reason.
+    """
+
+    texts: list[str]
+    label_sets: list[list[str]]
+    rows: list[int]
+    source: str
+    dropped: dict[str, list[int]] = dataclasses.field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, indices: Sequence[int]) -> LabelledData:
+        """The documents at `indices`, in that order (drops are not carried over)."""
+        return LabelledData(
+            texts=[self.texts[i] for i in indices],
+            label_sets=[self.label_sets[i] for i in indices],
+            rows=[self.rows[i] for i in indices],
+            source=self.source,
+        )
+
+    @property
+    def num_dropped(self) -> int:
+        return sum(len(rows) for rows in self.dropped.values())
+
+    def summary(self) -> str:
+        """One line on what was read and dropped, e.g. for the CLI to print."""
+        line = f"{self.source}: read {len(self)} documents"
+        if self.num_dropped:
+            parts = [f"{len(r)} {reason} (data rows {format_rows(r)})" for reason, r in self.dropped.items()]
+            line += f", dropped {self.num_dropped} invalid rows: " + "; ".join(parts)
+        return line
+
+
+def read_labelled_csv(path, fmt: CSVFormat = CSVFormat()) -> LabelledData:
+    """Reads a whole labelled CSV into memory. See `read_chunks` for the rules."""
+    chunks = [data for _, data in read_chunks(path, fmt)]
+    return _concat(chunks, str(path))
+
+
+def read_texts(path, fmt: CSVFormat = CSVFormat()) -> LabelledData:
+    """Reads only the text column (labels, if any, are ignored)."""
+    chunks = [data for _, data in read_chunks(path, fmt, with_labels=False)]
+    return _concat(chunks, str(path))
+
+
+def read_chunks(
+    path, fmt: CSVFormat = CSVFormat(), *, with_labels: bool = True, chunksize: int | None = None
+) -> Iterator[tuple[pd.DataFrame, LabelledData]]:
+    """Reads a CSV in chunks of `chunksize` rows (all at once when None).
+
+    Yields:
+        `(frame, data)`: the chunk's rows as read (all columns, as strings, invalid
+        rows removed when `fmt.drop_invalid`) and the parsed `LabelledData`
+        (label sets empty when `with_labels` is False).
+
+    Raises:
+        InputError: missing file or column, empty file, header without rows, bad
+            encoding, malformed CSV, or an invalid row (unless `fmt.drop_invalid`).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    frames = _read_frames(path, fmt, chunksize)
+    first_row = 1
+    for frame in frames:
+        if first_row == 1:
+            _check_columns(path, frame, fmt, with_labels)
+        if len(frame) == 0:
+            break
+        kept, data = _parse(frame, fmt, path, first_row, with_labels)
+        first_row += len(frame)
+        yield frame[kept], data
+    if first_row == 1:
+        raise InputError(f"{path}: has a header but no data rows; add at least one row under the header")
+
+
+def _read_frames(path: Path, fmt: CSVFormat, chunksize: int | None) -> Iterator[pd.DataFrame]:
+    sep = "\t" if ".tsv" in path.suffixes else ","
+    try:
+        reader = pd.read_csv(
+            path,
+            sep=sep,
+            dtype=str,
+            na_filter=False,  # "NA", "null", "" stay strings: a label may be called "NA"
+            encoding=fmt.encoding,
+            chunksize=chunksize,
+            compression="infer",
+        )
+        if chunksize is None:
+            yield reader
+        else:
+            with reader:
+                yield from reader
+    except pd.errors.EmptyDataError:
+        raise InputError(
+            f"{path}: the file is empty; a labelled CSV needs a header row "
+            f"(e.g. '{fmt.text_column},{fmt.labels_column}') and data rows"
+        ) from None
+    except UnicodeDecodeError as err:
+        raise InputError(_decode_error_message(path, fmt.encoding, err)) from None
+    except LookupError:
+        raise InputError(f"--encoding {fmt.encoding!r} is not an encoding Python knows; try utf-8 or latin-1") from None
+    except (pd.errors.ParserError, OSError, EOFError) as err:
+        message = " ".join(str(err).split())
+        raise InputError(f"{path}: not a readable CSV ({message}); check the quoting and the number of fields") from None
+
+
+def _decode_error_message(path: Path, encoding: str, err: UnicodeDecodeError) -> str:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    try:
+        raw.decode(encoding)
+        where = "somewhere"
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        where = f"line {line} (byte 0x{raw[e.start]:02x})"
+    return (
+        f"{path}: {where} is not valid {encoding} ({err.reason}); "
+        f"pass the file's encoding with --encoding, e.g. --encoding latin-1"
+    )
+
+
+def _check_columns(path: Path, frame: pd.DataFrame, fmt: CSVFormat, with_labels: bool) -> None:
+    found = ", ".join(map(str, frame.columns))
+    if fmt.text_column not in frame.columns:
+        raise InputError(
+            f"{path}: no text column {fmt.text_column!r} (columns found: {found}); "
+            f"name the text column with --text-column"
+        )
+    if not with_labels:
+        return
+    if fmt.label_columns is not None:
+        missing = [c for c in fmt.label_columns if c not in frame.columns]
+        if missing:
+            raise InputError(
+                f"{path}: no one-hot label columns {', '.join(map(repr, missing))} (columns found: {found}); "
+                f"fix --label-columns"
+            )
+    elif fmt.labels_column not in frame.columns:
+        raise InputError(
+            f"{path}: no labels column {fmt.labels_column!r} (columns found: {found}); "
+            f"name it with --labels-column, or give one-hot columns with --label-columns a,b,c"
+        )
+
+
+def _parse(
+    frame: pd.DataFrame, fmt: CSVFormat, path: Path, first_row: int, with_labels: bool
+) -> tuple[np.ndarray, LabelledData]:
+    rows = np.arange(first_row, first_row + len(frame))
+    texts = frame[fmt.text_column].to_numpy(dtype=object)
+    invalid = {EMPTY_TEXT: frame[fmt.text_column].str.strip().eq("").to_numpy()}
+
+    if not with_labels:
+        label_sets = [[] for _ in range(len(frame))]
+    elif fmt.label_columns is not None:
+        cells = frame[list(fmt.label_columns)].apply(lambda col: col.str.strip())
+        ok = cells.isin(["0", "1"])
+        invalid[BAD_ONE_HOT] = ~ok.all(axis=1).to_numpy()
+        if invalid[BAD_ONE_HOT].any() and not fmt.drop_invalid:
+            i = int(np.argmax(invalid[BAD_ONE_HOT]))
+            column = str(ok.columns[~ok.iloc[i].to_numpy()][0])
+            bad_rows = rows[invalid[BAD_ONE_HOT]]
+            raise InputError(
+                f"{path}: one-hot label cells must be 0 or 1, but column {column!r} holds "
+                f"{frame[column].iloc[i]!r} in data row {rows[i]} (invalid data rows: {format_rows(bad_rows)}); "
+                f"fix those cells or pass --drop-invalid to skip the rows"
+            )
+        names = np.array(fmt.label_columns, dtype=object)
+        on = cells.eq("1").to_numpy()
+        label_sets = [list(names[r]) for r in on]
+    else:
+        label_sets = [split_labels(cell, fmt.label_sep) for cell in frame[fmt.labels_column]]
+    if with_labels and not fmt.allow_empty_labels:
+        invalid[EMPTY_LABELS] = np.array([not labels for labels in label_sets], dtype=bool)
+
+    fixes = {
+        EMPTY_TEXT: f"fill in column {fmt.text_column!r} or pass --drop-invalid to skip the rows",
+        EMPTY_LABELS: "pass --allow-empty-labels if documents may have no label, or --drop-invalid to skip the rows",
+    }
+    dropped = {}
+    keep = np.ones(len(frame), dtype=bool)
+    for reason, bad in invalid.items():
+        bad = bad & keep  # a row is counted once, under its first problem
+        if not bad.any():
+            continue
+        if not fmt.drop_invalid:
+            column = fmt.text_column if reason == EMPTY_TEXT else fmt.labels_column
+            raise InputError(
+                f"{path}: {reason} in column {column!r} at data rows {format_rows(rows[bad])}; {fixes[reason]}"
+            )
+        dropped[reason] = rows[bad].tolist()
+        keep &= ~bad
+
+    data = LabelledData(
+        texts=[str(t) for t in texts[keep]],
+        label_sets=[labels for labels, k in zip(label_sets, keep) if k],
+        rows=rows[keep].tolist(),
+        source=str(path),
+        dropped=dropped,
+    )
+    return keep, data
+
+
+def split_labels(cell: str, sep: str = "|") -> list[str]:
+    """`" b | a|b||"` -> `["b", "a"]`: split, strip, drop empty pieces, collapse duplicates."""
+    labels = (piece.strip() for piece in cell.split(sep))
+    return list(dict.fromkeys(label for label in labels if label))
+
+
+def _concat(chunks: list[LabelledData], source: str) -> LabelledData:
+    dropped: dict[str, list[int]] = {}
+    for chunk in chunks:
+        for reason, rows in chunk.dropped.items():
+            dropped.setdefault(reason, []).extend(rows)
+    return LabelledData(
+        texts=[t for c in chunks for t in c.texts],
+        label_sets=[s for c in chunks for s in c.label_sets],
+        rows=[r for c in chunks for r in c.rows],
+        source=source,
+        dropped=dropped,
+    )
+
+
+def train_dev_split(data: LabelledData, dev_fraction: float = 0.1, seed: int = 0) -> tuple[LabelledData, LabelledData]:
+    """A seeded random split of `data` into (train, dev); both keep file order.
+
+    Raises:
+        InputError: if `dev_fraction` is not in (0, 1) or leaves either side empty.
+    """
+    if not 0.0 < dev_fraction < 1.0:
+        raise InputError(f"--dev-fraction must be between 0 and 1 (exclusive), got {dev_fraction}")
+    n_dev = int(round(len(data) * dev_fraction))
+    if n_dev < 1 or n_dev >= len(data):
+        raise InputError(
+            f"{data.source}: --dev-fraction {dev_fraction} of {len(data)} documents leaves an empty "
+            f"{'dev' if n_dev < 1 else 'train'} set; give a --dev file or change --dev-fraction"
+        )
+    order = np.random.default_rng(seed).permutation(len(data))
+    dev_idx = np.sort(order[:n_dev])
+    train_idx = np.sort(order[n_dev:])
+    return data.subset(train_idx.tolist()), data.subset(dev_idx.tolist())

@@ -1,0 +1,100 @@
+"""Kim-style CNN text encoder: embedding, parallel Conv1D widths, max-over-time pooling."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="mlgen")
+class CNNTextEncoder(keras.layers.Layer):
+    """Reads token ids into a text feature vector (Kim, 2014).
+
+    Args:
+        vocab_size: number of token ids (id 0 is padding).
+        embedding_dim: token embedding size.
+        filter_sizes: widths of the parallel convolutions.
+        num_filters: filters per width.
+        dropout: dropout rate on the feature vector.
+        embeddings_initializer: initializer of the embedding matrix, e.g.
+            `keras.initializers.Constant(matrix)` for pretrained vectors.
+
+    Call arguments:
+        token_ids: int tensor `(batch, length)`, 0 for padding; `length` must be at
+            least `max(filter_sizes)`.
+        training: whether dropout is on.
+
+    Returns:
+        The text feature vector, `(batch, len(filter_sizes) * num_filters)`.
+
+    Example:
+        >>> encoder = CNNTextEncoder(vocab_size=100, embedding_dim=8, filter_sizes=(2, 3), num_filters=4)
+        >>> encoder(np.ones((2, 10), "int32")).shape
+        (2, 8)
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int = 128,
+        filter_sizes=(2, 3, 4, 5),
+        num_filters: int = 128,
+        dropout: float = 0.5,
+        embeddings_initializer="uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.embedding_dim = embedding_dim
+        self.filter_sizes = tuple(filter_sizes)
+        self.num_filters = num_filters
+        self.dropout = dropout
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.embedding = keras.layers.Embedding(
+            vocab_size, embedding_dim, embeddings_initializer=self.embeddings_initializer, name="embedding"
+        )
+        self.convolutions = [
+            keras.layers.Conv1D(num_filters, width, activation="relu", name=f"conv_{width}")
+            for width in self.filter_sizes
+        ]
+        self.dropout_layer = keras.layers.Dropout(dropout)
+
+    @property
+    def output_dim(self) -> int:
+        return len(self.filter_sizes) * self.num_filters
+
+    def build(self, input_shape):
+        self.embedding.build(input_shape)
+        embedded_shape = (*input_shape, self.embedding_dim)
+        for conv in self.convolutions:
+            conv.build(embedded_shape)
+
+    def feature_maps(self, token_ids):
+        """Per-width convolution outputs, each `(batch, length - width + 1, num_filters)`."""
+        embedded = self.embedding(token_ids)  # (batch, length, embedding_dim)
+        return [conv(embedded) for conv in self.convolutions]
+
+    def call(self, token_ids, training=None):
+        pooled = [ops.max(maps, axis=1) for maps in self.feature_maps(token_ids)]  # each (batch, num_filters)
+        features = ops.concatenate(pooled, axis=-1)  # (batch, len(filter_sizes) * num_filters)
+        return self.dropout_layer(features, training=training)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.output_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            vocab_size=self.vocab_size,
+            embedding_dim=self.embedding_dim,
+            filter_sizes=list(self.filter_sizes),
+            num_filters=self.num_filters,
+            dropout=self.dropout,
+            # The weights carry pretrained vectors; the config only needs a cheap initializer.
+            embeddings_initializer=keras.initializers.serialize(
+                self.embeddings_initializer
+                if not isinstance(self.embeddings_initializer, keras.initializers.Constant)
+                else keras.initializers.get("uniform")
+            ),
+        )
+        return config

@@ -1,0 +1,208 @@
+"""The CNN-RNN label-sequence model (Chen et al., IJCNN 2017).
+
+A CNN reads the document into a text feature vector; an RNN decoder, conditioned on
+that vector at every step, writes the label set one label at a time. Training uses
+teacher forcing (`call`); inference feeds the decoder its own predictions through
+`mlgen.decoding` (`generate`).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from mlgen import decoding
+from mlgen.errors import InputError
+from mlgen.layers.decoder_cell import LabelDecoderCell
+from mlgen.layers.encoder import CNNTextEncoder
+from mlgen.vocab import BOS, EOS, PAD, PAD_ID
+
+
+@keras.saving.register_keras_serializable(package="mlgen")
+class LabelSequenceModel(keras.Model):
+    """Text in, label sequence out. Holds its text vectorizer and label names.
+
+    Args:
+        labels: label names in id order (`LabelVocabulary.labels`); ids 0-2 are
+            PAD, BOS, EOS.
+        max_tokens: text vocabulary size of the `TextVectorization` layer.
+        sequence_length: tokens per document.
+        embedding_dim, filter_sizes, num_filters, dropout: see `CNNTextEncoder`.
+        cell, decoder_units: see `LabelDecoderCell`.
+        label_embedding_dim: size of the previous-label embedding.
+        max_labels: most labels a document gets when decoding.
+        min_labels: fewest labels a document gets when decoding.
+
+    Call arguments:
+        inputs: `(token_ids, decoder_input)`: int `(batch, sequence_length)` and
+            int `(batch, steps)` = BOS + gold labels, PAD after.
+
+    Returns:
+        Logits `(batch, steps, len(labels) + 3)` for the next label at every step.
+    """
+
+    def __init__(
+        self,
+        labels,
+        max_tokens: int = 30000,
+        sequence_length: int = 300,
+        embedding_dim: int = 128,
+        filter_sizes=(2, 3, 4, 5),
+        num_filters: int = 128,
+        dropout: float = 0.5,
+        cell: str = "gru",
+        decoder_units: int = 256,
+        label_embedding_dim: int = 64,
+        max_labels: int = 10,
+        min_labels: int = 1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.labels = list(labels)
+        self.max_tokens = max_tokens
+        self.sequence_length = sequence_length
+        self.embedding_dim = embedding_dim
+        self.filter_sizes = tuple(filter_sizes)
+        self.num_filters = num_filters
+        self.dropout = dropout
+        self.cell_type = cell
+        self.decoder_units = decoder_units
+        self.label_embedding_dim = label_embedding_dim
+        self.max_labels = max_labels
+        self.min_labels = min_labels
+        self.num_label_ids = len(self.labels) + 3
+
+        self.text_vectorizer = keras.layers.TextVectorization(
+            max_tokens=max_tokens, output_sequence_length=sequence_length, name="text_vectorizer"
+        )
+        self.label_names = keras.layers.StringLookup(
+            vocabulary=[BOS, EOS, *self.labels], mask_token=PAD, num_oov_indices=0, invert=True, name="label_names"
+        )
+        self.encoder = CNNTextEncoder(
+            vocab_size=max_tokens,
+            embedding_dim=embedding_dim,
+            filter_sizes=filter_sizes,
+            num_filters=num_filters,
+            dropout=dropout,
+            name="encoder",
+        )
+        self.label_embedding = keras.layers.Embedding(self.num_label_ids, label_embedding_dim, name="label_embedding")
+        self.cell = LabelDecoderCell(decoder_units, self.encoder.output_dim, cell=cell, name="decoder_cell")
+        self.decoder = keras.layers.RNN(self.cell, return_sequences=True, name="decoder")
+        self.output_dropout = keras.layers.Dropout(dropout)
+        self.head = keras.layers.Dense(self.num_label_ids, name="head")
+        self._generate_functions = {}
+
+    def build(self, input_shape):
+        token_shape, decoder_shape = input_shape
+        self.encoder.build(token_shape)
+        self.label_embedding.build(decoder_shape)
+        self.cell.build((None, self.label_embedding_dim))
+        self.decoder.build((None, None, self.label_embedding_dim))
+        self.head.build((None, self.decoder_units))
+        self.built = True
+
+    def call(self, inputs, training=None):
+        token_ids, decoder_input = inputs
+        context = self.encoder(token_ids, training=training)  # (batch, features)
+        embedded = self.label_embedding(decoder_input)  # (batch, steps, label_embedding_dim)
+        # The mask is passed explicitly: PAD steps neither update the state nor reach the loss.
+        mask = ops.not_equal(decoder_input, PAD_ID)
+        outputs = self.decoder(embedded, initial_state=self.cell.initial_state(context), mask=mask, training=training)
+        return self.head(self.output_dropout(outputs, training=training))  # (batch, steps, num_label_ids)
+
+    def initial_state(self, token_ids):
+        """The decoder's starting state for token ids `(batch, sequence_length)`."""
+        return self.cell.initial_state(self.encoder(token_ids, training=False))
+
+    def decode_step(self, prev_ids, states):
+        """One inference step: previous ids `(rows,)` -> logits `(rows, num_label_ids)`, new states."""
+        output, states = self.cell(self.label_embedding(prev_ids), states, training=False)
+        return self.head(output), states
+
+    def generate(self, texts, beam_size: int = 1, max_labels: int | None = None):
+        """Decodes a batch of raw strings `(batch,)`, feeding back the model's own predictions.
+
+        Returns:
+            `(ids, names, probs, log_prob)`: ids/names/probs `(batch, max_labels + 1)`
+            (labels in generation order, then EOS, then PAD) and the sequence
+            log-probability `(batch,)`. See `mlgen.decoding`.
+        """
+        token_ids = self.text_vectorizer(texts)
+        ids, probs, log_prob = decoding.search(
+            self.decode_step,
+            self.initial_state(token_ids),
+            beam_size=beam_size,
+            vocab_size=self.num_label_ids,
+            max_labels=self.max_labels if max_labels is None else max_labels,
+            min_labels=self.min_labels,
+        )
+        return ids, self.label_names(ids), probs, log_prob
+
+    def generate_function(self, beam_size: int = 1, max_labels: int | None = None):
+        """`generate` compiled with `tf.function` for any batch size, cached per settings."""
+        key = (beam_size, max_labels)
+        if key not in self._generate_functions:
+            self._generate_functions[key] = tf.function(
+                lambda texts: self.generate(texts, beam_size=beam_size, max_labels=max_labels),
+                input_signature=[tf.TensorSpec([None], tf.string)],
+            )
+        return self._generate_functions[key]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            labels=self.labels,
+            max_tokens=self.max_tokens,
+            sequence_length=self.sequence_length,
+            embedding_dim=self.embedding_dim,
+            filter_sizes=list(self.filter_sizes),
+            num_filters=self.num_filters,
+            dropout=self.dropout,
+            cell=self.cell_type,
+            decoder_units=self.decoder_units,
+            label_embedding_dim=self.label_embedding_dim,
+            max_labels=self.max_labels,
+            min_labels=self.min_labels,
+        )
+        return config
+
+
+def load_word_vectors(path, vocabulary, dim: int, seed: int = 0) -> tuple[np.ndarray, int]:
+    """An embedding matrix `(len(vocabulary), dim)` from a GloVe/word2vec text file, and how many rows it filled.
+
+    Rows of words found in the file get their vector; the others keep a small random
+    start (row 0, padding, is zero). A word2vec header line (`count dim`) is skipped.
+
+    Raises:
+        InputError: missing file, or vectors whose size is not `dim`.
+    """
+    rng = np.random.default_rng(seed)
+    matrix = rng.uniform(-0.05, 0.05, (len(vocabulary), dim)).astype("float32")
+    matrix[0] = 0.0
+    index = {word: i for i, word in enumerate(vocabulary)}
+    found = 0
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line_number, line in enumerate(f, 1):
+                parts = line.rstrip().split(" ")
+                if line_number == 1 and len(parts) == 2:
+                    continue  # word2vec header
+                if len(parts) != dim + 1:
+                    raise InputError(
+                        f"{path}: line {line_number} has a vector of {len(parts) - 1} numbers, "
+                        f"but --embedding-dim is {dim}; set --embedding-dim to the file's vector size"
+                    )
+                i = index.get(parts[0])
+                if i is not None and i > 0:
+                    matrix[i] = np.asarray(parts[1:], dtype="float32")
+                    found += 1
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such word-vector file (--embeddings)") from None
+    except ValueError as err:
+        if isinstance(err, InputError):
+            raise
+        raise InputError(f"{path}: not a word-vector text file ({err})") from None
+    return matrix, found

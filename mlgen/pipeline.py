@@ -1,0 +1,54 @@
+"""`tf.data` input pipeline: token ids and teacher-forcing pairs, batched."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from mlgen.vocab import LabelVocabulary
+
+_CHUNK = 2048
+
+
+def adapt_vectorizer(vectorizer, texts: Sequence[str]) -> None:
+    """Builds the `TextVectorization` vocabulary from (training) texts only."""
+    vectorizer.adapt(tf.data.Dataset.from_tensor_slices(list(texts)).batch(_CHUNK))
+
+
+def vectorize(vectorizer, texts: Sequence[str]) -> np.ndarray:
+    """Token ids, int32 `(len(texts), sequence_length)`, 0 for padding."""
+    chunks = [vectorizer(tf.constant(list(texts[i : i + _CHUNK]), tf.string)) for i in range(0, len(texts), _CHUNK)]
+    return tf.concat(chunks, axis=0).numpy().astype(np.int32)
+
+
+def make_dataset(
+    token_ids: np.ndarray,
+    label_sets: Sequence[Sequence[str]],
+    vocab: LabelVocabulary,
+    *,
+    batch_size: int = 64,
+    shuffle: bool = False,
+    seed: int = 0,
+    rows: Sequence[int] | None = None,
+) -> tf.data.Dataset:
+    """Batches of `((token_ids, decoder_input), decoder_target)`.
+
+    Args:
+        token_ids: `(n, sequence_length)` from `vectorize`.
+        label_sets: `n` label sets, every label in `vocab`.
+        vocab: orders the labels and maps them to ids.
+        batch_size: documents per batch.
+        shuffle: reshuffle every epoch (training data only), seeded by `seed`.
+        rows: data rows of the documents, for error messages.
+
+    Yields:
+        token ids `(batch, sequence_length)`, decoder input `(batch, steps)` =
+        BOS + labels, decoder target `(batch, steps)` = labels + EOS; PAD after.
+    """
+    decoder_input, decoder_target = vocab.encode_batch(label_sets, rows=rows)
+    dataset = tf.data.Dataset.from_tensor_slices(((token_ids, decoder_input), decoder_target))
+    if shuffle:
+        dataset = dataset.shuffle(len(token_ids), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
