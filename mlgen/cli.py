@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    """Runs one command; `argv` items may be paths. Returns the exit status."""
+    args = build_parser().parse_args(None if argv is None else [str(a) for a in argv])
     try:
         return args.func(args)
     except InputError as err:
@@ -177,9 +178,10 @@ def _evaluation_data(args) -> LabelledData:
 
 
 def _evaluate(args) -> int:
-    from mlgen import metrics
+    from mlgen import artifacts, metrics
     from mlgen.errors import format_rows
 
+    artifacts.check_run_dir(args.model)
     data = _evaluation_data(args)
     from mlgen.predict import Predictor
 

@@ -46,9 +46,17 @@ def make_dataset(
     Yields:
         token ids `(batch, sequence_length)`, decoder input `(batch, steps)` =
         BOS + labels, decoder target `(batch, steps)` = labels + EOS; PAD after.
+        `steps` is the batch's longest set + 1, so the decoder never runs over a
+        column that is padding in every row.
     """
     decoder_input, decoder_target = vocab.encode_batch(label_sets, rows=rows)
     dataset = tf.data.Dataset.from_tensor_slices(((token_ids, decoder_input), decoder_target))
     if shuffle:
         dataset = dataset.shuffle(len(token_ids), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return dataset.batch(batch_size).map(_trim_steps).prefetch(tf.data.AUTOTUNE)
+
+
+def _trim_steps(inputs, decoder_target):
+    token_ids, decoder_input = inputs
+    steps = tf.reduce_max(tf.reduce_sum(tf.cast(tf.not_equal(decoder_input, 0), tf.int32), axis=1))
+    return (token_ids, decoder_input[:, :steps]), decoder_target[:, :steps]

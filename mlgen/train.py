@@ -129,7 +129,9 @@ def fit(
     if log_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir)))
     fit_started = time.perf_counter()
-    history = model.fit(train_data, validation_data=dev_data, epochs=train_config.epochs, callbacks=callbacks, verbose=verbose)
+    history = model.fit(
+        train_data, validation_data=dev_data, epochs=train_config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False
+    )
     fit_seconds = time.perf_counter() - fit_started
 
     config = {

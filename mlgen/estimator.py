@@ -1,0 +1,123 @@
+"""A scikit-learn-style estimator around the one training loop, for training from Python."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from mlgen.config import ModelConfig, TrainConfig
+from mlgen.data import LabelledData
+
+
+class LabelSequenceClassifier(BaseEstimator):
+    """CNN-RNN multi-label classifier: `fit(texts, label_sets)`, `predict(texts)`.
+
+    Every `ModelConfig` and `TrainConfig` field is a constructor argument with the same
+    name and default (see `mlgen train --help`); `get_params`/`set_params`/`clone`
+    work as in scikit-learn.
+
+    Args:
+        dev_texts, dev_label_sets: optional dev data for early stopping; without
+            them `dev_fraction` of the training data is held out.
+        verbose: Keras verbosity during `fit`.
+
+    Attributes:
+        predictor_: the fitted `mlgen.predict.Predictor` (save it with `save`).
+        classes_: the label vocabulary's labels.
+
+    Example:
+        >>> clf = LabelSequenceClassifier(epochs=5).fit(texts, label_sets)
+        >>> clf.predict(["wheat exports rose"])
+        [['grain', 'wheat']]
+    """
+
+    def __init__(
+        self,
+        max_tokens=ModelConfig.max_tokens,
+        sequence_length=ModelConfig.sequence_length,
+        embedding_dim=ModelConfig.embedding_dim,
+        filter_sizes=ModelConfig.filter_sizes,
+        num_filters=ModelConfig.num_filters,
+        dropout=ModelConfig.dropout,
+        cell=ModelConfig.cell,
+        decoder_units=ModelConfig.decoder_units,
+        label_embedding_dim=ModelConfig.label_embedding_dim,
+        max_labels=ModelConfig.max_labels,
+        min_labels=ModelConfig.min_labels,
+        beam_size=ModelConfig.beam_size,
+        label_order=ModelConfig.label_order,
+        epochs=TrainConfig.epochs,
+        batch_size=TrainConfig.batch_size,
+        learning_rate=TrainConfig.learning_rate,
+        clipnorm=TrainConfig.clipnorm,
+        patience=TrainConfig.patience,
+        seed=TrainConfig.seed,
+        dev_fraction=TrainConfig.dev_fraction,
+        embeddings=TrainConfig.embeddings,
+        verbose=0,
+    ):
+        self.max_tokens = max_tokens
+        self.sequence_length = sequence_length
+        self.embedding_dim = embedding_dim
+        self.filter_sizes = filter_sizes
+        self.num_filters = num_filters
+        self.dropout = dropout
+        self.cell = cell
+        self.decoder_units = decoder_units
+        self.label_embedding_dim = label_embedding_dim
+        self.max_labels = max_labels
+        self.min_labels = min_labels
+        self.beam_size = beam_size
+        self.label_order = label_order
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.clipnorm = clipnorm
+        self.patience = patience
+        self.seed = seed
+        self.dev_fraction = dev_fraction
+        self.embeddings = embeddings
+        self.verbose = verbose
+
+    def _config(self, cls):
+        params = self.get_params()
+        return cls(**{f.name: params[f.name] for f in dataclasses.fields(cls)})
+
+    def fit(self, texts, label_sets, dev_texts=None, dev_label_sets=None):
+        """Trains on `texts` (strings) and `label_sets` (lists of label names); returns self."""
+        from mlgen.train import fit
+
+        train = _labelled(texts, label_sets, "fit data")
+        dev = _labelled(dev_texts, dev_label_sets, "dev data") if dev_texts is not None else None
+        self.predictor_ = fit(train, dev, self._config(ModelConfig), self._config(TrainConfig), verbose=self.verbose)
+        self.classes_ = self.predictor_.labels
+        self.history_ = self.predictor_.history
+        return self
+
+    def predict(self, texts) -> list[list[str]]:
+        """The label set of each text, labels in generation order."""
+        check_is_fitted(self, "predictor_")
+        return self.predictor_.predict(texts, beam_size=self.beam_size)
+
+    def predict_scores(self, texts):
+        """Per text: labels, their probabilities and the sequence log-probability."""
+        check_is_fitted(self, "predictor_")
+        return self.predictor_.predict_scores(texts, beam_size=self.beam_size)
+
+    def save(self, folder) -> None:
+        """Writes a run folder that `mlgen.load` and the CLI read."""
+        check_is_fitted(self, "predictor_")
+        self.predictor_.save(folder)
+
+
+def _labelled(texts, label_sets, what: str) -> LabelledData:
+    from mlgen.errors import InputError
+
+    if isinstance(texts, str):
+        raise InputError(f"{what}: texts must be a list of strings, not one string")
+    texts, label_sets = list(texts), [list(s) for s in label_sets]
+    if len(texts) != len(label_sets):
+        raise InputError(f"{what}: {len(texts)} texts but {len(label_sets)} label sets")
+    return LabelledData(texts=texts, label_sets=label_sets, rows=list(range(1, len(texts) + 1)), source=what)

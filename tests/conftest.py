@@ -1,0 +1,81 @@
+"""Shared fixtures: tiny CSVs and one tiny trained model per session."""
+
+from __future__ import annotations
+
+import gzip
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pandas as pd
+import pytest
+
+from mlgen import datasets
+
+# Small enough for 2 CPU cores: vocab <= 1k, length <= 50, a few hundred documents.
+TINY_MODEL = dict(
+    max_tokens=1000,
+    sequence_length=50,
+    embedding_dim=16,
+    filter_sizes=(2, 3),
+    num_filters=16,
+    decoder_units=32,
+    label_embedding_dim=16,
+)
+TINY_TRAIN = dict(epochs=2, batch_size=32, patience=2, seed=0)
+TINY_FLAGS = [
+    "--max-tokens", "1000", "--sequence-length", "50", "--embedding-dim", "16", "--filter-sizes", "2,3",
+    "--num-filters", "16", "--decoder-units", "32", "--label-embedding-dim", "16",
+    "--epochs", "2", "--batch-size", "32", "--seed", "0",
+]  # fmt: skip
+
+
+def write_csv(path, text: str, encoding: str = "utf-8"):
+    """Writes `text` to `path` (gzip when it ends in .gz) and returns the path."""
+    data = text.encode(encoding)
+    if str(path).endswith(".gz"):
+        data = gzip.compress(data)
+    path.write_bytes(data)
+    return path
+
+
+def _tiny_frame(split: str, n: int) -> pd.DataFrame:
+    """The first `n` Reuters documents of `split`, cut to 50 words, top-8 labels only."""
+    frame = datasets.load("reuters21578", split)
+    top = set(datasets.load("reuters21578", "train")["labels"].explode().value_counts().index[:8])
+    frame["labels"] = frame["labels"].map(lambda labels: [label for label in labels if label in top])
+    frame = frame[frame["labels"].map(len) > 0].head(n)
+    return pd.DataFrame(
+        {"text": frame["text"].map(lambda t: " ".join(t.split()[:50])), "labels": frame["labels"].map("|".join)}
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_csvs(tmp_path_factory):
+    """Paths of tiny labelled train (300 docs), dev (80) and test (80) CSVs."""
+    folder = tmp_path_factory.mktemp("tiny")
+    train = _tiny_frame("train", 380)
+    paths = {"train": folder / "train.csv", "dev": folder / "dev.csv", "test": folder / "test.csv"}
+    train.head(300).to_csv(paths["train"], index=False)
+    train.tail(80).to_csv(paths["dev"], index=False)
+    _tiny_frame("test", 80).to_csv(paths["test"], index=False)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_csvs, tmp_path_factory):
+    """A tiny CNN-RNN trained by `mlgen.train.fit` and saved; returns (predictor, run folder)."""
+    from mlgen.config import ModelConfig, TrainConfig
+    from mlgen.data import read_labelled_csv
+    from mlgen.train import fit
+
+    predictor = fit(
+        read_labelled_csv(tiny_csvs["train"]),
+        read_labelled_csv(tiny_csvs["dev"]),
+        ModelConfig(**TINY_MODEL),
+        TrainConfig(**TINY_TRAIN),
+        verbose=0,
+    )
+    folder = tmp_path_factory.mktemp("runs") / "tiny"
+    predictor.save(folder)
+    return predictor, folder

@@ -1,0 +1,128 @@
+"""The command line: errors without tracebacks, and train -> evaluate -> predict end to end."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from conftest import TINY_FLAGS, write_csv
+from mlgen.cli import main
+
+
+def mlgen_cli(*args):
+    """Runs `python -m mlgen ARGS` in a fresh process."""
+    return subprocess.run([sys.executable, "-m", "mlgen", *map(str, args)], capture_output=True, text=True)
+
+
+def test_train_on_a_csv_without_labels_column_names_the_columns(tmp_path):
+    bad = write_csv(tmp_path / "bad.csv", "text,tags\nhello,x\n")
+    result = mlgen_cli("train", "--train", bad, "--out", tmp_path / "run")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("mlgen: error:") and result.stderr.count("\n") == 1
+    assert "columns found: text, tags" in result.stderr and str(bad) in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_help_and_the_csv_reader_do_not_import_tensorflow(tmp_path):
+    path = write_csv(tmp_path / "d.csv", "text,labels\na,x\n")
+    code = (
+        "import sys; from mlgen.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"import mlgen; mlgen.read_labelled_csv({str(path)!r})\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "usage: mlgen" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["train", "--dataset", "reuters21578", "--train", "x.csv", "--out", "o"], "either --dataset or --train"),
+        (["train", "--dev", "x.csv", "--out", "o"], "--dev goes with --train"),
+        (["train", "--train", "missing.csv", "--out", "o"], "missing.csv: no such file"),
+        (["evaluate", "--model", "nowhere"], "not an mlgen run folder"),
+        (["train", "--label-sep", "", "--train", "x.csv", "--out", "o"], "--label-sep is empty"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, expected, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1
+
+
+def test_train_refuses_to_overwrite_a_folder_that_is_not_a_run(tiny_csvs, tmp_path, capsys):
+    (tmp_path / "keep.txt").write_text("mine")
+    assert main(["train", "--train", tiny_csvs["train"], "--out", str(tmp_path), *TINY_FLAGS]) == 2
+    assert "not an mlgen run folder" in capsys.readouterr().err
+    assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_bad_flag_values_are_argparse_errors(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--out", "o", "--filter-sizes", "2,x"])
+    assert info.value.code == 2
+    assert "comma-separated whole numbers" in capsys.readouterr().err
+
+
+def test_train_evaluate_predict_end_to_end(tiny_csvs, tmp_path, capsys):
+    run = tmp_path / "run"
+    # The training file has one invalid row: dropped on request, and counted.
+    train = pd.read_csv(tiny_csvs["train"], keep_default_na=False)
+    train.loc[5, "text"] = ""
+    train_path = tmp_path / "train.tsv"
+    train.to_csv(train_path, sep="\t", index=False)
+    assert (
+        main(["train", "--train", train_path, "--dev", tiny_csvs["dev"], "--out", run, "--drop-invalid", *TINY_FLAGS])
+        == 0
+    )
+    out = capsys.readouterr()
+    assert "dropped 1 invalid rows: 1 empty text (data rows 6)" in out.err
+    assert f"saved {run}" in out.out
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["csv_format"]["drop_invalid"] is True
+    assert config["data"]["train_docs"] == 299
+
+    assert main(["evaluate", "--model", run, "--data", tiny_csvs["test"], "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert set(scores) >= {
+        "micro_f1", "macro_f1", "samples_f1", "hamming_loss", "subset_accuracy",
+        "micro_precision", "micro_recall", "n_docs",
+    }  # fmt: skip
+    assert scores["n_docs"] == 80 and 0.0 <= scores["micro_f1"] <= 1.0
+
+    assert main(["evaluate", "--model", run, "--data", tiny_csvs["test"]]) == 0
+    assert "micro_f1" in capsys.readouterr().out
+
+    output = tmp_path / "out" / "predicted.csv"
+    assert main(["predict", "--model", run, "--input", tiny_csvs["test"], "--output", output, "--chunk-size", "30",
+                 "--beam-size", "2"]) == 0  # fmt: skip
+    predicted = pd.read_csv(output, keep_default_na=False, dtype=str)
+    original = pd.read_csv(tiny_csvs["test"], keep_default_na=False)
+    assert len(predicted) == 80 and list(predicted.columns) == ["text", "labels", "predicted_labels", "label_scores"]
+    assert predicted["text"].tolist() == original["text"].tolist()
+    for labels, scores in zip(predicted["predicted_labels"], predicted["label_scores"]):
+        assert len(labels.split("|")) == len(scores.split("|")) >= 1
+    import mlgen
+
+    expected = mlgen.load(run).predict(original["text"].tolist(), beam_size=2)
+    assert predicted["predicted_labels"].tolist() == ["|".join(p) for p in expected]
+
+
+def test_evaluate_reports_unknown_gold_labels(tiny_run, tmp_path, capsys):
+    _, run = tiny_run
+    data = write_csv(tmp_path / "d.csv", "text,labels\nwheat prices rose,never-seen|earn\n")
+    assert main(["evaluate", "--model", str(run), "--data", str(data), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "'never-seen'" in captured.err and "count as misses" in captured.err
+    assert json.loads(captured.out)["unknown_gold_labels"] == 1
+
+
+def test_python_dash_m_mlgen_version():
+    result = mlgen_cli("--version")
+    assert result.returncode == 0 and result.stdout.startswith("mlgen ")

@@ -1,0 +1,121 @@
+"""Greedy and beam search on rigged step functions (a Markov chain over label ids)."""
+
+import numpy as np
+import pytest
+
+from mlgen.decoding import beam_search, greedy_search, search
+from mlgen.vocab import BOS_ID, EOS_ID, PAD_ID
+
+A, B, C = 3, 4, 5
+V = 6
+EPS = 1e-6
+
+
+def chain(transitions):
+    """A step function whose next-id probabilities depend only on the previous id.
+
+    `transitions[prev] = {next_id: prob}`; unlisted ids get probability ~0. The state
+    is a per-row bias added to the logits, `(batch, V)`.
+    """
+    table = np.full((V, V), np.log(EPS), dtype="float32")
+    for prev, row in transitions.items():
+        for nxt, p in row.items():
+            table[prev, nxt] = np.log(p)
+
+    def step(prev_ids, state):
+        from keras import ops
+
+        (bias,) = state
+        return ops.take(ops.convert_to_tensor(table), prev_ids, axis=0) + bias, [bias]
+
+    return step
+
+
+def run(step, batch=1, bias=None, **kwargs):
+    bias = np.zeros((batch, V), "float32") if bias is None else bias
+    kwargs = {"vocab_size": V, "max_labels": 4, **kwargs}
+    ids, probs, log_prob = search(step, [bias], **kwargs)
+    return np.asarray(ids), np.asarray(probs), np.asarray(log_prob)
+
+
+# Greedy takes A (0.55) then must stop (EOS 0.4): p = 0.22. B then EOS has p = 0.405.
+TRAP = {BOS_ID: {A: 0.55, B: 0.45}, A: {EOS_ID: 0.4, B: 0.3, C: 0.3}, B: {EOS_ID: 0.9, C: 0.1}, C: {EOS_ID: 1.0}}
+
+
+def test_greedy_follows_the_most_probable_step():
+    ids, probs, log_prob = run(chain(TRAP), min_labels=0)
+    assert ids[0].tolist() == [A, EOS_ID, PAD_ID, PAD_ID, PAD_ID]
+    np.testing.assert_allclose(probs[0, :2], [0.55, 0.4], atol=1e-4)
+    np.testing.assert_allclose(log_prob[0], np.log(0.55 * 0.4), atol=1e-4)
+
+
+def test_beam_finds_the_more_probable_sequence_greedy_misses():
+    ids, probs, log_prob = run(chain(TRAP), beam_size=2, min_labels=0)
+    assert ids[0].tolist()[:2] == [B, EOS_ID]
+    np.testing.assert_allclose(log_prob[0], np.log(0.45 * 0.9), atol=1e-4)
+    greedy_log_prob = run(chain(TRAP), min_labels=0)[2]
+    assert log_prob[0] > greedy_log_prob[0]
+
+
+def test_beam_size_one_is_greedy():
+    for a, b in zip(run(chain(TRAP), beam_size=1), run(chain(TRAP))):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_label_is_never_emitted_twice():
+    # A prefers A again; it must move on to the next best instead.
+    step = chain({BOS_ID: {A: 0.9, EOS_ID: 0.1}, A: {A: 0.8, B: 0.15, EOS_ID: 0.05}, B: {A: 0.9, EOS_ID: 0.1}})
+    for beam_size in (1, 3):
+        ids = run(step, beam_size=beam_size)[0][0].tolist()
+        labels = ids[: ids.index(EOS_ID)]
+        assert len(labels) == len(set(labels))
+    assert run(step)[0][0].tolist()[:3] == [A, B, EOS_ID]
+
+
+def test_pad_and_bos_are_never_emitted():
+    step = chain({BOS_ID: {PAD_ID: 0.5, BOS_ID: 0.4, A: 0.1}, A: {PAD_ID: 0.7, BOS_ID: 0.2, EOS_ID: 0.1}})
+    for beam_size in (1, 2):
+        ids = run(step, beam_size=beam_size)[0][0].tolist()
+        assert ids[:2] == [A, EOS_ID]
+
+
+def test_max_labels_forces_eos():
+    never_stop = chain({BOS_ID: {A: 0.5, B: 0.5}, A: {B: 0.5, C: 0.5}, B: {A: 0.5, C: 0.5}, C: {A: 0.5, B: 0.5}})
+    for beam_size in (1, 2):
+        ids, probs, _ = run(never_stop, beam_size=beam_size, max_labels=2)
+        assert ids.shape == (1, 3)
+        assert ids[0, 2] == EOS_ID and len(set(ids[0, :2])) == 2
+        assert probs[0, 2] == pytest.approx(1.0)  # EOS is the only choice left
+
+
+def test_min_labels_blocks_an_early_eos():
+    quiet = chain({BOS_ID: {EOS_ID: 0.9, A: 0.1}, A: {EOS_ID: 1.0}})
+    assert run(quiet, min_labels=0)[0][0, 0] == EOS_ID
+    assert run(quiet, min_labels=1)[0][0].tolist()[:2] == [A, EOS_ID]
+    assert run(quiet, beam_size=2, min_labels=1)[0][0].tolist()[:2] == [A, EOS_ID]
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_rows_decode_independently_and_pad_after_eos(beam_size):
+    bias = np.zeros((3, V), "float32")
+    bias[1, C] = 20.0  # row 1 strongly prefers C first
+    bias[2, EOS_ID] = 20.0  # row 2 stops as early as it may
+    ids = run(chain(TRAP), batch=3, bias=bias, beam_size=beam_size, min_labels=1)[0]
+    assert ids[0].tolist()[:2] in ([A, EOS_ID], [B, EOS_ID])
+    assert ids[1, 0] == C
+    assert ids[2, 1] == EOS_ID
+    for row in ids.tolist():
+        end = row.index(EOS_ID)
+        assert all(i == PAD_ID for i in row[end + 1 :])
+
+
+def test_greedy_search_and_beam_search_directly():
+    step = chain(TRAP)
+    greedy_ids = greedy_search(step, [np.zeros((1, V), "float32")], vocab_size=V, max_labels=4)[0]
+    beam_ids = beam_search(step, [np.zeros((1, V), "float32")], beam_size=2, vocab_size=V, max_labels=4)[0]
+    assert np.asarray(greedy_ids)[0, 0] == A and np.asarray(beam_ids)[0, 0] == B
+
+
+def test_beam_size_must_be_positive():
+    with pytest.raises(ValueError, match="beam_size"):
+        run(chain(TRAP), beam_size=0)

@@ -1,0 +1,43 @@
+"""The scikit-learn-style estimator."""
+
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+import mlgen
+from conftest import TINY_MODEL
+from mlgen.data import read_labelled_csv
+from mlgen.errors import InputError
+
+
+def test_get_set_params_and_clone():
+    clf = mlgen.LabelSequenceClassifier(cell="lstm", epochs=3)
+    params = clf.get_params()
+    assert params["cell"] == "lstm" and params["epochs"] == 3 and params["beam_size"] == 1
+    clf.set_params(beam_size=4)
+    assert clf.beam_size == 4
+    assert clone(clf).get_params() == clf.get_params()
+
+
+def test_predict_before_fit_raises():
+    with pytest.raises(NotFittedError):
+        mlgen.LabelSequenceClassifier().predict(["text"])
+
+
+def test_fit_returns_self_and_predicts(tiny_csvs, tmp_path):
+    train = read_labelled_csv(tiny_csvs["train"]).subset(range(150))
+    dev = read_labelled_csv(tiny_csvs["dev"])
+    clf = mlgen.LabelSequenceClassifier(**TINY_MODEL, epochs=1, cell="simple")
+    assert clf.fit(train.texts, train.label_sets, dev.texts, dev.label_sets) is clf
+    predicted = clf.predict(dev.texts[:5])
+    assert len(predicted) == 5 and all(set(p) <= set(clf.classes_) and p for p in predicted)
+    clf.save(tmp_path / "run")
+    assert mlgen.load(tmp_path / "run").predict(dev.texts[:5]) == predicted
+
+
+def test_fit_input_errors():
+    clf = mlgen.LabelSequenceClassifier()
+    with pytest.raises(InputError, match="2 texts but 1 label sets"):
+        clf.fit(["a", "b"], [["x"]])
+    with pytest.raises(InputError, match="not one string"):
+        clf.fit("a", [["x"]])

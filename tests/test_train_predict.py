@@ -1,0 +1,130 @@
+"""The trained tiny model: the loop learns, decoding feeds back, the run folder round-trips."""
+
+import json
+
+import numpy as np
+import pytest
+
+import mlgen
+from mlgen import artifacts
+from mlgen.data import read_labelled_csv
+from mlgen.errors import InputError
+from mlgen.vocab import BOS_ID, EOS_ID, PAD_ID
+
+
+def test_training_lowers_the_loss_and_logs_dev_scores(tiny_run):
+    predictor, _ = tiny_run
+    history = predictor.history
+    assert history["loss"][-1] < history["loss"][0]
+    assert np.all(np.isfinite(history["loss"]))
+    assert len(history["val_micro_f1"]) == predictor.metrics["epochs_run"] == 2
+    assert predictor.metrics["dev"]["micro_f1"] == max(history["val_micro_f1"])
+    assert predictor.metrics["dev"]["n_docs"] == 80
+
+
+def test_run_folder_holds_every_artifact(tiny_run):
+    _, folder = tiny_run
+    for name in (artifacts.MODEL, artifacts.CONFIG, artifacts.LABEL_VOCAB, artifacts.METRICS, artifacts.HISTORY):
+        assert (folder / name).is_file(), name
+    config = json.loads((folder / artifacts.CONFIG).read_text())
+    assert config["model_type"] == "cnn-rnn"
+    assert config["model"]["filter_sizes"] == [2, 3] and config["model"]["max_labels"] >= 1
+    assert config["train"]["epochs"] == 2 and config["train"]["seed"] == 0
+
+
+def test_reload_gives_identical_predictions(tiny_run, tiny_csvs):
+    predictor, folder = tiny_run
+    texts = read_labelled_csv(tiny_csvs["test"]).texts
+    loaded = mlgen.load(folder)
+    for beam_size in (1, 3):
+        before = predictor.predict_scores(texts, beam_size=beam_size)
+        after = loaded.predict_scores(texts, beam_size=beam_size)
+        assert before == after  # labels, scores and log-probabilities, bit for bit
+
+
+def test_predictions_are_label_sets_with_scores(tiny_run, tiny_csvs):
+    predictor, _ = tiny_run
+    texts = read_labelled_csv(tiny_csvs["test"]).texts
+    max_labels = predictor.model_config.max_labels
+    for beam_size in (1, 4):
+        for p in predictor.predict_scores(texts, beam_size=beam_size):
+            assert 1 <= len(p.labels) <= max_labels  # min_labels=1 by default
+            assert len(set(p.labels)) == len(p.labels)
+            assert set(p.labels) <= set(predictor.labels)
+            assert all(0.0 < s <= 1.0 for s in p.scores) and len(p.scores) == len(p.labels)
+            assert p.log_prob <= sum(np.log(p.scores)) + 1e-4  # EOS adds its own log-probability
+    greedy = predictor.predict_scores(texts, beam_size=1)
+    beam = predictor.predict_scores(texts, beam_size=4)
+    # Beam search never returns a less probable sequence than greedy (up to float noise).
+    assert all(b.log_prob >= g.log_prob - 1e-4 for b, g in zip(beam, greedy))
+
+
+def test_max_labels_caps_decoding(tiny_run, tiny_csvs):
+    predictor, _ = tiny_run
+    texts = read_labelled_csv(tiny_csvs["test"]).texts[:20]
+    ids, _, _, _ = predictor.model.generate_function(1, max_labels=1)(np.array(texts, dtype=object))
+    ids = np.asarray(ids)
+    assert ids.shape == (20, 2) and np.all(ids[:, 0] > EOS_ID) and np.all(ids[:, 1] == EOS_ID)
+
+
+def test_teacher_forcing_pass_shapes(tiny_run):
+    predictor, _ = tiny_run
+    model = predictor.model
+    token_ids = np.ones((3, model.sequence_length), "int32")
+    decoder_input = np.array([[BOS_ID, 3, PAD_ID], [BOS_ID, 4, 5], [BOS_ID, PAD_ID, PAD_ID]], "int32")
+    logits = model((token_ids, decoder_input))
+    assert logits.shape == (3, 3, len(predictor.labels) + 3)
+
+
+def test_predict_input_errors(tiny_run):
+    predictor, _ = tiny_run
+    with pytest.raises(InputError, match="list of texts"):
+        predictor.predict("one string")
+    with pytest.raises(InputError, match="not a string"):
+        predictor.predict(["fine", None])
+    with pytest.raises(InputError, match="beam-size"):
+        predictor.predict(["fine"], beam_size=0)
+    assert predictor.predict([]) == []
+
+
+def test_load_rejects_a_folder_that_is_not_a_run(tmp_path):
+    with pytest.raises(InputError, match="not an mlgen run folder"):
+        mlgen.load(tmp_path)
+
+
+def test_save_is_atomic(tiny_run, tmp_path, monkeypatch):
+    predictor, _ = tiny_run
+    folder = tmp_path / "run"
+    predictor.save(folder)
+    before = sorted(p.name for p in folder.iterdir())
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(predictor.vocab, "save", crash)
+    with pytest.raises(RuntimeError, match="disk full"):
+        predictor.save(folder)
+    assert sorted(p.name for p in folder.iterdir()) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no staging folder left behind
+    assert mlgen.load(folder).predict(["wheat"]) == predictor.predict(["wheat"])
+
+
+def test_save_refuses_to_replace_a_folder_that_is_not_a_run(tiny_run, tmp_path):
+    predictor, _ = tiny_run
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(InputError, match="not an mlgen run folder"):
+        predictor.save(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+def test_seed_makes_training_reproducible(tiny_csvs):
+    from conftest import TINY_MODEL
+
+    from mlgen.config import ModelConfig, TrainConfig
+    from mlgen.train import fit
+
+    train = read_labelled_csv(tiny_csvs["train"]).subset(range(120))
+    config = ModelConfig(**TINY_MODEL)
+    runs = [fit(train, None, config, TrainConfig(epochs=1, seed=7), verbose=0) for _ in range(2)]
+    assert runs[0].history["loss"] == runs[1].history["loss"]
+    np.testing.assert_array_equal(runs[0].model.get_weights()[-1], runs[1].model.get_weights()[-1])
