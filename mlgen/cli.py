@@ -143,9 +143,9 @@ def _training_data(args) -> tuple[LabelledData, LabelledData | None]:
 
 
 def _train(args) -> int:
-    train, dev = _training_data(args)
     model_config = from_args(ModelConfig, args)
     train_config = from_args(TrainConfig, args)
+    train, dev = _training_data(args)
     from mlgen import artifacts
     from mlgen.train import fit
 

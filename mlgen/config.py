@@ -2,7 +2,7 @@
 
 Each field's metadata holds its CLI help (and choices), so `add_arguments` turns a
 config class into `mlgen train` flags (`max_tokens` -> `--max-tokens`) and
-`from_args` reads them back: defaults live here and only here. stdlib only.
+`from_args` reads them back: defaults and their valid ranges live here and only here.
 """
 
 from __future__ import annotations
@@ -15,43 +15,79 @@ import typing
 from pathlib import Path
 
 
-def _field(default, help: str, choices=None):
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+from mlgen.errors import InputError
+
+
+def _field(default, help: str, choices=None, minimum=None, maximum=None, metavar=None):
+    """A config field; `minimum`/`maximum` bound numbers (inclusive), checked by `_validate`."""
+    metadata = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum, "metavar": metavar}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _validate(config) -> None:
+    """Raises InputError naming the flag of the first value out of range."""
+    for field in dataclasses.fields(config):
+        value, meta = getattr(config, field.name), field.metadata
+        flag = "--" + field.name.replace("_", "-")
+        values = value if isinstance(value, tuple) else (value,)
+        if meta["choices"] and value not in meta["choices"]:
+            raise InputError(f"{flag} must be one of {', '.join(meta['choices'])}, got {value!r}")
+        for v in values:
+            if meta["minimum"] is not None and (not isinstance(v, (int, float)) or v < meta["minimum"]):
+                raise InputError(f"{flag} must be at least {meta['minimum']}, got {value!r}")
+            if meta["maximum"] is not None and v > meta["maximum"]:
+                raise InputError(f"{flag} must be at most {meta['maximum']}, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """The CNN-RNN network and its decoding. See `mlgen.model.LabelSequenceModel`."""
 
-    max_tokens: int = _field(30000, "text vocabulary size (most frequent training tokens)")
-    sequence_length: int = _field(300, "tokens per document (longer ones are cut, shorter padded)")
-    embedding_dim: int = _field(128, "token embedding size")
-    filter_sizes: tuple[int, ...] = _field((2, 3, 4, 5), "CNN filter widths, comma-separated")
-    num_filters: int = _field(128, "CNN filters per width")
-    dropout: float = _field(0.5, "dropout on the text feature vector and the decoder output")
+    max_tokens: int = _field(30000, "text vocabulary size (most frequent training tokens)", minimum=3)
+    sequence_length: int = _field(300, "tokens per document (longer ones are cut, shorter padded)", minimum=1)
+    embedding_dim: int = _field(128, "token embedding size", minimum=1)
+    filter_sizes: tuple[int, ...] = _field((2, 3, 4, 5), "CNN filter widths, comma-separated", minimum=1)
+    num_filters: int = _field(128, "CNN filters per width", minimum=1)
+    dropout: float = _field(0.5, "dropout on the text feature vector and the decoder output", minimum=0, maximum=0.99)
     cell: str = _field("gru", "decoder RNN cell", ("lstm", "gru", "simple"))
-    decoder_units: int = _field(256, "decoder RNN state size")
-    label_embedding_dim: int = _field(64, "previous-label embedding size")
-    max_labels: int = _field(0, "most labels one document gets when decoding (0: the largest training set)")
-    min_labels: int = _field(1, "fewest labels one document gets when decoding (EOS is blocked before)")
-    beam_size: int = _field(1, "default beam size for decoding (1: greedy)")
+    decoder_units: int = _field(256, "decoder RNN state size", minimum=1)
+    label_embedding_dim: int = _field(64, "previous-label embedding size", minimum=1)
+    max_labels: int = _field(
+        0, "most labels one document gets when decoding (0: the largest training set)", minimum=0
+    )
+    min_labels: int = _field(1, "fewest labels one document gets when decoding (EOS is blocked before)", minimum=0)
+    beam_size: int = _field(1, "default beam size for decoding (1: greedy)", minimum=1)
     label_order: str = _field(
         "frequency", "order of labels in a target sequence", ("frequency", "rare-first", "alphabetical", "given")
     )
+
+    def __post_init__(self):
+        _validate(self)
+        if self.sequence_length < max(self.filter_sizes):
+            raise InputError(
+                f"--sequence-length {self.sequence_length} is shorter than the widest filter ({max(self.filter_sizes)})"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """How `mlgen.train.fit` trains. See `mlgen train --help`."""
 
-    epochs: int = _field(30, "most training epochs (early stopping on dev micro-F1 ends sooner)")
-    batch_size: int = _field(64, "documents per training batch")
-    learning_rate: float = _field(1e-3, "Adam learning rate")
-    clipnorm: float = _field(5.0, "gradient clipping: largest gradient norm (0: off)")
-    patience: int = _field(4, "epochs without a better dev micro-F1 before stopping")
-    seed: int = _field(0, "random seed (weights, shuffling, the dev split)")
-    dev_fraction: float = _field(0.1, "share of the training file held out as dev when no --dev is given")
-    embeddings: str | None = _field(None, "word vectors to start the token embedding from (GloVe/word2vec text)")
+    epochs: int = _field(30, "most training epochs (early stopping on dev micro-F1 ends sooner)", minimum=1)
+    batch_size: int = _field(64, "documents per training batch", minimum=1)
+    learning_rate: float = _field(1e-3, "Adam learning rate", minimum=0)
+    clipnorm: float = _field(5.0, "gradient clipping: largest gradient norm (0: off)", minimum=0)
+    patience: int = _field(4, "epochs without a better dev micro-F1 before stopping", minimum=0)
+    seed: int = _field(0, "random seed (weights, shuffling, the dev split)", minimum=0)
+    dev_fraction: float = _field(
+        0.1, "share of the training file held out as dev when no --dev is given", minimum=0, maximum=0.99
+    )
+    embeddings: str | None = _field(
+        None, "word vectors to start the token embedding from (GloVe/word2vec text)", metavar="PATH"
+    )
+
+    def __post_init__(self):
+        _validate(self)
 
 
 def _hints(cls) -> dict:
@@ -84,6 +120,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls, group_title: str | None 
             kwargs["metavar"] = "N,N,..."
         elif kind in (int, float, str):
             kwargs["type"] = kind
+            kwargs["metavar"] = field.metadata.get("metavar") or {int: "N", float: "X", str: "NAME"}[kind]
+        if kwargs.get("choices"):
+            kwargs.pop("metavar", None)
         group.add_argument(flag, **kwargs)
 
 

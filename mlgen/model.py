@@ -170,17 +170,19 @@ class LabelSequenceModel(keras.Model):
         return config
 
 
-def load_word_vectors(path, vocabulary, dim: int, seed: int = 0) -> tuple[np.ndarray, int]:
-    """An embedding matrix `(len(vocabulary), dim)` from a GloVe/word2vec text file, and how many rows it filled.
+def load_word_vectors(path, vocabulary, dim: int, num_rows: int | None = None, seed: int = 0) -> tuple[np.ndarray, int]:
+    """An embedding matrix from a GloVe/word2vec text file, and how many rows it filled.
 
-    Rows of words found in the file get their vector; the others keep a small random
-    start (row 0, padding, is zero). A word2vec header line (`count dim`) is skipped.
+    Row `i` is for `vocabulary[i]`; the matrix has `num_rows` rows (default: one per
+    word; more when the embedding is larger than the adapted vocabulary). Rows of
+    words found in the file get their vector; the others keep a small random start
+    (row 0, padding, is zero). A word2vec header line (`count dim`) is skipped.
 
     Raises:
         InputError: missing file, or vectors whose size is not `dim`.
     """
     rng = np.random.default_rng(seed)
-    matrix = rng.uniform(-0.05, 0.05, (len(vocabulary), dim)).astype("float32")
+    matrix = rng.uniform(-0.05, 0.05, (num_rows or len(vocabulary), dim)).astype("float32")
     matrix[0] = 0.0
     index = {word: i for i, word in enumerate(vocabulary)}
     found = 0

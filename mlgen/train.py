@@ -94,10 +94,14 @@ def fit(
     model.build(((None, model_config.sequence_length), (None, longest + 1)))
     if train_config.embeddings:
         matrix, found = load_word_vectors(
-            train_config.embeddings, model.text_vectorizer.get_vocabulary(), model_config.embedding_dim
+            train_config.embeddings,
+            model.text_vectorizer.get_vocabulary(),
+            model_config.embedding_dim,
+            num_rows=model_config.max_tokens,
+            seed=train_config.seed,
         )
         model.encoder.embedding.embeddings.assign(matrix)
-        _say(f"{train_config.embeddings}: vectors for {found} of {len(matrix)} tokens", verbose)
+        _say(f"{train_config.embeddings}: vectors for {found} of {model.text_vectorizer.vocabulary_size()} tokens", verbose)
 
     unknown = vocab.unknown_rows(dev.label_sets, dev.rows)
     if unknown:
