@@ -62,6 +62,7 @@ class ModelConfig:
     )
 
     def __post_init__(self):
+        object.__setattr__(self, "filter_sizes", tuple(self.filter_sizes))  # lists from JSON or Python callers
         _validate(self)
         if self.sequence_length < max(self.filter_sizes):
             raise InputError(

@@ -1,0 +1,48 @@
+"""Config dataclasses: flags from fields, validation, JSON round trip."""
+
+import argparse
+
+import pytest
+
+from mlgen.config import ModelConfig, TrainConfig, add_arguments, from_args, from_dict, to_dict
+from mlgen.errors import InputError
+
+
+def _parse(*argv):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, ModelConfig)
+    add_arguments(parser, TrainConfig)
+    return parser.parse_args(argv)
+
+
+def test_flags_come_from_fields_and_unset_flags_keep_defaults():
+    args = _parse("--filter-sizes", "3,5", "--cell", "lstm", "--learning-rate", "0.01")
+    model, train = from_args(ModelConfig, args), from_args(TrainConfig, args)
+    assert model.filter_sizes == (3, 5) and model.cell == "lstm"
+    assert model.embedding_dim == ModelConfig().embedding_dim
+    assert train.learning_rate == 0.01 and train.epochs == TrainConfig().epochs
+
+
+def test_json_round_trip_restores_tuples():
+    model = ModelConfig(filter_sizes=(2, 4), cell="simple")
+    data = to_dict(model)
+    assert data["filter_sizes"] == [2, 4]
+    assert from_dict(ModelConfig, {**data, "from_a_newer_version": 1}) == model
+    assert ModelConfig(filter_sizes=[2, 4]).filter_sizes == (2, 4)
+
+
+@pytest.mark.parametrize(
+    "cls, kwargs, message",
+    [
+        (ModelConfig, {"dropout": 1.5}, "--dropout must be at most 0.99"),
+        (ModelConfig, {"num_filters": 0}, "--num-filters must be at least 1"),
+        (ModelConfig, {"filter_sizes": (3, 0)}, "--filter-sizes must be at least 1"),
+        (ModelConfig, {"cell": "transformer"}, "--cell must be one of lstm, gru, simple"),
+        (ModelConfig, {"sequence_length": 3, "filter_sizes": (2, 5)}, "shorter than the widest filter"),
+        (TrainConfig, {"batch_size": 0}, "--batch-size must be at least 1"),
+        (TrainConfig, {"dev_fraction": 1.0}, "--dev-fraction must be at most 0.99"),
+    ],
+)
+def test_out_of_range_values_name_the_flag(cls, kwargs, message):
+    with pytest.raises(InputError, match=message):
+        cls(**kwargs)
