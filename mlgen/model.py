@@ -17,7 +17,7 @@ from mlgen import decoding
 from mlgen.errors import InputError
 from mlgen.layers.decoder_cell import LabelDecoderCell
 from mlgen.layers.encoder import CNNTextEncoder
-from mlgen.vocab import BOS, EOS, PAD, PAD_ID
+from mlgen.vocab import NUM_SPECIAL, PAD_ID, LabelVocabulary
 
 
 @keras.saving.register_keras_serializable(package="mlgen")
@@ -72,14 +72,12 @@ class LabelSequenceModel(keras.Model):
         self.label_embedding_dim = label_embedding_dim
         self.max_labels = max_labels
         self.min_labels = min_labels
-        self.num_label_ids = len(self.labels) + 3
+        self.num_label_ids = len(self.labels) + NUM_SPECIAL
 
         self.text_vectorizer = keras.layers.TextVectorization(
             max_tokens=max_tokens, output_sequence_length=sequence_length, name="text_vectorizer"
         )
-        self.label_names = keras.layers.StringLookup(
-            vocabulary=[BOS, EOS, *self.labels], mask_token=PAD, num_oov_indices=0, invert=True, name="label_names"
-        )
+        self.label_names = LabelVocabulary(self.labels).lookup_layer(invert=True)  # ids -> names, saved inside
         self.encoder = CNNTextEncoder(
             vocab_size=max_tokens,
             embedding_dim=embedding_dim,

@@ -85,32 +85,9 @@ def fit(
         max_labels=model_config.max_labels or longest,
         min_labels=model_config.min_labels if all(train.label_sets) else 0,
     )
-    model = LabelSequenceModel(
-        vocab.labels,
-        **{k: v for k, v in to_dict(model_config).items() if k not in ("beam_size", "label_order")},
-    )
-    pipeline.adapt_vectorizer(model.text_vectorizer, train.texts)
+    model = _build_model(vocab, train, model_config, train_config, verbose)
     train_ids = pipeline.vectorize(model.text_vectorizer, train.texts)
-    model.build(((None, model_config.sequence_length), (None, longest + 1)))
-    if train_config.embeddings:
-        matrix, found = load_word_vectors(
-            train_config.embeddings,
-            model.text_vectorizer.get_vocabulary(),
-            model_config.embedding_dim,
-            num_rows=model_config.max_tokens,
-            seed=train_config.seed,
-        )
-        model.encoder.embedding.embeddings.assign(matrix)
-        _say(f"{train_config.embeddings}: vectors for {found} of {model.text_vectorizer.vocabulary_size()} tokens", verbose)
-
-    unknown = vocab.unknown_rows(dev.label_sets, dev.rows)
-    if unknown:
-        listed = "; ".join(f"{label!r} (data rows {format_rows(rows, 3)})" for label, rows in list(unknown.items())[:5])
-        _say(
-            f"{dev.source}: {sum(map(len, unknown.values()))} dev labels are not in the training labels and count "
-            f"as misses in dev scores: {listed}",
-            verbose,
-        )
+    _report_unknown_dev_labels(vocab, dev, verbose)
     train_data = pipeline.make_dataset(
         train_ids, train.label_sets, vocab, batch_size=train_config.batch_size, shuffle=True, seed=train_config.seed
     )
@@ -156,6 +133,38 @@ def fit(
         "train_seconds": round(time.perf_counter() - started, 2),
     }
     return predictor
+
+
+def _build_model(vocab, train, model_config, train_config, verbose) -> LabelSequenceModel:
+    """The network with its text vocabulary adapted on `train` and, if asked, word vectors loaded."""
+    model = LabelSequenceModel(
+        vocab.labels,
+        **{k: v for k, v in to_dict(model_config).items() if k not in ("beam_size", "label_order")},
+    )
+    pipeline.adapt_vectorizer(model.text_vectorizer, train.texts)
+    model.build(((None, model_config.sequence_length), (None, None)))
+    if train_config.embeddings:
+        matrix, found = load_word_vectors(
+            train_config.embeddings,
+            model.text_vectorizer.get_vocabulary(),
+            model_config.embedding_dim,
+            num_rows=model_config.max_tokens,
+            seed=train_config.seed,
+        )
+        model.encoder.embedding.embeddings.assign(matrix)
+        _say(f"{train_config.embeddings}: vectors for {found} of {model.text_vectorizer.vocabulary_size()} tokens", verbose)
+    return model
+
+
+def _report_unknown_dev_labels(vocab, dev, verbose) -> None:
+    unknown = vocab.unknown_rows(dev.label_sets, dev.rows)
+    if unknown:
+        listed = "; ".join(f"{label!r} (data rows {format_rows(rows, 3)})" for label, rows in list(unknown.items())[:5])
+        _say(
+            f"{dev.source}: {sum(map(len, unknown.values()))} dev labels are not in the training labels and count "
+            f"as misses in dev scores: {listed}",
+            verbose,
+        )
 
 
 def _say(message: str, verbose) -> None:
