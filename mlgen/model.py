@@ -46,12 +46,12 @@ class LabelSequenceModel(keras.Model):
     def __init__(
         self,
         labels,
-        max_tokens: int = 30000,
-        sequence_length: int = 300,
+        max_tokens: int = 20000,
+        sequence_length: int = 200,
         embedding_dim: int = 128,
-        filter_sizes=(2, 3, 4, 5),
-        num_filters: int = 128,
-        dropout: float = 0.5,
+        filter_sizes=(3, 4, 5),
+        num_filters: int = 100,
+        dropout: float = 0.3,
         cell: str = "gru",
         decoder_units: int = 256,
         label_embedding_dim: int = 64,
@@ -143,9 +143,13 @@ class LabelSequenceModel(keras.Model):
         """`generate` compiled with `tf.function` for any batch size, cached per settings."""
         key = (beam_size, max_labels)
         if key not in self._generate_functions:
+
+            def generate(texts):
+                return self.generate(texts, beam_size=beam_size, max_labels=max_labels)
+
+            # No autograph: the search loop is an explicit `ops.while_loop`.
             self._generate_functions[key] = tf.function(
-                lambda texts: self.generate(texts, beam_size=beam_size, max_labels=max_labels),
-                input_signature=[tf.TensorSpec([None], tf.string)],
+                generate, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False
             )
         return self._generate_functions[key]
 

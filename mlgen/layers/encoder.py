@@ -37,9 +37,9 @@ class CNNTextEncoder(keras.layers.Layer):
         self,
         vocab_size: int,
         embedding_dim: int = 128,
-        filter_sizes=(2, 3, 4, 5),
-        num_filters: int = 128,
-        dropout: float = 0.5,
+        filter_sizes=(3, 4, 5),
+        num_filters: int = 100,
+        dropout: float = 0.3,
         embeddings_initializer="uniform",
         **kwargs,
     ):
