@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RUN ?= runs/reuters21578
 
-.PHONY: run test venv clean
+.PHONY: run test lint venv clean
 
 venv: $(VENV)/.installed
 
@@ -24,6 +24,10 @@ run: venv
 test: venv
 	$(BIN)/python -m pytest -q; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
+
+lint: venv
+	$(BIN)/ruff check mlgen tests experiments
+	$(BIN)/ruff format --check mlgen tests experiments
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -103,7 +103,9 @@ def _add_csv_arguments(parser) -> None:
     group.add_argument("--text-column", default=default.text_column, help="text column (default: text)")
     group.add_argument("--labels-column", default=default.labels_column, help="labels column (default: labels)")
     group.add_argument("--label-sep", default=default.label_sep, help="separator between labels (default: |)")
-    group.add_argument("--label-columns", metavar="A,B,...", help="one-hot 0/1 label columns instead of --labels-column")
+    group.add_argument(
+        "--label-columns", metavar="A,B,...", help="one-hot 0/1 label columns instead of --labels-column"
+    )
     group.add_argument("--encoding", default=default.encoding, help="file encoding (default: utf-8)")
     group.add_argument("--allow-empty-labels", action="store_true", help="accept documents with no label")
     group.add_argument("--drop-invalid", action="store_true", help="drop invalid rows (each drop is counted)")

@@ -14,7 +14,6 @@ import types
 import typing
 from pathlib import Path
 
-
 from mlgen.errors import InputError
 
 
@@ -56,9 +55,7 @@ class ModelConfig:
     cell: str = _field("gru", "decoder RNN cell", ("lstm", "gru", "simple"))
     decoder_units: int = _field(256, "decoder RNN state size", minimum=1)
     label_embedding_dim: int = _field(64, "previous-label embedding size", minimum=1)
-    max_labels: int = _field(
-        0, "most labels one document gets when decoding (0: the largest training set)", minimum=0
-    )
+    max_labels: int = _field(0, "most labels one document gets when decoding (0: the largest training set)", minimum=0)
     min_labels: int = _field(1, "fewest labels one document gets when decoding (EOS is blocked before)", minimum=0)
     beam_size: int = _field(1, "default beam size for decoding (1: greedy)", minimum=1)
     label_order: str = _field(

@@ -185,7 +185,9 @@ def _read_frames(path: Path, fmt: CSVFormat, chunksize: int | None) -> Iterator[
         raise InputError(f"--encoding {fmt.encoding!r} is not an encoding Python knows; try utf-8 or latin-1") from None
     except (pd.errors.ParserError, OSError, EOFError) as err:
         message = " ".join(str(err).split())
-        raise InputError(f"{path}: not a readable CSV ({message}); check the quoting and the number of fields") from None
+        raise InputError(
+            f"{path}: not a readable CSV ({message}); check the quoting and the number of fields"
+        ) from None
 
 
 def _decode_error_message(path: Path, encoding: str, err: UnicodeDecodeError) -> str:

@@ -49,9 +49,9 @@ def _write(buffer, t, values):
 
 
 def _initial(rows, vocab_size, max_labels):
-    banned = ops.logical_or(
-        ops.equal(ops.arange(vocab_size), PAD_ID), ops.equal(ops.arange(vocab_size), BOS_ID)
-    )[None, :]
+    banned = ops.logical_or(ops.equal(ops.arange(vocab_size), PAD_ID), ops.equal(ops.arange(vocab_size), BOS_ID))[
+        None, :
+    ]
     return dict(
         prev=ops.full((rows,), BOS_ID, dtype="int32"),
         banned=ops.tile(banned, (rows, 1)),

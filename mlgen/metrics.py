@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 from sklearn import metrics as skm
 from sklearn.preprocessing import MultiLabelBinarizer
 
@@ -82,7 +81,3 @@ def format_scores(scores: dict) -> str:
         if scores.get(key):
             lines.append(f"{key:<17}{scores[key]}")
     return "\n".join(lines)
-
-
-def label_cardinality(label_sets: Sequence[Sequence[str]]) -> float:
-    return float(np.mean([len(s) for s in label_sets])) if len(label_sets) else 0.0

@@ -114,7 +114,9 @@ class Predictor:
 
         folder = artifacts.check_run_dir(folder)
         model = keras.saving.load_model(folder / artifacts.MODEL, compile=False, safe_mode=True)
-        predictor = cls(model, LabelVocabulary.load(folder / artifacts.LABEL_VOCAB), load_json(folder / artifacts.CONFIG))
+        predictor = cls(
+            model, LabelVocabulary.load(folder / artifacts.LABEL_VOCAB), load_json(folder / artifacts.CONFIG)
+        )
         predictor.metrics = load_json(folder / artifacts.METRICS)
         predictor.history = load_json(folder / artifacts.HISTORY)
         return predictor

@@ -111,7 +111,12 @@ def fit(
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir)))
     fit_started = time.perf_counter()
     history = model.fit(
-        train_data, validation_data=dev_data, epochs=train_config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False
+        train_data,
+        validation_data=dev_data,
+        epochs=train_config.epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=False,
     )
     fit_seconds = time.perf_counter() - fit_started
 
@@ -152,7 +157,10 @@ def _build_model(vocab, train, model_config, train_config, verbose) -> LabelSequ
             seed=train_config.seed,
         )
         model.encoder.embedding.embeddings.assign(matrix)
-        _say(f"{train_config.embeddings}: vectors for {found} of {model.text_vectorizer.vocabulary_size()} tokens", verbose)
+        _say(
+            f"{train_config.embeddings}: vectors for {found} of {model.text_vectorizer.vocabulary_size()} tokens",
+            verbose,
+        )
     return model
 
 

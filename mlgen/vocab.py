@@ -192,7 +192,9 @@ class LabelVocabulary:
             raise InputError(f"expected a multi-hot matrix of width {self.num_labels}, got shape {matrix.shape}")
         return [self.sort([self.labels[j] for j in np.flatnonzero(row)]) for row in matrix]
 
-    def unknown_rows(self, label_sets: Sequence[Sequence[str]], rows: Sequence[int] | None = None) -> dict[str, list[int]]:
+    def unknown_rows(
+        self, label_sets: Sequence[Sequence[str]], rows: Sequence[int] | None = None
+    ) -> dict[str, list[int]]:
         """Labels outside the vocabulary -> the data rows they occur in (1-based if `rows` is None)."""
         rows = range(1, len(label_sets) + 1) if rows is None else rows
         unknown: dict[str, list[int]] = {}

@@ -6,8 +6,8 @@ import sys
 
 import pandas as pd
 import pytest
-
 from conftest import TINY_FLAGS, write_csv
+
 from mlgen.cli import main
 
 

@@ -1,8 +1,8 @@
 """The labelled-CSV reader: formats, every bad-input case, drops, chunks, the dev split."""
 
 import pytest
-
 from conftest import write_csv
+
 from mlgen.data import CSVFormat, read_chunks, read_labelled_csv, read_texts, split_labels, train_dev_split
 from mlgen.errors import InputError
 

@@ -1,11 +1,11 @@
 """The scikit-learn-style estimator."""
 
 import pytest
+from conftest import TINY_MODEL
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 import mlgen
-from conftest import TINY_MODEL
 from mlgen.data import read_labelled_csv
 from mlgen.errors import InputError
 
