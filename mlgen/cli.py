@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", help="split of --dataset (default: test)")
     evaluate.add_argument("--data", metavar="CSV", help="labelled file to evaluate on")
     evaluate.add_argument("--beam-size", type=int, help="beam size (default: the model's)")
+    evaluate.add_argument("--max-labels", type=int, help="most labels per document (default: the model's)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     _add_csv_arguments(evaluate)
     evaluate.set_defaults(func=_evaluate)
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", required=True, metavar="CSV", help="file with a text column")
     predict.add_argument("--output", required=True, metavar="CSV", help="file to write (.csv, .tsv, .gz)")
     predict.add_argument("--beam-size", type=int, help="beam size (default: the model's)")
+    predict.add_argument("--max-labels", type=int, help="most labels per document (default: the model's)")
     predict.add_argument("--chunk-size", type=int, default=10000, help="rows read at a time (default: 10000)")
     _add_csv_arguments(predict)
     predict.set_defaults(func=_predict)
@@ -196,7 +198,7 @@ def _evaluate(args) -> int:
             f"the model's labels and count as misses: {listed}",
             file=sys.stderr,
         )
-    predicted = predictor.predict(data.texts, beam_size=args.beam_size)
+    predicted = predictor.predict(data.texts, beam_size=args.beam_size, max_labels=args.max_labels)
     scores = metrics.evaluate(data.label_sets, predicted, predictor.labels)
     if args.json:
         print(json.dumps(scores))
@@ -225,7 +227,7 @@ def _predict(args) -> int:
     try:
         with opener(partial, "wt", encoding="utf-8", newline="") as f:
             for frame, data in read_chunks(args.input, fmt, with_labels=False, chunksize=args.chunk_size):
-                predictions = predictor.predict_scores(data.texts, beam_size=args.beam_size)
+                predictions = predictor.predict_scores(data.texts, beam_size=args.beam_size, max_labels=args.max_labels)
                 frame = frame.assign(
                     predicted_labels=[fmt.label_sep.join(p.labels) for p in predictions],
                     label_scores=[fmt.label_sep.join(f"{s:.4f}" for s in p.scores) for p in predictions],

@@ -29,18 +29,21 @@ class Prediction:
     log_prob: float
 
 
-def decode_texts(model, texts: Sequence[str], beam_size: int = 1, batch_size: int = 256) -> list[Prediction]:
+def decode_texts(
+    model, texts: Sequence[str], beam_size: int = 1, max_labels: int | None = None, batch_size: int = 256
+) -> list[Prediction]:
     """Runs the model's compiled search over `texts` in batches. The one decoding path.
 
     Args:
         model: a `LabelSequenceModel`.
         texts: raw documents.
         beam_size: 1 for greedy search, more for beam search.
+        max_labels: most labels per document (default: the model's).
         batch_size: documents per compiled call.
     """
     import tensorflow as tf
 
-    generate = model.generate_function(beam_size)
+    generate = model.generate_function(beam_size, max_labels)
     predictions = []
     for start in range(0, len(texts), batch_size):
         batch = tf.constant([str(t) for t in texts[start : start + batch_size]], dtype=tf.string)
@@ -79,17 +82,29 @@ class Predictor:
     def labels(self) -> list[str]:
         return self.vocab.labels
 
-    def predict_scores(self, texts: Sequence[str], beam_size: int | None = None) -> list[Prediction]:
-        """Labels in generation order, a probability per label and the sequence log-probability."""
+    def predict_scores(
+        self, texts: Sequence[str], beam_size: int | None = None, max_labels: int | None = None
+    ) -> list[Prediction]:
+        """Labels in generation order, a probability per label and the sequence log-probability.
+
+        Args:
+            texts: raw documents.
+            beam_size: 1 for greedy search (default: the model's `beam_size`).
+            max_labels: most labels per document (default: the model's `max_labels`).
+        """
         texts = _check_texts(texts)
         beam_size = self.model_config.beam_size if beam_size is None else beam_size
         if beam_size < 1:
             raise InputError(f"--beam-size must be at least 1, got {beam_size}")
-        return decode_texts(self.model, texts, beam_size=beam_size)
+        if max_labels is not None and max_labels < self.model_config.min_labels:
+            raise InputError(f"--max-labels must be at least {self.model_config.min_labels}, got {max_labels}")
+        return decode_texts(self.model, texts, beam_size=beam_size, max_labels=max_labels)
 
-    def predict(self, texts: Sequence[str], beam_size: int | None = None) -> list[list[str]]:
+    def predict(
+        self, texts: Sequence[str], beam_size: int | None = None, max_labels: int | None = None
+    ) -> list[list[str]]:
         """The label set of each text, labels in generation order."""
-        return [p.labels for p in self.predict_scores(texts, beam_size)]
+        return [p.labels for p in self.predict_scores(texts, beam_size, max_labels)]
 
     def write(self, folder) -> None:
         """Writes the run files into an existing `folder` (see `mlgen.artifacts`)."""

@@ -65,6 +65,10 @@ def test_max_labels_caps_decoding(tiny_run, tiny_csvs):
     ids, _, _, _ = predictor.model.generate_function(1, max_labels=1)(np.array(texts, dtype=object))
     ids = np.asarray(ids)
     assert ids.shape == (20, 2) and np.all(ids[:, 0] > EOS_ID) and np.all(ids[:, 1] == EOS_ID)
+    for beam_size in (1, 3):
+        assert all(len(labels) == 1 for labels in predictor.predict(texts, beam_size=beam_size, max_labels=1))
+    with pytest.raises(InputError, match="--max-labels"):
+        predictor.predict(texts, max_labels=0)
 
 
 def test_teacher_forcing_pass_shapes(tiny_run):
