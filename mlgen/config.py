@@ -48,7 +48,7 @@ class ModelConfig:
 
     max_tokens: int = _field(20000, "text vocabulary size (most frequent training tokens)", minimum=3)
     sequence_length: int = _field(200, "tokens per document (longer ones are cut, shorter padded)", minimum=1)
-    embedding_dim: int = _field(128, "token embedding size", minimum=1)
+    embedding_dim: int = _field(50, "token embedding size (50 for --embeddings glove-6b-50d)", minimum=1)
     filter_sizes: tuple[int, ...] = _field((3, 4, 5), "CNN filter widths, comma-separated", minimum=1)
     num_filters: int = _field(100, "CNN filters per width", minimum=1)
     dropout: float = _field(0.3, "dropout on the text feature vector and the decoder output", minimum=0, maximum=0.99)
@@ -85,10 +85,14 @@ class TrainConfig:
         0.1, "share of the training file held out as dev when no --dev is given", minimum=0, maximum=0.99
     )
     embeddings: str | None = _field(
-        None, "word vectors to start the token embedding from (GloVe/word2vec text)", metavar="PATH"
+        "glove-6b-50d",
+        "word vectors to start the token embedding from: glove-6b-50d, a GloVe/word2vec text file, or none",
+        metavar="SOURCE",
     )
 
     def __post_init__(self):
+        if self.embeddings in ("", "none", "None"):
+            object.__setattr__(self, "embeddings", None)
         _validate(self)
 
 

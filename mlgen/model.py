@@ -9,12 +9,10 @@ teacher forcing (`call`); inference feeds the decoder its own predictions throug
 from __future__ import annotations
 
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import ops
 
 from mlgen import decoding
-from mlgen.errors import InputError
 from mlgen.layers.decoder_cell import LabelDecoderCell
 from mlgen.layers.encoder import CNNTextEncoder
 from mlgen.vocab import NUM_SPECIAL, PAD_ID, LabelVocabulary
@@ -48,7 +46,7 @@ class LabelSequenceModel(keras.Model):
         labels,
         max_tokens: int = 20000,
         sequence_length: int = 200,
-        embedding_dim: int = 128,
+        embedding_dim: int = 50,
         filter_sizes=(3, 4, 5),
         num_filters: int = 100,
         dropout: float = 0.3,
@@ -170,43 +168,3 @@ class LabelSequenceModel(keras.Model):
             min_labels=self.min_labels,
         )
         return config
-
-
-def load_word_vectors(path, vocabulary, dim: int, num_rows: int | None = None, seed: int = 0) -> tuple[np.ndarray, int]:
-    """An embedding matrix from a GloVe/word2vec text file, and how many rows it filled.
-
-    Row `i` is for `vocabulary[i]`; the matrix has `num_rows` rows (default: one per
-    word; more when the embedding is larger than the adapted vocabulary). Rows of
-    words found in the file get their vector; the others keep a small random start
-    (row 0, padding, is zero). A word2vec header line (`count dim`) is skipped.
-
-    Raises:
-        InputError: missing file, or vectors whose size is not `dim`.
-    """
-    rng = np.random.default_rng(seed)
-    matrix = rng.uniform(-0.05, 0.05, (num_rows or len(vocabulary), dim)).astype("float32")
-    matrix[0] = 0.0
-    index = {word: i for i, word in enumerate(vocabulary)}
-    found = 0
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line_number, line in enumerate(f, 1):
-                parts = line.rstrip().split(" ")
-                if line_number == 1 and len(parts) == 2:
-                    continue  # word2vec header
-                if len(parts) != dim + 1:
-                    raise InputError(
-                        f"{path}: line {line_number} has a vector of {len(parts) - 1} numbers, "
-                        f"but --embedding-dim is {dim}; set --embedding-dim to the file's vector size"
-                    )
-                i = index.get(parts[0])
-                if i is not None and i > 0:
-                    matrix[i] = np.asarray(parts[1:], dtype="float32")
-                    found += 1
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such word-vector file (--embeddings)") from None
-    except ValueError as err:
-        if isinstance(err, InputError):
-            raise
-        raise InputError(f"{path}: not a word-vector text file ({err})") from None
-    return matrix, found

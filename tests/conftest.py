@@ -22,11 +22,11 @@ TINY_MODEL = dict(
     decoder_units=32,
     label_embedding_dim=16,
 )
-TINY_TRAIN = dict(epochs=2, batch_size=32, patience=2, seed=0)
+TINY_TRAIN = dict(epochs=2, batch_size=32, patience=2, seed=0, embeddings=None)
 TINY_FLAGS = [
     "--max-tokens", "1000", "--sequence-length", "50", "--embedding-dim", "16", "--filter-sizes", "2,3",
     "--num-filters", "16", "--decoder-units", "32", "--label-embedding-dim", "16",
-    "--epochs", "2", "--batch-size", "32", "--seed", "0",
+    "--epochs", "2", "--batch-size", "32", "--seed", "0", "--embeddings", "none",
 ]  # fmt: skip
 
 

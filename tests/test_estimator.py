@@ -27,7 +27,7 @@ def test_predict_before_fit_raises():
 def test_fit_returns_self_and_predicts(tiny_csvs, tmp_path):
     train = read_labelled_csv(tiny_csvs["train"]).subset(range(150))
     dev = read_labelled_csv(tiny_csvs["dev"])
-    clf = mlgen.LabelSequenceClassifier(**TINY_MODEL, epochs=1, cell="simple")
+    clf = mlgen.LabelSequenceClassifier(**TINY_MODEL, epochs=1, cell="simple", embeddings=None)
     assert clf.fit(train.texts, train.label_sets, dev.texts, dev.label_sets) is clf
     predicted = clf.predict(dev.texts[:5])
     assert len(predicted) == 5 and all(set(p) <= set(clf.classes_) and p for p in predicted)

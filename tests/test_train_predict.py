@@ -129,35 +129,6 @@ def test_seed_makes_training_reproducible(tiny_csvs):
 
     train = read_labelled_csv(tiny_csvs["train"]).subset(range(120))
     config = ModelConfig(**TINY_MODEL)
-    runs = [fit(train, None, config, TrainConfig(epochs=1, seed=7), verbose=0) for _ in range(2)]
+    runs = [fit(train, None, config, TrainConfig(epochs=1, seed=7, embeddings=None), verbose=0) for _ in range(2)]
     assert runs[0].history["loss"] == runs[1].history["loss"]
     np.testing.assert_array_equal(runs[0].model.get_weights()[-1], runs[1].model.get_weights()[-1])
-
-
-def test_word_vectors_file(tmp_path):
-    from mlgen.model import load_word_vectors
-
-    path = tmp_path / "vectors.txt"
-    path.write_text("3 2\nwheat 0.5 -1\nprices 2 3\nunused 9 9\n")  # word2vec header, then GloVe lines
-    matrix, found = load_word_vectors(path, ["", "[UNK]", "wheat", "prices", "rose"], dim=2)
-    assert found == 2 and matrix.shape == (5, 2)
-    np.testing.assert_array_equal(matrix[2:4], [[0.5, -1], [2, 3]])
-    assert np.all(matrix[0] == 0) and np.all(np.abs(matrix[4]) <= 0.05)
-    with pytest.raises(InputError, match="--embedding-dim"):
-        load_word_vectors(path, ["", "wheat"], dim=3)
-    with pytest.raises(InputError, match="no such word-vector file"):
-        load_word_vectors(tmp_path / "none.txt", ["", "wheat"], dim=2)
-
-
-def test_training_starts_from_the_word_vectors(tiny_csvs, tmp_path):
-    from conftest import TINY_MODEL
-
-    from mlgen.config import ModelConfig, TrainConfig
-    from mlgen.train import fit
-
-    (tmp_path / "v.txt").write_text("the " + " ".join(["0.25"] * 16) + "\n")
-    train = read_labelled_csv(tiny_csvs["train"]).subset(range(60))
-    config = TrainConfig(epochs=1, learning_rate=0.0, embeddings=str(tmp_path / "v.txt"))
-    predictor = fit(train, None, ModelConfig(**TINY_MODEL), config, verbose=0)
-    row = predictor.model.text_vectorizer.get_vocabulary().index("the")
-    np.testing.assert_array_equal(np.asarray(predictor.model.encoder.embedding.embeddings)[row], [0.25] * 16)
