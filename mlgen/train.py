@@ -16,8 +16,8 @@ import keras
 from mlgen import __version__, metrics, pipeline
 from mlgen.config import ModelConfig, TrainConfig, to_dict
 from mlgen.data import LabelledData, train_dev_split
-from mlgen.errors import format_rows
 from mlgen.embeddings import load_word_vectors
+from mlgen.errors import format_rows
 from mlgen.model import LabelSequenceModel
 from mlgen.predict import Predictor, decode_texts
 from mlgen.vocab import PAD_ID, LabelVocabulary

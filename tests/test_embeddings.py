@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import TINY_MODEL
+
 from mlgen.config import ModelConfig, TrainConfig
 from mlgen.data import read_labelled_csv
 from mlgen.embeddings import GLOVE_6B_50D, load_word_vectors
