@@ -287,6 +287,17 @@ def _parse(
     return keep, data
 
 
+def check_texts(texts, what: str = "texts") -> list[str]:
+    """`texts` as a list of strings, or an InputError naming the first item that is not one."""
+    if isinstance(texts, str):
+        raise InputError(f"{what}: expected a list of texts, not one string; wrap it: [text]")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InputError(f"{what}: item {i} is {type(text).__name__} {text!r}, not a string")
+    return texts
+
+
 def split_labels(cell: str, sep: str = "|") -> list[str]:
     """`" b | a|b||"` -> `["b", "a"]`: split, strip, drop empty pieces, collapse duplicates."""
     labels = (piece.strip() for piece in cell.split(sep))

@@ -8,7 +8,8 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from mlgen.config import ModelConfig, TrainConfig
-from mlgen.data import LabelledData
+from mlgen.data import LabelledData, check_texts
+from mlgen.errors import InputError
 
 
 class LabelSequenceClassifier(BaseEstimator):
@@ -113,11 +114,7 @@ class LabelSequenceClassifier(BaseEstimator):
 
 
 def _labelled(texts, label_sets, what: str) -> LabelledData:
-    from mlgen.errors import InputError
-
-    if isinstance(texts, str):
-        raise InputError(f"{what}: texts must be a list of strings, not one string")
-    texts, label_sets = list(texts), [list(s) for s in label_sets]
+    texts, label_sets = check_texts(texts, what), [list(s) for s in label_sets]
     if len(texts) != len(label_sets):
         raise InputError(f"{what}: {len(texts)} texts but {len(label_sets)} label sets")
     return LabelledData(texts=texts, label_sets=label_sets, rows=list(range(1, len(texts) + 1)), source=what)

@@ -10,6 +10,7 @@ import numpy as np
 
 from mlgen import artifacts
 from mlgen.config import ModelConfig, from_dict, load_json, save_json
+from mlgen.data import check_texts
 from mlgen.errors import InputError
 from mlgen.vocab import EOS_ID, NUM_SPECIAL, LabelVocabulary
 
@@ -92,7 +93,7 @@ class Predictor:
             beam_size: 1 for greedy search (default: the model's `beam_size`).
             max_labels: most labels per document (default: the model's `max_labels`).
         """
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         beam_size = self.model_config.beam_size if beam_size is None else beam_size
         if beam_size < 1:
             raise InputError(f"--beam-size must be at least 1, got {beam_size}")
@@ -135,13 +136,3 @@ class Predictor:
         predictor.metrics = load_json(folder / artifacts.METRICS)
         predictor.history = load_json(folder / artifacts.HISTORY)
         return predictor
-
-
-def _check_texts(texts) -> list[str]:
-    if isinstance(texts, str):
-        raise InputError("predict takes a list of texts, not one string; wrap it: predict([text])")
-    texts = list(texts)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise InputError(f"text {i} is {type(text).__name__} {text!r}, not a string")
-    return texts

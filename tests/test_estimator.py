@@ -41,3 +41,5 @@ def test_fit_input_errors():
         clf.fit(["a", "b"], [["x"]])
     with pytest.raises(InputError, match="not one string"):
         clf.fit("a", [["x"]])
+    with pytest.raises(InputError, match="fit data: item 0 is int 3, not a string"):
+        clf.fit([3], [["x"]])

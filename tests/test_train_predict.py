@@ -84,7 +84,7 @@ def test_predict_input_errors(tiny_run):
     predictor, _ = tiny_run
     with pytest.raises(InputError, match="list of texts"):
         predictor.predict("one string")
-    with pytest.raises(InputError, match="not a string"):
+    with pytest.raises(InputError, match="item 1 is NoneType None, not a string"):
         predictor.predict(["fine", None])
     with pytest.raises(InputError, match="beam-size"):
         predictor.predict(["fine"], beam_size=0)
