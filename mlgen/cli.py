@@ -41,7 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dev", metavar="CSV", help="labelled dev file for early stopping")
     train.add_argument("--model", default="cnn-rnn", choices=MODELS, help="model type (default: cnn-rnn)")
     train.add_argument("--out", required=True, metavar="DIR", help="run folder to write (replaced atomically)")
-    train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None, help="Keras verbosity (default: auto)")
+    train.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=None,
+        help="Keras verbosity: 0 silent, 1 progress bar, 2 a line per epoch (default: 1 on a terminal, else 2)",
+    )
     add_arguments(train, ModelConfig, "model hyperparameters")
     add_arguments(train, TrainConfig, "training")
     _add_csv_arguments(train)
@@ -160,7 +166,8 @@ def _train(args) -> int:
             model_config,
             train_config,
             log_dir=staging / artifacts.LOGS,
-            verbose="auto" if args.verbose is None else args.verbose,
+            # A progress bar on a terminal; one line per epoch in logs and pipes.
+            verbose=args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2),
         )
         if args.train:
             predictor.config["data"]["csv_format"] = _csv_format(args).to_dict()
