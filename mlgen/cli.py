@@ -190,21 +190,15 @@ def _evaluation_data(args) -> LabelledData:
 
 def _evaluate(args) -> int:
     from mlgen import artifacts, metrics
-    from mlgen.errors import format_rows
 
     artifacts.check_run_dir(args.model)
     data = _evaluation_data(args)
     from mlgen.predict import Predictor
 
     predictor = Predictor.load(args.model)
-    unknown = predictor.vocab.unknown_rows(data.label_sets, data.rows)
-    if unknown:
-        listed = "; ".join(f"{label!r} (data rows {format_rows(rows, 3)})" for label, rows in list(unknown.items())[:5])
-        print(
-            f"{data.source}: {sum(map(len, unknown.values()))} gold labels ({len(unknown)} distinct) are not in "
-            f"the model's labels and count as misses: {listed}",
-            file=sys.stderr,
-        )
+    report = predictor.vocab.unknown_report(data)
+    if report:
+        print(report, file=sys.stderr)
     predicted = predictor.predict(data.texts, beam_size=args.beam_size, max_labels=args.max_labels)
     scores = metrics.evaluate(data.label_sets, predicted, predictor.labels)
     if args.json:

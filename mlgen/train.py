@@ -17,7 +17,6 @@ from mlgen import __version__, metrics, pipeline
 from mlgen.config import ModelConfig, TrainConfig, to_dict
 from mlgen.data import LabelledData, train_dev_split
 from mlgen.embeddings import load_word_vectors
-from mlgen.errors import format_rows
 from mlgen.model import LabelSequenceModel
 from mlgen.predict import Predictor, decode_texts
 from mlgen.vocab import PAD_ID, LabelVocabulary
@@ -88,7 +87,9 @@ def fit(
     )
     model = _build_model(vocab, train, model_config, train_config, verbose)
     train_ids = pipeline.vectorize(model.text_vectorizer, train.texts)
-    _report_unknown_dev_labels(vocab, dev, verbose)
+    report = vocab.unknown_report(dev)
+    if report:
+        _say(report, verbose)
     train_data = pipeline.make_dataset(
         train_ids, train.label_sets, vocab, batch_size=train_config.batch_size, shuffle=True, seed=train_config.seed
     )
@@ -163,17 +164,6 @@ def _build_model(vocab, train, model_config, train_config, verbose) -> LabelSequ
             verbose,
         )
     return model
-
-
-def _report_unknown_dev_labels(vocab, dev, verbose) -> None:
-    unknown = vocab.unknown_rows(dev.label_sets, dev.rows)
-    if unknown:
-        listed = "; ".join(f"{label!r} (data rows {format_rows(rows, 3)})" for label, rows in list(unknown.items())[:5])
-        _say(
-            f"{dev.source}: {sum(map(len, unknown.values()))} dev labels are not in the training labels and count "
-            f"as misses in dev scores: {listed}",
-            verbose,
-        )
 
 
 def _say(message: str, verbose) -> None:

@@ -204,6 +204,20 @@ class LabelVocabulary:
                     unknown.setdefault(label, []).append(row)
         return unknown
 
+    def unknown_report(self, data) -> str | None:
+        """One line on the labels of `data` (LabelledData) outside the vocabulary, or None if there are none.
+
+        Such labels are not dropped from scoring: they count as misses.
+        """
+        unknown = self.unknown_rows(data.label_sets, data.rows)
+        if not unknown:
+            return None
+        listed = "; ".join(f"{label!r} (data rows {format_rows(rows, 3)})" for label, rows in list(unknown.items())[:5])
+        return (
+            f"{data.source}: {sum(map(len, unknown.values()))} gold labels ({len(unknown)} distinct) are not in "
+            f"the model's labels and count as misses: {listed}"
+        )
+
     def drop_unknown(self, label_sets: Sequence[Sequence[str]]) -> list[list[str]]:
         """The label sets without labels outside the vocabulary (count them first with `unknown_rows`)."""
         return [[label for label in s if label in self._ids] for s in label_sets]

@@ -57,6 +57,14 @@ def test_unknown_labels_are_an_error_when_encoding_and_counted_on_request():
         vocab.encode_batch([["a"], ["zz", "a"]], rows=[7, 8])
     assert vocab.unknown_rows([["a", "zz"], ["yy"], ["zz"]]) == {"zz": [1, 3], "yy": [2]}
     assert vocab.drop_unknown([["a", "zz"]]) == [["a"]]
+    from mlgen.data import LabelledData
+
+    data = LabelledData(["t1", "t2"], [["a", "zz"], ["zz", "yy"]], rows=[4, 9], source="dev.csv")
+    assert vocab.unknown_report(data) == (
+        "dev.csv: 3 gold labels (2 distinct) are not in the model's labels and count as misses: "
+        "'zz' (data rows 4, 9); 'yy' (data rows 9)"
+    )
+    assert vocab.unknown_report(LabelledData(["t"], [["a"]], rows=[1], source="x")) is None
     with pytest.raises(InputError, match="not in the label vocabulary"):
         vocab.id("zz")
 
