@@ -26,9 +26,9 @@ from mlgen.vocab import LabelVocabulary  # noqa: E402
 
 def load(folder):
     """Loads a trained model from its run folder: `mlgen.load(dir).predict(texts)`."""
-    from mlgen.predict import Predictor
+    from mlgen.registry import load as load_run
 
-    return Predictor.load(folder)
+    return load_run(folder)
 
 
 def __getattr__(name):

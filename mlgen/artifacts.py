@@ -1,9 +1,11 @@
 """The run folder: what a trained model is on disk, written atomically. stdlib only.
 
-A run folder holds `model.keras` (network, text vectorizer and label names),
-`config.json` (every hyperparameter and the CSV format), `label_vocab.json`,
-`metrics.json` (dev scores, timings) and `history.json` (per-epoch logs), plus
-TensorBoard logs under `logs/`. `mlgen.load(folder)` needs nothing else.
+A run folder holds `config.json` (the model type, every hyperparameter and the CSV
+format), `label_vocab.json`, `metrics.json` (dev scores, timings), `history.json`
+(per-epoch logs) and the model itself: `model.keras` (network, text vectorizer and
+label names) for cnn-rnn and cnn-br, `linear.npz` (arrays only, no pickle) for linear-br;
+binary-relevance models add `thresholds.json`. Keras models add TensorBoard logs under
+`logs/`. `mlgen.load(folder)` needs nothing else.
 """
 
 from __future__ import annotations
@@ -21,25 +23,32 @@ CONFIG = "config.json"
 LABEL_VOCAB = "label_vocab.json"
 METRICS = "metrics.json"
 HISTORY = "history.json"
+THRESHOLDS = "thresholds.json"  # binary relevance: the decision threshold(s) tuned on dev
+LINEAR = "linear.npz"  # linear-br: TF-IDF weights and classifier coefficients (no pickle)
 LOGS = "logs"
 
 
 @contextlib.contextmanager
-def atomic_dir(path):
+def atomic_dir(path, marker: str = CONFIG, kind: str = "mlgen run folder"):
     """Yields an empty staging folder that replaces `path` only if the block succeeds.
 
     A crash or an exception inside the block leaves a previous `path` untouched. The
     staging folder sits beside `path` (same file system) so the swap is two renames.
 
+    Args:
+        path: the folder to write.
+        marker: a file every folder of this kind holds; only such a folder (or an
+            empty one) is replaced, so that `--out .` can never wipe a working directory.
+        kind: what the folder is, for the error message.
+
     Raises:
-        InputError: if `path` is a file, or a non-empty folder that is not a run folder
-            (so that `--out .` can never wipe a working directory).
+        InputError: if `path` is a file, or a non-empty folder without `marker`.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise InputError(f"{path}: is a file; --out needs a folder path")
-    if path.is_dir() and any(path.iterdir()) and not (path / CONFIG).is_file():
-        raise InputError(f"{path}: is a non-empty folder that is not an mlgen run folder; choose another --out")
+    if path.is_dir() and any(path.iterdir()) and not (path / marker).is_file():
+        raise InputError(f"{path}: is a non-empty folder that is not an {kind}; choose another --out")
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
@@ -54,6 +63,22 @@ def atomic_dir(path):
     os.replace(staging, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_file(path):
+    """Yields a temporary path beside `path` that replaces `path` only if the block succeeds.
+
+    The temporary name keeps `path`'s suffixes (`.csv.gz` stays compressed).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def check_run_dir(path) -> Path:

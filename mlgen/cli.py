@@ -1,4 +1,4 @@
-"""`mlgen train | evaluate | predict`: argument parsing and reporting only.
+"""`mlgen train | evaluate | predict | compare`: argument parsing and reporting only.
 
 TensorFlow is imported inside the commands that need it, so `mlgen --help` and bad
 input errors come back fast. Any `InputError` prints as one line, `mlgen: error: ...`,
@@ -8,18 +8,33 @@ with exit status 2 and no traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import json
-import os
 import sys
 from pathlib import Path
 
-from mlgen import __version__, datasets
-from mlgen.config import ModelConfig, TrainConfig, add_arguments, from_args
+from mlgen import __version__, datasets, registry
+from mlgen.config import (
+    ENCODER_FIELDS,
+    LINEAR_FIELDS,
+    BaselineConfig,
+    ModelConfig,
+    TrainConfig,
+    add_arguments,
+    from_args,
+)
 from mlgen.data import CSVFormat, LabelledData, read_chunks, read_labelled_csv
 from mlgen.errors import InputError
 
-MODELS = ("cnn-rnn",)
+MODELS = registry.MODEL_TYPES
+# The config fields each model type reads; a flag outside them is an error, not ignored.
+_FIELDS = {
+    "cnn-rnn": {f.name for cls in (ModelConfig, TrainConfig) for f in dataclasses.fields(cls)},
+    "cnn-br": {*ENCODER_FIELDS, *(f.name for f in dataclasses.fields(TrainConfig))}
+    | ({f.name for f in dataclasses.fields(BaselineConfig)} - set(LINEAR_FIELDS)),
+    "linear-br": {f.name for f in dataclasses.fields(BaselineConfig)} | {"seed", "dev_fraction"},
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_source(train)
     train.add_argument("--train", metavar="CSV", help="labelled training file (.csv, .tsv, optionally .gz)")
     train.add_argument("--dev", metavar="CSV", help="labelled dev file for early stopping")
-    train.add_argument("--model", default="cnn-rnn", choices=MODELS, help="model type (default: cnn-rnn)")
+    train.add_argument(
+        "--model",
+        default="cnn-rnn",
+        choices=MODELS,
+        help="cnn-rnn (label-sequence generation), or the binary-relevance baselines cnn-br (same encoder, one "
+        "sigmoid per label) and linear-br (TF-IDF + linear classifiers); default: cnn-rnn",
+    )
     train.add_argument("--out", required=True, metavar="DIR", help="run folder to write (replaced atomically)")
     train.add_argument(
         "--verbose",
@@ -50,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_arguments(train, ModelConfig, "model hyperparameters")
     add_arguments(train, TrainConfig, "training")
+    add_arguments(train, BaselineConfig, "binary-relevance baselines (--model cnn-br, linear-br)")
     _add_csv_arguments(train)
     train.set_defaults(func=_train)
 
@@ -66,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--beam-size", type=int, help="beam size (default: the model's)")
     evaluate.add_argument("--max-labels", type=int, help="most labels per document (default: the model's)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    evaluate.add_argument(
+        "--per-label", metavar="CSV", help="also write per-label support, predicted count, precision, recall, F1"
+    )
     _add_csv_arguments(evaluate)
     evaluate.set_defaults(func=_evaluate)
 
@@ -83,6 +108,29 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--chunk-size", type=int, default=10000, help="rows read at a time (default: 10000)")
     _add_csv_arguments(predict)
     predict.set_defaults(func=_predict)
+
+    compare = commands.add_parser(
+        "compare",
+        help="compare cnn-rnn with the binary-relevance baselines over seeds",
+        description="Train cnn-rnn, cnn-br and linear-br (--models) with seeds 0..N-1 on a bundled --dataset or "
+        "--train CSV, score each on its test split or --test CSV, and write results.csv, results.md, runs.csv, "
+        "per_label_f1.csv and PNG plots into --out. Hyperparameter flags apply to every model that reads them.",
+    )
+    _add_data_source(compare)
+    compare.add_argument("--train", metavar="CSV", help="labelled training file")
+    compare.add_argument("--dev", metavar="CSV", help="labelled dev file (default: --dev-fraction of train)")
+    compare.add_argument("--test", metavar="CSV", help="labelled test file (with --train)")
+    compare.add_argument("--seeds", type=int, default=3, help="runs per model, seeds 0..N-1 (default: 3)")
+    compare.add_argument(
+        "--models", default=",".join(MODELS), help=f"comma-separated model types (default: {','.join(MODELS)})"
+    )
+    compare.add_argument("--out", required=True, metavar="DIR", help="folder to write (replaced atomically)")
+    compare.add_argument("--verbose", type=int, choices=(0, 1, 2), default=0, help="Keras verbosity (default: 0)")
+    add_arguments(compare, ModelConfig, "model hyperparameters")
+    add_arguments(compare, TrainConfig, "training")
+    add_arguments(compare, BaselineConfig, "binary-relevance baselines")
+    _add_csv_arguments(compare)
+    compare.set_defaults(func=_compare)
     return parser
 
 
@@ -152,19 +200,36 @@ def _training_data(args) -> tuple[LabelledData, LabelledData | None]:
     return train, dev
 
 
+def _check_flags(args) -> None:
+    """Refuses hyperparameter flags that the chosen --model would ignore."""
+    given = [
+        f.name
+        for cls in (ModelConfig, TrainConfig, BaselineConfig)
+        for f in dataclasses.fields(cls)
+        if getattr(args, f.name, None) is not None
+    ]
+    unused = [name for name in given if name not in _FIELDS[args.model]]
+    if unused:
+        flags = ", ".join("--" + name.replace("_", "-") for name in unused)
+        raise InputError(f"{flags}: not used by --model {args.model}; see `mlgen train --help`")
+
+
 def _train(args) -> int:
+    _check_flags(args)
     model_config = from_args(ModelConfig, args)
     train_config = from_args(TrainConfig, args)
+    baseline_config = from_args(BaselineConfig, args)
     train, dev = _training_data(args)
     from mlgen import artifacts
-    from mlgen.train import fit
 
     with artifacts.atomic_dir(args.out) as staging:
-        predictor = fit(
+        predictor = registry.fit(
+            args.model,
             train,
             dev,
             model_config,
             train_config,
+            baseline_config,
             log_dir=staging / artifacts.LOGS,
             # A progress bar on a terminal; one line per epoch in logs and pipes.
             verbose=args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2),
@@ -173,10 +238,49 @@ def _train(args) -> int:
             predictor.config["data"]["csv_format"] = _csv_format(args).to_dict()
         predictor.write(staging)
     m = predictor.metrics
+    epochs = f"{m['epochs_run']} epochs, kept epoch {m['best_epoch']}; " if "epochs_run" in m else ""
     print(
-        f"trained {m['epochs_run']} epochs in {m['train_seconds']:.0f} s; kept epoch {m['best_epoch']} "
-        f"(dev micro-F1 {m['dev'].get('micro_f1', float('nan')):.4f}); saved {args.out}"
+        f"trained {args.model} in {m['train_seconds']:.0f} s; {epochs}"
+        f"dev micro-F1 {m['dev'].get('micro_f1', float('nan')):.4f}; saved {args.out}"
     )
+    return 0
+
+
+def _compare(args) -> int:
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        raise InputError(f"--models: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(MODELS)}")
+    if args.seeds < 1:
+        raise InputError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.test and not args.train:
+        raise InputError("--test goes with --train; a bundled --dataset brings its own test split")
+    if args.train and not args.test:
+        raise InputError("--train needs --test: the compared models are scored on it")
+    model_config = from_args(ModelConfig, args)
+    train_config = from_args(TrainConfig, args)
+    baseline_config = from_args(BaselineConfig, args)
+    train, dev = _training_data(args)
+    if args.train:
+        test = _report(read_labelled_csv(args.test, _csv_format(args)))
+    else:
+        test = _report(datasets.read(args.dataset or datasets.DEFAULT, "test"))
+    from mlgen.compare import compare
+
+    compare(
+        train,
+        test,
+        args.out,
+        dev,
+        seeds=args.seeds,
+        models=models,
+        model_config=model_config,
+        train_config=train_config,
+        baseline_config=baseline_config,
+        verbose=args.verbose,
+    )
+    print((Path(args.out) / "results.md").read_text(encoding="utf-8"), end="")
+    print(f"wrote {args.out}")
     return 0
 
 
@@ -193,14 +297,17 @@ def _evaluate(args) -> int:
 
     artifacts.check_run_dir(args.model)
     data = _evaluation_data(args)
-    from mlgen.predict import Predictor
-
-    predictor = Predictor.load(args.model)
+    predictor = registry.load(args.model)
     report = predictor.vocab.unknown_report(data)
     if report:
         print(report, file=sys.stderr)
     predicted = predictor.predict(data.texts, beam_size=args.beam_size, max_labels=args.max_labels)
     scores = metrics.evaluate(data.label_sets, predicted, predictor.labels)
+    if args.per_label:
+        table = metrics.per_label(data.label_sets, predicted, predictor.labels)
+        with artifacts.atomic_file(args.per_label) as partial:
+            table.to_csv(partial, index=False, float_format="%.4f")
+        print(f"wrote {len(table)} labels to {args.per_label}", file=sys.stderr)
     if args.json:
         print(json.dumps(scores))
     else:
@@ -210,38 +317,32 @@ def _evaluate(args) -> int:
 
 
 def _predict(args) -> int:
-    from mlgen.predict import Predictor
-
     fmt = _csv_format(args)
     if args.chunk_size < 1:
         raise InputError(f"--chunk-size must be at least 1, got {args.chunk_size}")
-    predictor = Predictor.load(args.model)
+    predictor = registry.load(args.model)
     output = Path(args.output)
     if output.resolve() == Path(args.input).resolve():
         raise InputError(f"{output}: --output must differ from --input")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(f".{output.name}.tmp-{os.getpid()}")
     sep = "\t" if ".tsv" in output.suffixes else ","
     opener = gzip.open if output.suffix == ".gz" else open
     written = dropped = 0
     header = True
-    try:
-        with opener(partial, "wt", encoding="utf-8", newline="") as f:
-            for frame, data in read_chunks(args.input, fmt, with_labels=False, chunksize=args.chunk_size):
-                predictions = predictor.predict_scores(data.texts, beam_size=args.beam_size, max_labels=args.max_labels)
-                frame = frame.assign(
-                    predicted_labels=[fmt.label_sep.join(p.labels) for p in predictions],
-                    label_scores=[fmt.label_sep.join(f"{s:.4f}" for s in p.scores) for p in predictions],
-                )
-                frame.to_csv(f, sep=sep, index=False, header=header)
-                header = False
-                written += len(frame)
-                dropped += data.num_dropped
-                if data.num_dropped:
-                    print(data.summary(), file=sys.stderr)
-        os.replace(partial, output)
-    finally:
-        partial.unlink(missing_ok=True)
+    from mlgen import artifacts
+
+    with artifacts.atomic_file(output) as partial, opener(partial, "wt", encoding="utf-8", newline="") as f:
+        for frame, data in read_chunks(args.input, fmt, with_labels=False, chunksize=args.chunk_size):
+            predictions = predictor.predict_scores(data.texts, beam_size=args.beam_size, max_labels=args.max_labels)
+            frame = frame.assign(
+                predicted_labels=[fmt.label_sep.join(p.labels) for p in predictions],
+                label_scores=[fmt.label_sep.join(f"{s:.4f}" for s in p.scores) for p in predictions],
+            )
+            frame.to_csv(f, sep=sep, index=False, header=header)
+            header = False
+            written += len(frame)
+            dropped += data.num_dropped
+            if data.num_dropped:
+                print(data.summary(), file=sys.stderr)
     print(f"wrote {written} rows to {output}" + (f" ({dropped} invalid rows dropped)" if dropped else ""))
     return 0
 

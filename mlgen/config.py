@@ -96,6 +96,33 @@ class TrainConfig:
         _validate(self)
 
 
+@dataclasses.dataclass(frozen=True)
+class BaselineConfig:
+    """The binary-relevance baselines: `--model cnn-br` (the CNN encoder, one sigmoid per
+    label) and `--model linear-br` (TF-IDF + one-vs-rest linear classifier).
+
+    Defaults were chosen on the Reuters-21578 dev split (`experiments/README.md`).
+    """
+
+    threshold: str = _field(
+        "global", "decision threshold tuned on dev: one for all labels, or one per label", ("global", "per-label")
+    )
+    always_top: bool = _field(True, "give a document nothing reaches its top-scoring label")
+    classifier: str = _field("svc", "linear-br classifier: LinearSVC or LogisticRegression", ("svc", "logreg"))
+    C: float = _field(1.0, "linear-br inverse regularisation strength", minimum=1e-9)
+    ngram_max: int = _field(1, "linear-br TF-IDF features: word n-grams up to this length", minimum=1, maximum=3)
+    min_df: int = _field(1, "linear-br TF-IDF features: ignore terms in fewer documents", minimum=1)
+    sublinear_tf: bool = _field(True, "linear-br TF-IDF: 1 + log(tf) instead of raw counts")
+
+    def __post_init__(self):
+        _validate(self)
+
+
+# The fields each model type reads (every type also reads TrainConfig's seed and dev_fraction).
+ENCODER_FIELDS = ("max_tokens", "sequence_length", "embedding_dim", "filter_sizes", "num_filters", "dropout")
+LINEAR_FIELDS = ("classifier", "C", "ngram_max", "min_df", "sublinear_tf")
+
+
 def _hints(cls) -> dict:
     return typing.get_type_hints(cls)
 
@@ -121,13 +148,15 @@ def add_arguments(parser: argparse.ArgumentParser, cls, group_title: str | None 
         kwargs = dict(default=None, help=f"{field.metadata['help']} (default: {shown})")
         if field.metadata.get("choices"):
             kwargs["choices"] = field.metadata["choices"]
-        if kind is tuple:
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif kind is tuple:
             kwargs["type"] = _int_tuple
             kwargs["metavar"] = "N,N,..."
         elif kind in (int, float, str):
             kwargs["type"] = kind
             kwargs["metavar"] = field.metadata.get("metavar") or {int: "N", float: "X", str: "NAME"}[kind]
-        if kwargs.get("choices"):
+        if kwargs.get("choices") or kind is bool:
             kwargs.pop("metavar", None)
         group.add_argument(flag, **kwargs)
 

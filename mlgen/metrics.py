@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pandas as pd
 from sklearn import metrics as skm
 from sklearn.preprocessing import MultiLabelBinarizer
 
@@ -21,8 +22,17 @@ SCORE_KEYS = (
     "subset_accuracy",
     "micro_precision",
     "micro_recall",
+    "macro_precision",
+    "macro_recall",
+    "samples_precision",
+    "samples_recall",
+    "micro_jaccard",
+    "macro_jaccard",
+    "samples_jaccard",
     "n_docs",
 )
+# The columns of `per_label`.
+PER_LABEL_COLUMNS = ("label", "support", "predicted", "precision", "recall", "f1")
 
 
 def binarize(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], labels: Sequence[str]):
@@ -40,7 +50,7 @@ def binarize(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], label
 
 
 def evaluate(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], labels: Sequence[str]) -> dict:
-    """Micro/macro/samples F1, Hamming loss, subset accuracy, micro P/R.
+    """Micro/macro/samples F1, precision, recall and Jaccard; Hamming loss; subset accuracy.
 
     Args:
         gold: the true label set of each document.
@@ -53,31 +63,46 @@ def evaluate(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], label
     """
     y_true, y_pred, columns = binarize(gold, pred, labels)
     known = set(labels)
-    averages = {}
+    scores = {}
     for average in ("micro", "macro", "samples"):
         p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, average=average, zero_division=0)
-        averages[average] = (float(p), float(r), float(f))
-    return {
-        "micro_f1": averages["micro"][2],
-        "macro_f1": averages["macro"][2],
-        "samples_f1": averages["samples"][2],
-        "hamming_loss": float(skm.hamming_loss(y_true, y_pred)) if len(columns) else 0.0,
-        "subset_accuracy": float(skm.accuracy_score(y_true, y_pred)),
-        "micro_precision": averages["micro"][0],
-        "micro_recall": averages["micro"][1],
-        "n_docs": len(gold),
-        "unknown_gold_labels": int(sum(label not in known for s in gold for label in s)),
-        "unknown_predicted_labels": int(sum(label not in known for s in pred for label in s)),
-    }
+        scores[f"{average}_precision"], scores[f"{average}_recall"], scores[f"{average}_f1"] = map(float, (p, r, f))
+        scores[f"{average}_jaccard"] = float(skm.jaccard_score(y_true, y_pred, average=average, zero_division=0))
+    scores["hamming_loss"] = float(skm.hamming_loss(y_true, y_pred)) if len(columns) else 0.0
+    scores["subset_accuracy"] = float(skm.accuracy_score(y_true, y_pred))
+    scores["n_docs"] = len(gold)
+    scores["unknown_gold_labels"] = int(sum(label not in known for s in gold for label in s))
+    scores["unknown_predicted_labels"] = int(sum(label not in known for s in pred for label in s))
+    return {key: scores[key] for key in (*SCORE_KEYS, "unknown_gold_labels", "unknown_predicted_labels")}
+
+
+def per_label(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], labels: Sequence[str]):
+    """One row per label: gold `support`, `predicted` count, precision, recall, F1.
+
+    Rows follow `labels` (the vocabulary order, most frequent first by default), then
+    labels outside it. Returns a pandas DataFrame with `PER_LABEL_COLUMNS`.
+    """
+    y_true, y_pred, columns = binarize(gold, pred, labels)
+    p, r, f, support = skm.precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
+    return pd.DataFrame(
+        {
+            "label": columns,
+            "support": support.astype(int),
+            "predicted": y_pred.sum(axis=0).astype(int),
+            "precision": p,
+            "recall": r,
+            "f1": f,
+        },
+        columns=list(PER_LABEL_COLUMNS),
+    )
 
 
 def format_scores(scores: dict) -> str:
     """The scores as aligned `name  value` lines."""
+    keys = [*SCORE_KEYS, *(k for k in ("unknown_gold_labels", "unknown_predicted_labels") if scores.get(k))]
+    width = max(map(len, keys)) + 2
     lines = []
-    for key in SCORE_KEYS:
+    for key in keys:
         value = scores[key]
-        lines.append(f"{key:<17}{value:.4f}" if isinstance(value, float) else f"{key:<17}{value}")
-    for key in ("unknown_gold_labels", "unknown_predicted_labels"):
-        if scores.get(key):
-            lines.append(f"{key:<17}{scores[key]}")
+        lines.append(f"{key:<{width}}{value:.4f}" if isinstance(value, float) else f"{key:<{width}}{value}")
     return "\n".join(lines)

@@ -60,3 +60,25 @@ def _trim_steps(inputs, decoder_target):
     token_ids, decoder_input = inputs
     steps = tf.reduce_max(tf.reduce_sum(tf.cast(tf.not_equal(decoder_input, 0), tf.int32), axis=1))
     return (token_ids, decoder_input[:, :steps]), decoder_target[:, :steps]
+
+
+def make_multi_hot_dataset(
+    token_ids: np.ndarray,
+    label_sets: Sequence[Sequence[str]],
+    vocab: LabelVocabulary,
+    *,
+    batch_size: int = 64,
+    shuffle: bool = False,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """Batches of `(token_ids, targets)` for binary relevance.
+
+    Yields:
+        token ids `(batch, sequence_length)` and float32 0/1 targets
+        `(batch, vocab.num_labels)`, columns in `vocab.labels` order.
+    """
+    targets = vocab.to_multi_hot(label_sets).astype(np.float32)
+    dataset = tf.data.Dataset.from_tensor_slices((token_ids, targets))
+    if shuffle:
+        dataset = dataset.shuffle(len(token_ids), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,4 +1,9 @@
-"""A trained model, loaded from its run folder, predicting label sets from raw text."""
+"""Trained models, restored from run folders, predicting label sets from raw text.
+
+`Predictor` is the interface every model type shares; `SequencePredictor` decodes the
+CNN-RNN model and `ScoringPredictor` thresholds the scores of binary relevance.
+Nothing here imports TensorFlow until a Keras model is decoded or loaded.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mlgen import artifacts
-from mlgen.config import ModelConfig, from_dict, load_json, save_json
-from mlgen.data import check_texts
+from mlgen import artifacts, thresholds
+from mlgen.config import BaselineConfig, ModelConfig, from_dict, load_json, save_json
+from mlgen.data import LabelledData, check_texts
 from mlgen.errors import InputError
 from mlgen.vocab import EOS_ID, NUM_SPECIAL, LabelVocabulary
 
@@ -21,13 +26,15 @@ class Prediction:
 
     Attributes:
         labels: the labels in generation order.
-        scores: each label's probability at the step it was generated.
-        log_prob: log-probability of the whole sequence, EOS included.
+        scores: each label's score: for cnn-rnn its probability at the step it was
+            generated, for binary relevance its probability or margin.
+        log_prob: log-probability of the whole sequence, EOS included (None for
+            binary-relevance models, which score labels independently).
     """
 
     labels: list[str]
     scores: list[float]
-    log_prob: float
+    log_prob: float | None
 
 
 def decode_texts(
@@ -63,7 +70,78 @@ def decode_texts(
 
 
 class Predictor:
-    """A trained CNN-RNN model with its label vocabulary and config.
+    """A trained model with its label vocabulary and config: texts in, label sets out.
+
+    The common interface of every model type (`cnn-rnn`, `cnn-br`, `linear-br`);
+    `mlgen.load` returns the right subclass for a run folder.
+
+    Attributes:
+        vocab: the `LabelVocabulary` (fixes the label columns).
+        config: everything in `config.json` (`model_type` first).
+        metrics, history: dev scores and timings; per-epoch logs.
+    """
+
+    model_type = ""
+
+    def __init__(self, vocab: LabelVocabulary, config: dict):
+        self.vocab = vocab
+        self.config = config
+        self.metrics: dict = {}
+        self.history: dict = {}
+
+    @property
+    def labels(self) -> list[str]:
+        return self.vocab.labels
+
+    def predict_scores(
+        self, texts: Sequence[str], beam_size: int | None = None, max_labels: int | None = None
+    ) -> list[Prediction]:
+        """Per text: its labels (most confident or first generated first) and their scores."""
+        raise NotImplementedError
+
+    def predict(
+        self, texts: Sequence[str], beam_size: int | None = None, max_labels: int | None = None
+    ) -> list[list[str]]:
+        """The label set of each text."""
+        return [p.labels for p in self.predict_scores(texts, beam_size, max_labels)]
+
+    def calibrate(self, dev: LabelledData) -> None:
+        """Fits what is tuned on dev data after (or during) training; nothing by default."""
+
+    def write(self, folder) -> None:
+        """Writes the run files into an existing `folder` (see `mlgen.artifacts`)."""
+        folder = Path(folder)
+        self._write_model(folder)
+        self.vocab.save(folder / artifacts.LABEL_VOCAB)
+        save_json(self.config, folder / artifacts.CONFIG)
+        save_json(self.metrics, folder / artifacts.METRICS)
+        save_json(self.history, folder / artifacts.HISTORY)
+
+    def save(self, folder) -> None:
+        """Saves the run folder atomically: a failure leaves any previous folder intact."""
+        with artifacts.atomic_dir(folder) as staging:
+            self.write(staging)
+
+    @classmethod
+    def load(cls, folder) -> Predictor:
+        """Restores a run folder of this model type written by `save` or `mlgen train`."""
+        folder = artifacts.check_run_dir(folder)
+        config = load_json(folder / artifacts.CONFIG)
+        predictor = cls._read_model(folder, LabelVocabulary.load(folder / artifacts.LABEL_VOCAB), config)
+        predictor.metrics = load_json(folder / artifacts.METRICS)
+        predictor.history = load_json(folder / artifacts.HISTORY)
+        return predictor
+
+    def _write_model(self, folder: Path) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def _read_model(cls, folder: Path, vocab: LabelVocabulary, config: dict) -> Predictor:
+        raise NotImplementedError
+
+
+class SequencePredictor(Predictor):
+    """The CNN-RNN model: labels generated one at a time, greedy or beam search.
 
     Example:
         >>> clf = mlgen.load("runs/reuters21578")
@@ -71,17 +149,12 @@ class Predictor:
         [['grain', 'wheat']]
     """
 
-    def __init__(self, model, vocab: LabelVocabulary, config: dict):
-        self.model = model
-        self.vocab = vocab
-        self.config = config
-        self.model_config = from_dict(ModelConfig, config.get("model", {}))
-        self.metrics: dict = {}
-        self.history: dict = {}
+    model_type = "cnn-rnn"
 
-    @property
-    def labels(self) -> list[str]:
-        return self.vocab.labels
+    def __init__(self, model, vocab: LabelVocabulary, config: dict):
+        super().__init__(vocab, config)
+        self.model = model
+        self.model_config = from_dict(ModelConfig, config.get("model", {}))
 
     def predict_scores(
         self, texts: Sequence[str], beam_size: int | None = None, max_labels: int | None = None
@@ -101,38 +174,85 @@ class Predictor:
             raise InputError(f"--max-labels must be at least {self.model_config.min_labels}, got {max_labels}")
         return decode_texts(self.model, texts, beam_size=beam_size, max_labels=max_labels)
 
-    def predict(
-        self, texts: Sequence[str], beam_size: int | None = None, max_labels: int | None = None
-    ) -> list[list[str]]:
-        """The label set of each text, labels in generation order."""
-        return [p.labels for p in self.predict_scores(texts, beam_size, max_labels)]
-
-    def write(self, folder) -> None:
-        """Writes the run files into an existing `folder` (see `mlgen.artifacts`)."""
-        folder = Path(folder)
+    def _write_model(self, folder: Path) -> None:
         self.model.save(folder / artifacts.MODEL)
-        self.vocab.save(folder / artifacts.LABEL_VOCAB)
-        save_json(self.config, folder / artifacts.CONFIG)
-        save_json(self.metrics, folder / artifacts.METRICS)
-        save_json(self.history, folder / artifacts.HISTORY)
-
-    def save(self, folder) -> None:
-        """Saves the run folder atomically: a failure leaves any previous folder intact."""
-        with artifacts.atomic_dir(folder) as staging:
-            self.write(staging)
 
     @classmethod
-    def load(cls, folder) -> Predictor:
-        """Restores a run folder written by `save` or `mlgen train` (Keras safe mode)."""
-        import keras
+    def _read_model(cls, folder: Path, vocab: LabelVocabulary, config: dict) -> SequencePredictor:
+        return cls(_load_keras(folder / artifacts.MODEL), vocab, config)
 
-        import mlgen.model  # noqa: F401  registers the custom layers
 
-        folder = artifacts.check_run_dir(folder)
-        model = keras.saving.load_model(folder / artifacts.MODEL, compile=False, safe_mode=True)
-        predictor = cls(
-            model, LabelVocabulary.load(folder / artifacts.LABEL_VOCAB), load_json(folder / artifacts.CONFIG)
-        )
-        predictor.metrics = load_json(folder / artifacts.METRICS)
-        predictor.history = load_json(folder / artifacts.HISTORY)
+class ScoringPredictor(Predictor):
+    """Binary relevance: one score per label, a label predicted when it reaches the threshold.
+
+    Subclasses give `scores(texts) -> (n_docs, num_labels)`. The threshold (one, or one
+    per label) is tuned on dev by `calibrate` and saved in `thresholds.json`.
+
+    Attributes:
+        threshold: a float or a float array `(num_labels,)`.
+        per_label: `calibrate` tunes one threshold per label.
+        always_top: a document nothing reaches gets its top-scoring label.
+    """
+
+    def __init__(self, vocab: LabelVocabulary, config: dict, threshold=0.0):
+        super().__init__(vocab, config)
+        baseline = from_dict(BaselineConfig, config.get("baseline", {}))
+        self.per_label = baseline.threshold == "per-label"
+        self.always_top = baseline.always_top
+        self.threshold = threshold
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Per-label scores `(len(texts), num_labels)`; larger means more likely."""
+        raise NotImplementedError
+
+    def calibrate(self, dev: LabelledData) -> None:
+        """Tunes the threshold for the best dev micro-F1 (`mlgen.thresholds.tune`)."""
+        y_true = self.vocab.to_multi_hot(self.vocab.drop_unknown(dev.label_sets))
+        self.threshold = thresholds.tune(self.scores(dev.texts), y_true, self.per_label, self.always_top)
+
+    def predict_scores(
+        self, texts: Sequence[str], beam_size: int | None = None, max_labels: int | None = None
+    ) -> list[Prediction]:
+        """Labels that reach the threshold, highest score first, with their scores.
+
+        `log_prob` is None: binary relevance scores each label on its own.
+        """
+        if beam_size not in (None, 1):
+            raise InputError(f"--beam-size applies to cnn-rnn models; this is a {self.model_type} model")
+        if max_labels is not None and max_labels < 1:
+            raise InputError(f"--max-labels must be at least 1, got {max_labels}")
+        scores = self.scores(check_texts(texts))
+        chosen = thresholds.apply(scores, self.threshold, self.always_top)
+        predictions = []
+        for row_scores, row_chosen in zip(scores, chosen):
+            columns = np.flatnonzero(row_chosen)
+            columns = columns[np.argsort(-row_scores[columns], kind="stable")][:max_labels]
+            predictions.append(
+                Prediction(
+                    labels=[self.labels[j] for j in columns],
+                    scores=[float(row_scores[j]) for j in columns],
+                    log_prob=None,
+                )
+            )
+        return predictions
+
+    def write(self, folder) -> None:
+        super().write(folder)
+        save_json({"threshold": np.asarray(self.threshold).tolist()}, Path(folder) / artifacts.THRESHOLDS)
+
+    @classmethod
+    def load(cls, folder) -> ScoringPredictor:
+        predictor = super().load(folder)
+        threshold = load_json(Path(folder) / artifacts.THRESHOLDS)["threshold"]
+        predictor.threshold = np.asarray(threshold) if isinstance(threshold, list) else threshold
         return predictor
+
+
+def _load_keras(path: Path):
+    """A `.keras` model in safe mode, mlgen's layers registered."""
+    import keras
+
+    import mlgen.baselines.cnn_br  # noqa: F401  registers the custom layers and models
+    import mlgen.model  # noqa: F401
+
+    return keras.saving.load_model(path, compile=False, safe_mode=True)

@@ -1,8 +1,10 @@
-"""The one training loop: labelled data in, a fitted `Predictor` out.
+"""The one training loop for the Keras models: labelled data in, a fitted `Predictor` out.
 
-Teacher forcing with Adam and gradient clipping through `model.fit`; after every epoch
-the dev set is decoded (the model fed its own predictions) and scored, and early
-stopping keeps the weights of the epoch with the best dev micro-F1.
+`cnn-rnn` learns with teacher forcing (cross-entropy over the next label); `cnn-br`,
+the same encoder with one sigmoid per label, with binary cross-entropy. Both use Adam
+with gradient clipping through `model.fit`; after every epoch the dev set is
+predicted the way users will predict it (decoded, or thresholded after tuning the
+threshold) and scored, and early stopping keeps the weights of the best dev micro-F1.
 """
 
 from __future__ import annotations
@@ -14,35 +16,37 @@ import time
 import keras
 
 from mlgen import __version__, metrics, pipeline
-from mlgen.config import ModelConfig, TrainConfig, to_dict
+from mlgen.baselines.cnn_br import BinaryRelevanceModel, CNNBRPredictor
+from mlgen.config import ENCODER_FIELDS, LINEAR_FIELDS, BaselineConfig, ModelConfig, TrainConfig, to_dict
 from mlgen.data import LabelledData, train_dev_split
 from mlgen.embeddings import load_word_vectors
 from mlgen.model import LabelSequenceModel
-from mlgen.predict import Predictor, decode_texts
+from mlgen.predict import Predictor, SequencePredictor
 from mlgen.vocab import PAD_ID, LabelVocabulary
 
-MODEL_TYPE = "cnn-rnn"
+MODEL_TYPES = ("cnn-rnn", "cnn-br")
 
 
-class DevDecodingCallback(keras.callbacks.Callback):
-    """Decodes the dev texts after each epoch and adds their scores to the logs.
+class DevScoringCallback(keras.callbacks.Callback):
+    """Predicts the dev texts after each epoch and adds their scores to the logs.
 
-    Adds `val_micro_f1`, `val_macro_f1`, `val_samples_f1` and `val_subset_accuracy`,
-    so `EarlyStopping(monitor="val_micro_f1", mode="max")`, the progress bar,
-    TensorBoard and the history all see them. Place it before those callbacks.
+    Calls `predictor.calibrate(dev)` first (binary relevance tunes its threshold
+    there), then `predictor.predict`, so dev is scored exactly as users will
+    predict. Adds `val_micro_f1`, `val_macro_f1`, `val_samples_f1` and
+    `val_subset_accuracy`, so `EarlyStopping(monitor="val_micro_f1", mode="max")`, the
+    progress bar, TensorBoard and the history all see them. Place it before those.
     """
 
-    def __init__(self, texts, label_sets, labels, beam_size: int = 1):
+    def __init__(self, predictor: Predictor, dev: LabelledData):
         super().__init__()
-        self.texts = list(texts)
-        self.label_sets = label_sets
-        self.labels = labels
-        self.beam_size = beam_size
+        self.predictor = predictor
+        self.dev = dev
         self.scores: list[dict] = []
 
     def on_epoch_end(self, epoch, logs=None):
-        predictions = decode_texts(self.model, self.texts, beam_size=self.beam_size)
-        scores = metrics.evaluate(self.label_sets, [p.labels for p in predictions], self.labels)
+        self.predictor.calibrate(self.dev)
+        predicted = self.predictor.predict(self.dev.texts)
+        scores = metrics.evaluate(self.dev.label_sets, predicted, self.predictor.labels)
         self.scores.append(scores)
         if logs is not None:
             for key in ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy"):
@@ -54,26 +58,33 @@ def fit(
     dev: LabelledData | None = None,
     model_config: ModelConfig = ModelConfig(),
     train_config: TrainConfig = TrainConfig(),
+    baseline_config: BaselineConfig = BaselineConfig(),
     *,
+    model_type: str = "cnn-rnn",
     log_dir=None,
     verbose="auto",
 ) -> Predictor:
-    """Trains a CNN-RNN model.
+    """Trains a `cnn-rnn` (default) or `cnn-br` model.
 
     Args:
         train: training texts and label sets; they alone build the text and label
             vocabularies.
-        dev: held-out data for early stopping; when None, `train_config.dev_fraction`
-            of `train` is split off with `train_config.seed`.
-        model_config: network and decoding hyperparameters.
+        dev: held-out data for early stopping (and cnn-br's threshold); when None,
+            `train_config.dev_fraction` of `train` is split off with `train_config.seed`.
+        model_config: network and decoding hyperparameters (cnn-br reads the
+            encoder's only).
         train_config: optimisation hyperparameters.
+        baseline_config: cnn-br's decision rule (`threshold`, `always_top`).
+        model_type: one of `MODEL_TYPES`.
         log_dir: where TensorBoard logs go (none when None).
         verbose: Keras verbosity (0 silent, 1 progress bar, 2 one line per epoch).
 
     Returns:
-        A `Predictor` with `history` (per-epoch logs) and `metrics` (dev scores of
-        the kept epoch, timings).
+        A `SequencePredictor` or `CNNBRPredictor` with `history` (per-epoch logs) and
+        `metrics` (dev scores of the kept epoch, timings).
     """
+    if model_type not in MODEL_TYPES:
+        raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {model_type!r}")
     started = time.perf_counter()
     keras.utils.set_random_seed(train_config.seed)
     if dev is None:
@@ -85,26 +96,43 @@ def fit(
         max_labels=model_config.max_labels or longest,
         min_labels=model_config.min_labels if all(train.label_sets) else 0,
     )
-    model = _build_model(vocab, train, model_config, train_config, verbose)
-    train_ids = pipeline.vectorize(model.text_vectorizer, train.texts)
     report = vocab.unknown_report(dev)
     if report:
         _say(report, verbose)
-    train_data = pipeline.make_dataset(
-        train_ids, train.label_sets, vocab, batch_size=train_config.batch_size, shuffle=True, seed=train_config.seed
-    )
-    dev_data = pipeline.make_dataset(
-        pipeline.vectorize(model.text_vectorizer, dev.texts),
-        vocab.drop_unknown(dev.label_sets),
+
+    config = {"mlgen_version": __version__, "model_type": model_type}
+    if model_type == "cnn-rnn":
+        model = _build_model(LabelSequenceModel, vocab, train, model_config, train_config, verbose)
+        config["model"] = to_dict(model_config)
+        make_dataset = pipeline.make_dataset
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID)
+    else:
+        model = _build_model(BinaryRelevanceModel, vocab, train, model_config, train_config, verbose)
+        config["model"] = {k: v for k, v in to_dict(model_config).items() if k in ENCODER_FIELDS}
+        config["baseline"] = {k: v for k, v in to_dict(baseline_config).items() if k not in LINEAR_FIELDS}
+        make_dataset = pipeline.make_multi_hot_dataset
+        loss = keras.losses.BinaryCrossentropy(from_logits=True)
+    config["train"] = to_dict(train_config)
+    config["data"] = {"train": train.source, "dev": dev.source, "train_docs": len(train), "dev_docs": len(dev)}
+    predictor = (SequencePredictor if model_type == "cnn-rnn" else CNNBRPredictor)(model, vocab, config)
+
+    train_data = make_dataset(
+        pipeline.vectorize(model.text_vectorizer, train.texts),
+        train.label_sets,
         vocab,
-        batch_size=256,
+        batch_size=train_config.batch_size,
+        shuffle=True,
+        seed=train_config.seed,
+    )
+    dev_data = make_dataset(
+        pipeline.vectorize(model.text_vectorizer, dev.texts), vocab.drop_unknown(dev.label_sets), vocab, batch_size=256
     )
     model.compile(
         optimizer=keras.optimizers.Adam(train_config.learning_rate, clipnorm=train_config.clipnorm or None),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID),
+        loss=loss,
         jit_compile=False,  # XLA is slower on these CPUs (see TOOLCHAIN.md)
     )
-    dev_callback = DevDecodingCallback(dev.texts, dev.label_sets, vocab.labels, beam_size=model_config.beam_size)
+    dev_callback = DevScoringCallback(predictor, dev)
     stopping = keras.callbacks.EarlyStopping(
         monitor="val_micro_f1", mode="max", patience=train_config.patience, restore_best_weights=True, verbose=0
     )
@@ -121,15 +149,8 @@ def fit(
         shuffle=False,
     )
     fit_seconds = time.perf_counter() - fit_started
+    predictor.calibrate(dev)  # the best epoch's weights are back: so is its threshold
 
-    config = {
-        "mlgen_version": __version__,
-        "model_type": MODEL_TYPE,
-        "model": to_dict(model_config),
-        "train": to_dict(train_config),
-        "data": {"train": train.source, "dev": dev.source, "train_docs": len(train), "dev_docs": len(dev)},
-    }
-    predictor = Predictor(model, vocab, config)
     predictor.history = {key: [float(v) for v in values] for key, values in history.history.items()}
     best_epoch = stopping.best_epoch if dev_callback.scores else 0
     predictor.metrics = {
@@ -142,14 +163,17 @@ def fit(
     return predictor
 
 
-def _build_model(vocab, train, model_config, train_config, verbose) -> LabelSequenceModel:
+def _build_model(cls, vocab, train, model_config, train_config, verbose):
     """The network with its text vocabulary adapted on `train` and, if asked, word vectors loaded."""
-    model = LabelSequenceModel(
-        vocab.labels,
-        **{k: v for k, v in to_dict(model_config).items() if k not in ("beam_size", "label_order")},
-    )
+    if cls is LabelSequenceModel:
+        options = {k: v for k, v in to_dict(model_config).items() if k not in ("beam_size", "label_order")}
+        input_shape = ((None, model_config.sequence_length), (None, None))
+    else:
+        options = {k: v for k, v in to_dict(model_config).items() if k in ENCODER_FIELDS}
+        input_shape = (None, model_config.sequence_length)
+    model = cls(vocab.labels, **options)
     pipeline.adapt_vectorizer(model.text_vectorizer, train.texts)
-    model.build(((None, model_config.sequence_length), (None, None)))
+    model.build(input_shape)
     if train_config.embeddings:
         matrix, found = load_word_vectors(
             train_config.embeddings,

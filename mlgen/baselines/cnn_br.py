@@ -1,0 +1,121 @@
+"""cnn-br: the CNN-RNN model's very encoder with one sigmoid output per label."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mlgen import artifacts
+from mlgen.layers.encoder import CNNTextEncoder
+from mlgen.predict import ScoringPredictor, _load_keras
+from mlgen.vocab import LabelVocabulary
+
+
+@keras.saving.register_keras_serializable(package="mlgen")
+class BinaryRelevanceModel(keras.Model):
+    """Text in, one logit per label out. Holds its text vectorizer.
+
+    Args:
+        labels: label names, one output column each.
+        max_tokens, sequence_length: see `LabelSequenceModel`.
+        embedding_dim, filter_sizes, num_filters, dropout: see `CNNTextEncoder`.
+
+    Call arguments:
+        token_ids: int `(batch, sequence_length)`.
+
+    Returns:
+        Logits `(batch, len(labels))`; train with binary cross-entropy.
+    """
+
+    def __init__(
+        self,
+        labels,
+        max_tokens: int = 20000,
+        sequence_length: int = 200,
+        embedding_dim: int = 50,
+        filter_sizes=(3, 4, 5),
+        num_filters: int = 100,
+        dropout: float = 0.3,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.labels = list(labels)
+        self.max_tokens = max_tokens
+        self.sequence_length = sequence_length
+        self.embedding_dim = embedding_dim
+        self.filter_sizes = tuple(filter_sizes)
+        self.num_filters = num_filters
+        self.dropout = dropout
+        self.text_vectorizer = keras.layers.TextVectorization(
+            max_tokens=max_tokens, output_sequence_length=sequence_length, name="text_vectorizer"
+        )
+        self.encoder = CNNTextEncoder(
+            vocab_size=max_tokens,
+            embedding_dim=embedding_dim,
+            filter_sizes=filter_sizes,
+            num_filters=num_filters,
+            dropout=dropout,
+            name="encoder",
+        )
+        self.head = keras.layers.Dense(len(self.labels), name="head")
+        self._scores_function = None
+
+    def build(self, input_shape):
+        self.encoder.build(input_shape)
+        self.head.build((None, self.encoder.output_dim))
+        self.built = True
+
+    def call(self, token_ids, training=None):
+        return self.head(self.encoder(token_ids, training=training))  # (batch, num_labels)
+
+    def scores_function(self):
+        """Raw strings `(batch,)` -> label probabilities `(batch, num_labels)`, compiled once."""
+        if self._scores_function is None:
+            self._scores_function = tf.function(
+                lambda texts: keras.ops.sigmoid(self(self.text_vectorizer(texts), training=False)),
+                input_signature=[tf.TensorSpec([None], tf.string)],
+                autograph=False,
+            )
+        return self._scores_function
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            labels=self.labels,
+            max_tokens=self.max_tokens,
+            sequence_length=self.sequence_length,
+            embedding_dim=self.embedding_dim,
+            filter_sizes=list(self.filter_sizes),
+            num_filters=self.num_filters,
+            dropout=self.dropout,
+        )
+        return config
+
+
+class CNNBRPredictor(ScoringPredictor):
+    """A trained `BinaryRelevanceModel`; scores are sigmoid probabilities."""
+
+    model_type = "cnn-br"
+
+    def __init__(self, model: BinaryRelevanceModel, vocab: LabelVocabulary, config: dict, threshold=0.5):
+        super().__init__(vocab, config, threshold)
+        self.model = model
+
+    def scores(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        score = self.model.scores_function()
+        chunks = [
+            score(tf.constant([str(t) for t in texts[i : i + batch_size]], tf.string)).numpy()
+            for i in range(0, len(texts), batch_size)
+        ]
+        return np.concatenate(chunks) if chunks else np.zeros((0, len(self.labels)), np.float32)
+
+    def _write_model(self, folder: Path) -> None:
+        self.model.save(folder / artifacts.MODEL)
+
+    @classmethod
+    def _read_model(cls, folder: Path, vocab: LabelVocabulary, config: dict) -> CNNBRPredictor:
+        return cls(_load_keras(folder / artifacts.MODEL), vocab, config)

@@ -1,0 +1,170 @@
+"""`mlgen compare`: cnn-rnn against the binary-relevance baselines, over seeds, on one test set.
+
+Every model trains with its defaults (plus any shared overrides) once per seed, is
+scored on the test data, and timed; the folder written holds `runs.csv` (one row per
+model and seed), `results.csv` and `results.md` (mean and std per model), the
+per-label F1 table, and three PNG plots.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections import Counter
+
+import pandas as pd
+
+from mlgen import artifacts, metrics, plots, registry
+from mlgen.config import BaselineConfig, ModelConfig, TrainConfig, save_json
+from mlgen.data import LabelledData
+
+RESULTS = "results.csv"
+RUNS = "runs.csv"
+RESULTS_MD = "results.md"
+PER_LABEL = "per_label_f1.csv"
+PLOTS = ("per_label_f1.png", "training_curves.png", "set_sizes.png")
+# The columns `results.md` shows, in order.
+TABLE_KEYS = (
+    "micro_f1",
+    "macro_f1",
+    "samples_f1",
+    "subset_accuracy",
+    "hamming_loss",
+    "micro_precision",
+    "micro_recall",
+    "train_seconds",
+    "predict_docs_per_s",
+)
+_WARMUP_DOCS = 64
+
+
+def compare(
+    train: LabelledData,
+    test: LabelledData,
+    out,
+    dev: LabelledData | None = None,
+    *,
+    seeds: int = 3,
+    models=registry.MODEL_TYPES,
+    model_config: ModelConfig = ModelConfig(),
+    train_config: TrainConfig = TrainConfig(),
+    baseline_config: BaselineConfig = BaselineConfig(),
+    verbose=0,
+) -> pd.DataFrame:
+    """Trains each of `models` with seeds 0..`seeds`-1, scores it on `test`, writes `out`.
+
+    Args:
+        train, dev: training data; without `dev` each seed splits
+            `train_config.dev_fraction` off `train` with its own seed.
+        test: the data every model is scored and timed on.
+        out: folder to write (replaced atomically).
+        seeds: runs per model.
+        models: model types to compare.
+        model_config, train_config, baseline_config: shared settings; each model
+            reads the fields it uses and `train_config.seed` is replaced by each seed.
+        verbose: Keras verbosity while training.
+
+    Returns:
+        The `results.csv` table: one row per model, `<metric>_mean` and `<metric>_std`.
+    """
+    runs, per_label, histories, sizes = [], {}, {}, {}
+    for model_type in models:
+        label_f1 = []
+        for seed in range(seeds):
+            _say(f"compare: {model_type}, seed {seed}")
+            predictor = registry.fit(
+                model_type,
+                train,
+                dev,
+                model_config,
+                dataclasses.replace(train_config, seed=seed),
+                baseline_config,
+                verbose=verbose,
+            )
+            predicted, docs_per_s = _timed_predict(predictor, test.texts)
+            scores = metrics.evaluate(test.label_sets, predicted, predictor.labels)
+            runs.append(
+                {
+                    "model": model_type,
+                    "seed": seed,
+                    **{key: scores[key] for key in metrics.SCORE_KEYS},
+                    "train_seconds": predictor.metrics["train_seconds"],
+                    "predict_docs_per_s": docs_per_s,
+                }
+            )
+            table = metrics.per_label(test.label_sets, predicted, predictor.labels)
+            label_f1.append(table.set_index("label")["f1"])
+            if predictor.history:
+                histories.setdefault(model_type, []).append(predictor.history)
+            if seed == 0:
+                sizes[model_type] = [len(p) for p in predicted]
+            _say(f"compare: {model_type}, seed {seed}: test micro-F1 {scores['micro_f1']:.4f}")
+        per_label[model_type] = pd.concat(label_f1, axis=1).mean(axis=1)
+
+    runs = pd.DataFrame(runs)
+    results = summarize(runs)
+    frequency = Counter(label for s in train.label_sets for label in s)
+    per_label_table = pd.DataFrame(per_label).rename_axis("label").reset_index()
+    per_label_table.insert(1, "train_docs", [frequency.get(label, 0) for label in per_label_table["label"]])
+    with artifacts.atomic_dir(out, marker=RESULTS, kind="mlgen compare folder") as staging:
+        runs.to_csv(staging / RUNS, index=False, float_format="%.6g")
+        results.to_csv(staging / RESULTS, index=False, float_format="%.6g")
+        per_label_table.to_csv(staging / PER_LABEL, index=False, float_format="%.4f")
+        (staging / RESULTS_MD).write_text(markdown(results, test, seeds), encoding="utf-8")
+        save_json(
+            {
+                "train": train.source,
+                "dev": dev.source if dev is not None else f"{train_config.dev_fraction} of train per seed",
+                "test": test.source,
+                "seeds": seeds,
+                "models": list(models),
+            },
+            staging / "compare.json",
+        )
+        plots.per_label_f1(frequency, {m: per_label[m].to_dict() for m in per_label}, staging / PLOTS[0])
+        plots.training_curves(histories, staging / PLOTS[1])
+        plots.set_sizes([len(s) for s in test.label_sets], sizes, staging / PLOTS[2])
+    return results
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per model (in first-seen order): mean and std (ddof 1; 0 for one seed) of every number."""
+    numbers = [c for c in runs.columns if c not in ("model", "seed")]
+    grouped = runs.groupby("model", sort=False)[numbers]
+    mean = grouped.mean().add_suffix("_mean")
+    std = grouped.std(ddof=1).fillna(0.0).add_suffix("_std")
+    columns = [f"{c}_{stat}" for c in numbers for stat in ("mean", "std")]
+    table = pd.concat([mean, std], axis=1)[columns]
+    table.insert(0, "seeds", runs.groupby("model", sort=False).size())
+    return table.reset_index()
+
+
+def markdown(results: pd.DataFrame, test: LabelledData, seeds: int) -> str:
+    """`results` as a Markdown table of `mean ± std`, one row per model."""
+    header = ["model", *TABLE_KEYS]
+    lines = [
+        f"Test: {test.source} ({len(test)} documents); mean ± std over {seeds} seed(s).",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] + ["---:"] * len(TABLE_KEYS)) + "|",
+    ]
+    for _, row in results.iterrows():
+        cells = [row["model"]]
+        for key in TABLE_KEYS:
+            digits = 0 if key in ("train_seconds", "predict_docs_per_s") else 4
+            cells.append(f"{row[f'{key}_mean']:.{digits}f} ± {row[f'{key}_std']:.{digits}f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _timed_predict(predictor, texts) -> tuple[list[list[str]], float]:
+    """Predictions for `texts` and documents per second (after a warm-up call that compiles)."""
+    predictor.predict(texts[:_WARMUP_DOCS])
+    started = time.perf_counter()
+    predicted = predictor.predict(texts)
+    return predicted, len(texts) / max(time.perf_counter() - started, 1e-9)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

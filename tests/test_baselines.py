@@ -1,0 +1,151 @@
+"""The binary-relevance baselines: fit, predict, save and reload on a tiny CSV."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import TINY_MODEL, TINY_TRAIN
+
+import mlgen
+from mlgen import artifacts, metrics, registry
+from mlgen.config import ENCODER_FIELDS, BaselineConfig, ModelConfig, TrainConfig, load_json
+from mlgen.data import read_labelled_csv
+from mlgen.errors import InputError
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tiny_csvs):
+    return {split: read_labelled_csv(path) for split, path in tiny_csvs.items()}
+
+
+@pytest.fixture(scope="session")
+def linear_run(tiny_data, tmp_path_factory):
+    predictor = registry.fit("linear-br", tiny_data["train"], tiny_data["dev"], verbose=0)
+    folder = tmp_path_factory.mktemp("runs") / "linear"
+    predictor.save(folder)
+    return predictor, folder
+
+
+@pytest.fixture(scope="session")
+def cnn_br_run(tiny_data, tmp_path_factory):
+    encoder = {k: v for k, v in TINY_MODEL.items() if k in ENCODER_FIELDS}
+    predictor = registry.fit(
+        "cnn-br",
+        tiny_data["train"],
+        tiny_data["dev"],
+        ModelConfig(**encoder),
+        TrainConfig(**{**TINY_TRAIN, "learning_rate": 1e-2}),
+        verbose=0,
+    )
+    folder = tmp_path_factory.mktemp("runs") / "cnn_br"
+    predictor.save(folder)
+    return predictor, folder
+
+
+@pytest.mark.parametrize("run", ["linear_run", "cnn_br_run"])
+def test_baseline_predicts_label_sets_and_reloads_identically(run, request, tiny_data):
+    predictor, folder = request.getfixturevalue(run)
+    texts = tiny_data["test"].texts
+    predictions = predictor.predict_scores(texts)
+    for p in predictions:
+        assert 1 <= len(p.labels)  # always_top by default
+        assert set(p.labels) <= set(predictor.labels) and len(set(p.labels)) == len(p.labels)
+        assert p.scores == sorted(p.scores, reverse=True) and p.log_prob is None
+    loaded = mlgen.load(folder)
+    assert type(loaded) is type(predictor) and loaded.model_type == predictor.config["model_type"]
+    assert loaded.predict_scores(texts) == predictions  # bit for bit
+    assert np.array_equal(np.asarray(loaded.threshold), np.asarray(predictor.threshold))
+    assert (folder / artifacts.THRESHOLDS).is_file()
+
+
+def test_linear_br_learns_and_its_threshold_is_tuned_on_dev(linear_run, tiny_data):
+    predictor, _ = linear_run
+    assert predictor.metrics["dev"]["micro_f1"] > 0.7
+    scores = metrics.evaluate(
+        tiny_data["test"].label_sets, predictor.predict(tiny_data["test"].texts), predictor.labels
+    )
+    assert scores["micro_f1"] > 0.7
+    assert predictor.threshold != 0.0  # moved off the SVM's natural margin by the dev data
+
+
+def test_cnn_br_shares_the_encoder_and_learns(cnn_br_run):
+    from mlgen.layers.encoder import CNNTextEncoder
+
+    predictor, folder = cnn_br_run
+    assert isinstance(predictor.model.encoder, CNNTextEncoder)
+    assert predictor.history["loss"][-1] < predictor.history["loss"][0]
+    assert predictor.metrics["dev"]["micro_f1"] == max(predictor.history["val_micro_f1"])
+    config = load_json(folder / artifacts.CONFIG)
+    assert set(config["model"]) == set(ENCODER_FIELDS) and config["baseline"]["threshold"] == "global"
+
+
+def test_always_top_off_can_leave_documents_empty(linear_run, tiny_data):
+    predictor, _ = linear_run
+    texts = tiny_data["test"].texts
+    scores = predictor.scores(texts)
+    predictor.always_top, saved = False, predictor.threshold
+    try:
+        predictor.threshold = float(scores.max()) + 1.0  # nothing reaches it
+        assert all(p == [] for p in predictor.predict(texts))
+        predictor.always_top = True
+        top = [predictor.labels[j] for j in scores.argmax(axis=1)]
+        assert predictor.predict(texts) == [[label] for label in top]
+    finally:
+        predictor.always_top, predictor.threshold = True, saved
+
+
+def test_per_label_threshold_option(tiny_data):
+    predictor = registry.fit(
+        "linear-br",
+        tiny_data["train"],
+        tiny_data["dev"],
+        baseline_config=BaselineConfig(threshold="per-label"),
+        verbose=0,
+    )
+    assert np.shape(predictor.threshold) == (len(predictor.labels),)
+
+
+def test_logistic_regression_scores_are_probabilities(tiny_data):
+    predictor = registry.fit(
+        "linear-br",
+        tiny_data["train"],
+        tiny_data["dev"],
+        baseline_config=BaselineConfig(classifier="logreg", C=10),
+        verbose=0,
+    )
+    scores = predictor.scores(tiny_data["test"].texts)
+    assert scores.shape == (len(tiny_data["test"]), len(predictor.labels))
+    assert scores.min() >= 0.0 and scores.max() <= 1.0
+
+
+def test_beam_size_is_refused_for_binary_relevance(linear_run):
+    predictor, _ = linear_run
+    with pytest.raises(InputError, match="--beam-size applies to cnn-rnn"):
+        predictor.predict(["some text"], beam_size=3)
+
+
+def test_max_labels_keeps_the_best_scores(linear_run, tiny_data):
+    predictor, _ = linear_run
+    texts = tiny_data["test"].texts
+    full = predictor.predict_scores(texts)
+    capped = predictor.predict_scores(texts, max_labels=1)
+    assert [c.labels for c in capped] == [f.labels[:1] for f in full]
+
+
+def test_linear_br_never_imports_tensorflow(tiny_csvs, tmp_path):
+    run, out = tmp_path / "run", tmp_path / "out.csv"
+    train, test = str(tiny_csvs["train"]), str(tiny_csvs["test"])
+    commands = [
+        ["train", "--model", "linear-br", "--train", train, "--out", str(run)],
+        ["evaluate", "--model", str(run), "--data", test],
+        ["predict", "--model", str(run), "--input", test, "--output", str(out)],
+    ]
+    code = (
+        "import sys; from mlgen.cli import main\n"
+        f"for argv in {commands!r}:\n    assert main(argv) == 0, argv\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert out.is_file()

@@ -1,0 +1,71 @@
+"""`mlgen compare` end to end on a tiny CSV, and the CLI around the baselines."""
+
+import pandas as pd
+import pytest
+from conftest import TINY_FLAGS
+
+from mlgen import compare
+from mlgen.cli import main
+from mlgen.metrics import PER_LABEL_COLUMNS, SCORE_KEYS
+
+
+def test_compare_writes_tables_and_plots(tiny_csvs, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    args = ["compare", "--train", tiny_csvs["train"], "--dev", tiny_csvs["dev"], "--test", tiny_csvs["test"]]
+    assert main([*args, "--seeds", "1", "--out", out, *TINY_FLAGS]) == 0
+    printed = capsys.readouterr().out
+    results = pd.read_csv(out / compare.RESULTS)
+    assert results["model"].tolist() == ["cnn-rnn", "cnn-br", "linear-br"]
+    for key in (*SCORE_KEYS, "train_seconds", "predict_docs_per_s"):
+        assert f"{key}_mean" in results and f"{key}_std" in results
+    assert (results["seeds"] == 1).all() and (results["micro_f1_std"] == 0).all()
+    assert results["micro_f1_mean"].between(0, 1).all() and (results["predict_docs_per_s_mean"] > 0).all()
+    runs = pd.read_csv(out / compare.RUNS)
+    assert len(runs) == 3 and runs["seed"].tolist() == [0, 0, 0]
+    assert runs.set_index("model")["micro_f1"].to_dict() == pytest.approx(
+        results.set_index("model")["micro_f1_mean"].to_dict()
+    )
+    per_label = pd.read_csv(out / compare.PER_LABEL)
+    assert per_label.columns.tolist() == ["label", "train_docs", "cnn-rnn", "cnn-br", "linear-br"]
+    for name in compare.PLOTS:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = (out / compare.RESULTS_MD).read_text()
+    assert "| cnn-rnn |" in table and " ± " in table and table in printed
+
+
+def test_compare_runs_every_seed(tiny_csvs, tmp_path):
+    out = tmp_path / "cmp"
+    args = ["compare", "--train", tiny_csvs["train"], "--test", tiny_csvs["test"], "--models", "linear-br"]
+    assert main([*args, "--seeds", "2", "--out", out]) == 0
+    runs = pd.read_csv(out / compare.RUNS)
+    assert runs["seed"].tolist() == [0, 1]
+    results = pd.read_csv(out / compare.RESULTS)
+    assert results["micro_f1_mean"].iloc[0] == pytest.approx(runs["micro_f1"].mean())
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["compare", "--models", "cnn-rnn,svm", "--out", "x"], "--models: unknown svm"),
+        (["compare", "--seeds", "0", "--out", "x"], "--seeds must be at least 1"),
+        (["compare", "--train", "t.csv", "--out", "x"], "--train needs --test"),
+        (["train", "--model", "linear-br", "--cell", "lstm", "--out", "x"], "--cell: not used by --model linear-br"),
+        (["train", "--model", "cnn-br", "--C", "2", "--out", "x"], "--C: not used by --model cnn-br"),
+        (["train", "--threshold", "per-label", "--out", "x"], "--threshold: not used by --model cnn-rnn"),
+    ],
+)
+def test_bad_compare_and_baseline_flags(argv, expected, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mlgen: error:") and expected in err
+
+
+def test_evaluate_per_label_csv(tiny_run, tiny_csvs, tmp_path):
+    _, folder = tiny_run
+    path = tmp_path / "per_label.csv"
+    assert main(["evaluate", "--model", folder, "--data", tiny_csvs["test"], "--per-label", path]) == 0
+    table = pd.read_csv(path)
+    assert table.columns.tolist() == list(PER_LABEL_COLUMNS)
+    gold = pd.read_csv(tiny_csvs["test"])["labels"].str.split("|").explode().value_counts()
+    assert table.set_index("label")["support"].to_dict() == {label: gold.get(label, 0) for label in table["label"]}

@@ -1,0 +1,97 @@
+"""Metrics on hand-computed examples; thresholds tuned and applied."""
+
+import numpy as np
+import pytest
+
+from mlgen import metrics, thresholds
+
+LABELS = ["a", "b", "c"]
+GOLD = [["a", "b"], ["c"]]
+PRED = [["a"], ["c", "d"]]  # "d" is outside the vocabulary: a false alarm, never dropped
+
+
+def test_scores_match_hand_computed_values():
+    scores = metrics.evaluate(GOLD, PRED, LABELS)
+    # Micro: TP = 2 (a, c), FP = 1 (d), FN = 1 (b).
+    assert scores["micro_precision"] == pytest.approx(2 / 3)
+    assert scores["micro_recall"] == pytest.approx(2 / 3)
+    assert scores["micro_f1"] == pytest.approx(2 / 3)
+    assert scores["micro_jaccard"] == pytest.approx(2 / 4)
+    # Columns a, b, c, d: F1 1, 0, 1, 0.
+    assert scores["macro_f1"] == pytest.approx(0.5)
+    assert scores["macro_precision"] == pytest.approx(0.5)  # 1, 0 (nothing predicted), 1, 0
+    assert scores["macro_recall"] == pytest.approx(0.5)  # 1, 0, 1, 0 (no support)
+    # Per document: {a} vs {a,b}: P 1, R 1/2; {c,d} vs {c}: P 1/2, R 1; both F1 2/3, Jaccard 1/2.
+    assert scores["samples_precision"] == pytest.approx(0.75)
+    assert scores["samples_recall"] == pytest.approx(0.75)
+    assert scores["samples_f1"] == pytest.approx(2 / 3)
+    assert scores["samples_jaccard"] == pytest.approx(0.5)
+    assert scores["hamming_loss"] == pytest.approx(2 / 8)  # b and d wrong out of 2 docs x 4 columns
+    assert scores["subset_accuracy"] == 0.0
+    assert scores["n_docs"] == 2
+    assert scores["unknown_predicted_labels"] == 1 and scores["unknown_gold_labels"] == 0
+    assert set(metrics.SCORE_KEYS) <= set(scores)
+
+
+def test_perfect_predictions_score_one():
+    scores = metrics.evaluate(GOLD, GOLD, LABELS)
+    assert scores["micro_f1"] == scores["samples_jaccard"] == scores["subset_accuracy"] == 1.0
+    assert scores["hamming_loss"] == 0.0
+
+
+def test_per_label_table():
+    table = metrics.per_label(GOLD, PRED, LABELS)
+    assert list(table.columns) == list(metrics.PER_LABEL_COLUMNS)
+    assert table["label"].tolist() == ["a", "b", "c", "d"]
+    assert table["support"].tolist() == [1, 1, 1, 0]
+    assert table["predicted"].tolist() == [1, 0, 1, 1]
+    assert table["f1"].tolist() == [1.0, 0.0, 1.0, 0.0]
+
+
+def test_format_scores_aligns_every_key():
+    lines = metrics.format_scores(metrics.evaluate(GOLD, PRED, LABELS)).splitlines()
+    assert [line.split()[0] for line in lines][: len(metrics.SCORE_KEYS)] == list(metrics.SCORE_KEYS)
+    assert len({line.index(line.split()[1]) for line in lines}) == 1  # one value column
+    assert lines[-1].split() == ["unknown_predicted_labels", "1"]
+
+
+def test_apply_threshold_and_always_top():
+    scores = np.array([[0.9, 0.2, 0.6], [0.1, 0.3, 0.2]])
+    assert thresholds.apply(scores, 0.5).tolist() == [[True, False, True], [False, False, False]]
+    assert thresholds.apply(scores, 0.5, always_top=True).tolist() == [[True, False, True], [False, True, False]]
+    per_label = np.array([0.95, 0.25, 0.5])
+    assert thresholds.apply(scores, per_label).tolist() == [[False, False, True], [False, True, False]]
+
+
+def test_tune_finds_a_separating_threshold():
+    rng = np.random.default_rng(0)
+    y_true = rng.random((200, 5)) < 0.3
+    scores = np.where(y_true, rng.uniform(0.4, 1.0, y_true.shape), rng.uniform(0.0, 0.35, y_true.shape))
+    threshold = thresholds.tune(scores, y_true)
+    assert scores[~y_true].max() < threshold < scores[y_true].min()
+    assert thresholds.micro_f1(thresholds.apply(scores, threshold), y_true) == 1.0
+
+
+def test_per_label_thresholds_fit_each_label():
+    rng = np.random.default_rng(1)
+    y_true = rng.random((300, 2)) < 0.4
+    # Label 0 separates at 0.2, label 1 at 0.8: no single threshold is perfect.
+    cuts = np.array([0.2, 0.8])
+    scores = np.where(y_true, cuts + rng.uniform(0.01, 0.1, y_true.shape), cuts - rng.uniform(0.01, 0.1, y_true.shape))
+    single = thresholds.tune(scores, y_true)
+    assert thresholds.micro_f1(thresholds.apply(scores, single), y_true) < 1.0
+    per_label = thresholds.tune(scores, y_true, per_label=True)
+    assert per_label.shape == (2,)
+    assert thresholds.micro_f1(thresholds.apply(scores, per_label), y_true) == 1.0
+
+
+@pytest.mark.parametrize("always_top", [False, True])
+def test_tuned_threshold_beats_every_other_cut(always_top):
+    rng = np.random.default_rng(2)
+    y_true = rng.random((60, 6)) < 0.25
+    scores = y_true * 0.3 + rng.random(y_true.shape)  # overlapping classes
+    best = thresholds.micro_f1(
+        thresholds.apply(scores, thresholds.tune(scores, y_true, always_top=always_top), always_top), y_true
+    )
+    others = [thresholds.micro_f1(thresholds.apply(scores, t, always_top), y_true) for t in np.unique(scores)]
+    assert best == pytest.approx(max(others))
