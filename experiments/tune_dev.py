@@ -1,12 +1,13 @@
 """Choose defaults on a dev split, never on test.
 
-Trains one model per configuration (overrides of the `ModelConfig`/`TrainConfig`
-defaults) on the training split, early-stops and scores on the dev split (the
+Trains one model per configuration (overrides of the `ModelConfig`/`TrainConfig`/
+`BaselineConfig` defaults; `"model"` picks the model type, cnn-rnn by default) on the
+training split, early-stops (or tunes thresholds) and scores on the dev split (the
 bundled one, or a seeded `--dev-fraction` of train), and appends one JSON line per
 run to `--out`. The test split is never read.
 
     python experiments/tune_dev.py --dataset reuters21578 \
-        --configs '[{}, {"batch_size": 32}, {"embedding_dim": 128}]' --out experiments/results/tune.jsonl
+        --configs '[{}, {"batch_size": 32}, {"model": "linear-br", "C": 2}]' --out experiments/results/tune.jsonl
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ import dataclasses
 import json
 import time
 
-from mlgen import datasets, metrics
-from mlgen.config import ModelConfig, TrainConfig
+from mlgen import datasets, metrics, registry
+from mlgen.config import BaselineConfig, ModelConfig, TrainConfig
 from mlgen.data import train_dev_split
-from mlgen.train import fit
 
 
 def main() -> None:
@@ -34,15 +34,17 @@ def main() -> None:
         dev = datasets.read(args.dataset, "dev")
     else:
         train, dev = train_dev_split(train, TrainConfig().dev_fraction, seed=0)
-    model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
     for overrides in json.loads(args.configs):
-        model_config = ModelConfig(**{k: v for k, v in overrides.items() if k in model_fields})
-        train_config = TrainConfig(**{k: v for k, v in overrides.items() if k not in model_fields})
+        model_type = overrides.get("model", "cnn-rnn")
+        configs = [
+            cls(**{k: v for k, v in overrides.items() if k in {f.name for f in dataclasses.fields(cls)}})
+            for cls in (ModelConfig, TrainConfig, BaselineConfig)
+        ]
         started = time.perf_counter()
-        predictor = fit(train, dev, model_config, train_config, verbose=0)
+        predictor = registry.fit(model_type, train, dev, *configs, verbose=0)
         seconds = round(time.perf_counter() - started, 1)
         beams = {}
-        for beam_size in map(int, args.beam_sizes.split(",")):
+        for beam_size in map(int, args.beam_sizes.split(",")) if model_type == "cnn-rnn" else ():
             predicted = predictor.predict(dev.texts, beam_size=beam_size)
             beams[beam_size] = round(metrics.evaluate(dev.label_sets, predicted, predictor.labels)["micro_f1"], 4)
         record = {
@@ -50,8 +52,8 @@ def main() -> None:
             "overrides": overrides,
             "dev": predictor.metrics["dev"],
             "dev_micro_f1_by_beam": beams,
-            "best_epoch": predictor.metrics["best_epoch"],
-            "epochs_run": predictor.metrics["epochs_run"],
+            "best_epoch": predictor.metrics.get("best_epoch"),
+            "epochs_run": predictor.metrics.get("epochs_run"),
             "seconds": seconds,
         }
         print(json.dumps(record), flush=True)

@@ -109,9 +109,9 @@ class BaselineConfig:
     )
     always_top: bool = _field(True, "give a document nothing reaches its top-scoring label")
     classifier: str = _field("svc", "linear-br classifier: LinearSVC or LogisticRegression", ("svc", "logreg"))
-    C: float = _field(1.0, "linear-br inverse regularisation strength", minimum=1e-9)
+    C: float = _field(2.0, "linear-br inverse regularisation strength", minimum=1e-9)
     ngram_max: int = _field(1, "linear-br TF-IDF features: word n-grams up to this length", minimum=1, maximum=3)
-    min_df: int = _field(1, "linear-br TF-IDF features: ignore terms in fewer documents", minimum=1)
+    min_df: int = _field(2, "linear-br TF-IDF features: ignore terms in fewer documents", minimum=1)
     sublinear_tf: bool = _field(True, "linear-br TF-IDF: 1 + log(tf) instead of raw counts")
 
     def __post_init__(self):
