@@ -82,7 +82,7 @@ def compare(
                 baseline_config,
                 verbose=verbose,
             )
-            predicted, docs_per_s = _timed_predict(predictor, test.texts)
+            predicted, docs_per_s = timed_predict(predictor, test.texts)
             scores = metrics.evaluate(test.label_sets, predicted, predictor.labels)
             runs.append(
                 {
@@ -158,11 +158,11 @@ def markdown(results: pd.DataFrame, test: LabelledData, seeds: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _timed_predict(predictor, texts) -> tuple[list[list[str]], float]:
+def timed_predict(predictor, texts, beam_size: int | None = None) -> tuple[list[list[str]], float]:
     """Predictions for `texts` and documents per second (after a warm-up call that compiles)."""
-    predictor.predict(texts[:_WARMUP_DOCS])
+    predictor.predict(texts[:_WARMUP_DOCS], beam_size=beam_size)
     started = time.perf_counter()
-    predicted = predictor.predict(texts)
+    predicted = predictor.predict(texts, beam_size=beam_size)
     return predicted, len(texts) / max(time.perf_counter() - started, 1e-9)
 
 

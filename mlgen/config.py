@@ -47,7 +47,12 @@ class ModelConfig:
     """
 
     max_tokens: int = _field(20000, "text vocabulary size (most frequent training tokens)", minimum=3)
-    sequence_length: int = _field(200, "tokens per document (longer ones are cut, shorter padded)", minimum=1)
+    sequence_length: int = _field(
+        0,
+        "tokens per document, longer ones cut, shorter padded (0: the 99th percentile of the training texts' word "
+        "counts, at most 200)",
+        minimum=0,
+    )
     embedding_dim: int = _field(50, "token embedding size (50 for --embeddings glove-6b-50d)", minimum=1)
     filter_sizes: tuple[int, ...] = _field((3, 4, 5), "CNN filter widths, comma-separated", minimum=1)
     num_filters: int = _field(100, "CNN filters per width", minimum=1)
@@ -58,6 +63,9 @@ class ModelConfig:
     max_labels: int = _field(0, "most labels one document gets when decoding (0: the largest training set)", minimum=0)
     min_labels: int = _field(1, "fewest labels one document gets when decoding (EOS is blocked before)", minimum=0)
     beam_size: int = _field(1, "default beam size for decoding (1: greedy)", minimum=1)
+    tune_eos_bias: bool = _field(
+        False, "after training, shift the end-of-sequence logit by the bias with the best dev micro-F1"
+    )
     label_order: str = _field(
         "frequency", "order of labels in a target sequence", ("frequency", "rare-first", "alphabetical", "given")
     )
@@ -65,7 +73,7 @@ class ModelConfig:
     def __post_init__(self):
         object.__setattr__(self, "filter_sizes", tuple(self.filter_sizes))  # lists from JSON or Python callers
         _validate(self)
-        if self.sequence_length < max(self.filter_sizes):
+        if 0 < self.sequence_length < max(self.filter_sizes):
             raise InputError(
                 f"--sequence-length {self.sequence_length} is shorter than the widest filter ({max(self.filter_sizes)})"
             )

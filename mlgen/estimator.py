@@ -48,6 +48,7 @@ class LabelSequenceClassifier(BaseEstimator):
         max_labels=ModelConfig.max_labels,
         min_labels=ModelConfig.min_labels,
         beam_size=ModelConfig.beam_size,
+        tune_eos_bias=ModelConfig.tune_eos_bias,
         label_order=ModelConfig.label_order,
         epochs=TrainConfig.epochs,
         batch_size=TrainConfig.batch_size,
@@ -71,6 +72,7 @@ class LabelSequenceClassifier(BaseEstimator):
         self.max_labels = max_labels
         self.min_labels = min_labels
         self.beam_size = beam_size
+        self.tune_eos_bias = tune_eos_bias
         self.label_order = label_order
         self.epochs = epochs
         self.batch_size = batch_size

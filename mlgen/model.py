@@ -15,7 +15,7 @@ from keras import ops
 from mlgen import decoding
 from mlgen.layers.decoder_cell import LabelDecoderCell
 from mlgen.layers.encoder import CNNTextEncoder
-from mlgen.vocab import NUM_SPECIAL, PAD_ID, LabelVocabulary
+from mlgen.vocab import EOS_ID, NUM_SPECIAL, PAD_ID, LabelVocabulary
 
 
 @keras.saving.register_keras_serializable(package="mlgen")
@@ -98,6 +98,9 @@ class LabelSequenceModel(keras.Model):
         self.cell.build((None, self.label_embedding_dim))
         self.decoder.build((None, None, self.label_embedding_dim))
         self.head.build((None, self.decoder_units))
+        # Added to the EOS logit when decoding (not in training): tuned on dev after
+        # training to trade precision for recall (`SequencePredictor.calibrate`).
+        self.eos_bias = self.add_weight(name="eos_bias", shape=(), initializer="zeros", trainable=False)
         self.built = True
 
     def call(self, inputs, training=None):
@@ -116,7 +119,8 @@ class LabelSequenceModel(keras.Model):
     def decode_step(self, prev_ids, states):
         """One inference step: previous ids `(rows,)` -> logits `(rows, num_label_ids)`, new states."""
         output, states = self.cell(self.label_embedding(prev_ids), states, training=False)
-        return self.head(output), states
+        eos = ops.one_hot(EOS_ID, self.num_label_ids) * self.eos_bias  # (num_label_ids,)
+        return self.head(output) + eos, states
 
     def generate(self, texts, beam_size: int = 1, max_labels: int | None = None):
         """Decodes a batch of raw strings `(batch,)`, feeding back the model's own predictions.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlgen import artifacts, thresholds
+from mlgen import artifacts, metrics, thresholds
 from mlgen.config import BaselineConfig, ModelConfig, from_dict, load_json, save_json
 from mlgen.data import LabelledData, check_texts
 from mlgen.errors import InputError
@@ -82,6 +82,8 @@ class Predictor:
     """
 
     model_type = ""
+    # Whether training calls `calibrate` after every epoch (cheap) or only at the end.
+    calibrate_each_epoch = True
 
     def __init__(self, vocab: LabelVocabulary, config: dict):
         self.vocab = vocab
@@ -150,11 +152,30 @@ class SequencePredictor(Predictor):
     """
 
     model_type = "cnn-rnn"
+    calibrate_each_epoch = False  # each try decodes the dev set
+    # EOS logit biases `calibrate` tries, nearest to no change first (ties keep the earlier).
+    EOS_BIASES = (0.0, -0.5, 0.5, -1.0, 1.0, -1.5, -2.0)
 
     def __init__(self, model, vocab: LabelVocabulary, config: dict):
         super().__init__(vocab, config)
         self.model = model
         self.model_config = from_dict(ModelConfig, config.get("model", {}))
+
+    def calibrate(self, dev: LabelledData) -> None:
+        """Sets the model's EOS bias to the one of `EOS_BIASES` with the best dev micro-F1.
+
+        A negative bias makes the decoder stop later (more labels, more recall), a
+        positive one sooner. Off with `tune_eos_bias=False`.
+        """
+        if not self.model_config.tune_eos_bias:
+            return
+        best_f1, best_bias = -1.0, 0.0
+        for bias in self.EOS_BIASES:
+            self.model.eos_bias.assign(bias)
+            f1 = metrics.evaluate(dev.label_sets, self.predict(dev.texts), self.labels)["micro_f1"]
+            if f1 > best_f1:
+                best_f1, best_bias = f1, bias
+        self.model.eos_bias.assign(best_bias)
 
     def predict_scores(
         self, texts: Sequence[str], beam_size: int | None = None, max_labels: int | None = None

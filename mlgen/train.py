@@ -30,9 +30,9 @@ MODEL_TYPES = ("cnn-rnn", "cnn-br")
 class DevScoringCallback(keras.callbacks.Callback):
     """Predicts the dev texts after each epoch and adds their scores to the logs.
 
-    Calls `predictor.calibrate(dev)` first (binary relevance tunes its threshold
-    there), then `predictor.predict`, so dev is scored exactly as users will
-    predict. Adds `val_micro_f1`, `val_macro_f1`, `val_samples_f1` and
+    Calls `predictor.calibrate(dev)` first when the predictor calibrates every epoch
+    (binary relevance tunes its threshold there), then `predictor.predict`, so dev is
+    scored as users will predict. Adds `val_micro_f1`, `val_macro_f1`, `val_samples_f1` and
     `val_subset_accuracy`, so `EarlyStopping(monitor="val_micro_f1", mode="max")`, the
     progress bar, TensorBoard and the history all see them. Place it before those.
     """
@@ -44,13 +44,34 @@ class DevScoringCallback(keras.callbacks.Callback):
         self.scores: list[dict] = []
 
     def on_epoch_end(self, epoch, logs=None):
-        self.predictor.calibrate(self.dev)
+        if self.predictor.calibrate_each_epoch:
+            self.predictor.calibrate(self.dev)
         predicted = self.predictor.predict(self.dev.texts)
         scores = metrics.evaluate(self.dev.label_sets, predicted, self.predictor.labels)
         self.scores.append(scores)
         if logs is not None:
             for key in ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy"):
                 logs[f"val_{key}"] = scores[key]
+
+
+class TrainingSpeed(keras.callbacks.Callback):
+    """Adds `train_docs_per_s` to each epoch's logs: documents over the time from the
+    epoch's start to its last training batch (dev scoring and validation excluded)."""
+
+    def __init__(self, num_docs: int):
+        super().__init__()
+        self.num_docs = num_docs
+        self._started = self._last_batch = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = self._last_batch = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._last_batch = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["train_docs_per_s"] = self.num_docs / max(self._last_batch - self._started, 1e-9)
 
 
 def fit(
@@ -93,6 +114,8 @@ def fit(
     longest = max(len(s) for s in train.label_sets)
     model_config = dataclasses.replace(
         model_config,
+        sequence_length=model_config.sequence_length
+        or pipeline.choose_sequence_length(train.texts, minimum=max(model_config.filter_sizes)),
         max_labels=model_config.max_labels or longest,
         min_labels=model_config.min_labels if all(train.label_sets) else 0,
     )
@@ -136,7 +159,7 @@ def fit(
     stopping = keras.callbacks.EarlyStopping(
         monitor="val_micro_f1", mode="max", patience=train_config.patience, restore_best_weights=True, verbose=0
     )
-    callbacks = [dev_callback, stopping]
+    callbacks = [TrainingSpeed(len(train)), dev_callback, stopping]
     if log_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir)))
     fit_started = time.perf_counter()
@@ -149,12 +172,14 @@ def fit(
         shuffle=False,
     )
     fit_seconds = time.perf_counter() - fit_started
-    predictor.calibrate(dev)  # the best epoch's weights are back: so is its threshold
+    # The best epoch's weights are back: tune its threshold (cnn-br) or EOS bias (cnn-rnn).
+    predictor.calibrate(dev)
+    dev_scores = metrics.evaluate(dev.label_sets, predictor.predict(dev.texts), vocab.labels)
 
     predictor.history = {key: [float(v) for v in values] for key, values in history.history.items()}
     best_epoch = stopping.best_epoch if dev_callback.scores else 0
     predictor.metrics = {
-        "dev": dev_callback.scores[best_epoch] if dev_callback.scores else {},
+        "dev": dev_scores,
         "best_epoch": best_epoch + 1,
         "epochs_run": len(dev_callback.scores),
         "fit_seconds": round(fit_seconds, 2),
@@ -166,7 +191,8 @@ def fit(
 def _build_model(cls, vocab, train, model_config, train_config, verbose):
     """The network with its text vocabulary adapted on `train` and, if asked, word vectors loaded."""
     if cls is LabelSequenceModel:
-        options = {k: v for k, v in to_dict(model_config).items() if k not in ("beam_size", "label_order")}
+        decoding_only = ("beam_size", "label_order", "tune_eos_bias")
+        options = {k: v for k, v in to_dict(model_config).items() if k not in decoding_only}
         input_shape = ((None, model_config.sequence_length), (None, None))
     else:
         options = {k: v for k, v in to_dict(model_config).items() if k in ENCODER_FIELDS}

@@ -21,6 +21,7 @@ TINY_MODEL = dict(
     num_filters=16,
     decoder_units=32,
     label_embedding_dim=16,
+    tune_eos_bias=True,
 )
 TINY_TRAIN = dict(epochs=2, batch_size=32, patience=2, seed=0, embeddings=None)
 TINY_FLAGS = [

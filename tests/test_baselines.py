@@ -78,6 +78,7 @@ def test_cnn_br_shares_the_encoder_and_learns(cnn_br_run):
     assert predictor.metrics["dev"]["micro_f1"] == max(predictor.history["val_micro_f1"])
     config = load_json(folder / artifacts.CONFIG)
     assert set(config["model"]) == set(ENCODER_FIELDS) and config["baseline"]["threshold"] == "global"
+    assert config["model"]["sequence_length"] == TINY_MODEL["sequence_length"] == predictor.model.sequence_length
 
 
 def test_always_top_off_can_leave_documents_empty(linear_run, tiny_data):

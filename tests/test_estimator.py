@@ -27,8 +27,12 @@ def test_predict_before_fit_raises():
 def test_fit_returns_self_and_predicts(tiny_csvs, tmp_path):
     train = read_labelled_csv(tiny_csvs["train"]).subset(range(150))
     dev = read_labelled_csv(tiny_csvs["dev"])
-    clf = mlgen.LabelSequenceClassifier(**TINY_MODEL, epochs=1, cell="simple", embeddings=None)
+    params = {**TINY_MODEL, "sequence_length": 0}  # 0: chosen from the training texts
+    clf = mlgen.LabelSequenceClassifier(**params, epochs=1, cell="simple", embeddings=None)
     assert clf.fit(train.texts, train.label_sets, dev.texts, dev.label_sets) is clf
+    assert clf.get_params()["sequence_length"] == 0  # parameters stay as given, as in scikit-learn
+    chosen = clf.predictor_.model_config.sequence_length
+    assert chosen == clf.predictor_.model.sequence_length == max(len(t.split()) for t in train.texts) == 50
     predicted = clf.predict(dev.texts[:5])
     assert len(predicted) == 5 and all(set(p) <= set(clf.classes_) and p for p in predicted)
     clf.save(tmp_path / "run")

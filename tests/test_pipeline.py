@@ -57,3 +57,13 @@ def test_vectorize_chunks_match_one_call():
     texts = [f"word{i % 7} word{i % 3}" for i in range(5000)]
     pipeline.adapt_vectorizer(vectorizer, texts)
     np.testing.assert_array_equal(pipeline.vectorize(vectorizer, texts), np.asarray(vectorizer(np.array(texts))))
+
+
+def test_sequence_length_is_chosen_from_the_training_texts():
+    from mlgen.pipeline import MAX_AUTO_LENGTH, choose_sequence_length
+
+    titles = [" ".join(["w"] * n) for n in range(1, 101)]  # 1..100 words
+    assert choose_sequence_length(titles) == 100  # 99th percentile, rounded up
+    assert choose_sequence_length(titles, quantile=0.5) == 51
+    assert choose_sequence_length(["w"] * 10, minimum=5) == 5  # never shorter than the widest filter
+    assert choose_sequence_length(["w " * 1000]) == MAX_AUTO_LENGTH
