@@ -109,6 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_csv_arguments(predict)
     predict.set_defaults(func=_predict)
 
+    explain = commands.add_parser(
+        "explain",
+        help="draw where an attention model looked for each label",
+        description="Predict the labels of --text with a cnn-rnn model trained with --attention and draw, per "
+        "label, the attention weights over the text's tokens into --out (PNG).",
+    )
+    explain.add_argument("--model", required=True, metavar="DIR", help="run folder of an --attention model")
+    explain.add_argument("--text", required=True, help="the document")
+    explain.add_argument("--out", required=True, metavar="PNG", help="figure to write")
+    explain.add_argument("--beam-size", type=int, help="beam size (default: the model's)")
+    explain.set_defaults(func=_explain)
+
     compare = commands.add_parser(
         "compare",
         help="compare cnn-rnn with the binary-relevance baselines over seeds",
@@ -280,6 +292,22 @@ def _compare(args) -> int:
         verbose=args.verbose,
     )
     print((Path(args.out) / "results.md").read_text(encoding="utf-8"), end="")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _explain(args) -> int:
+    predictor = registry.load(args.model)
+    if predictor.model_type != "cnn-rnn":
+        raise InputError(f"{args.model}: explain needs a cnn-rnn model, this is {predictor.model_type}")
+    explanation = predictor.explain(args.text, beam_size=args.beam_size)
+    from mlgen import artifacts, plots
+
+    with artifacts.atomic_file(args.out) as partial:
+        plots.attention(explanation, partial)
+    for label, row in zip(explanation.labels, explanation.weights):
+        top = [explanation.tokens[i] for i in sorted(range(len(row)), key=lambda i: -row[i])[:5]]
+        print(f"{label}: {' '.join(top)}")
     print(f"wrote {args.out}")
     return 0
 

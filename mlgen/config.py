@@ -59,6 +59,30 @@ class ModelConfig:
     dropout: float = _field(0.3, "dropout on the text feature vector and the decoder output", minimum=0, maximum=0.99)
     cell: str = _field("gru", "decoder RNN cell", ("lstm", "gru", "simple"))
     decoder_units: int = _field(256, "decoder RNN state size", minimum=1)
+    decoder_layers: int = _field(1, "stacked decoder RNN cells", minimum=1)
+    context: str = _field(
+        "concat",
+        "how the text feature vector enters each decoder step: concatenated to the input, only the initial state, "
+        "added to the cell output, or through its own perceptron layer",
+        ("concat", "init", "add", "mlp"),
+    )
+    attention: str = _field(
+        "none",
+        "Luong attention of the decoder over the CNN's per-position features",
+        ("none", "dot", "general", "concat"),
+    )
+    scheduled_sampling: str = _field(
+        "none",
+        "in training, feed the decoder its own previous prediction instead of the gold label with a probability "
+        "that grows per epoch",
+        ("none", "linear", "exponential", "inverse-sigmoid"),
+    )
+    sampling_rate: float = _field(
+        0.0,
+        "the schedule's k (0: its default): linear p = min(1, epoch / k) (default 40); exponential p = 1 - k^epoch "
+        "(default 0.97); inverse-sigmoid p = 1 - k / (k + exp(epoch / k)) (default 5)",
+        minimum=0,
+    )
     label_embedding_dim: int = _field(64, "previous-label embedding size", minimum=1)
     max_labels: int = _field(0, "most labels one document gets when decoding (0: the largest training set)", minimum=0)
     min_labels: int = _field(1, "fewest labels one document gets when decoding (EOS is blocked before)", minimum=0)
@@ -67,7 +91,9 @@ class ModelConfig:
         False, "after training, shift the end-of-sequence logit by the bias with the best dev micro-F1"
     )
     label_order: str = _field(
-        "frequency", "order of labels in a target sequence", ("frequency", "rare-first", "alphabetical", "given")
+        "frequency",
+        "order of labels in a target sequence (shuffle: a fresh random order per document and epoch)",
+        ("frequency", "rare-first", "alphabetical", "given", "shuffle"),
     )
 
     def __post_init__(self):

@@ -44,6 +44,11 @@ class LabelSequenceClassifier(BaseEstimator):
         dropout=ModelConfig.dropout,
         cell=ModelConfig.cell,
         decoder_units=ModelConfig.decoder_units,
+        decoder_layers=ModelConfig.decoder_layers,
+        context=ModelConfig.context,
+        attention=ModelConfig.attention,
+        scheduled_sampling=ModelConfig.scheduled_sampling,
+        sampling_rate=ModelConfig.sampling_rate,
         label_embedding_dim=ModelConfig.label_embedding_dim,
         max_labels=ModelConfig.max_labels,
         min_labels=ModelConfig.min_labels,
@@ -68,6 +73,11 @@ class LabelSequenceClassifier(BaseEstimator):
         self.dropout = dropout
         self.cell = cell
         self.decoder_units = decoder_units
+        self.decoder_layers = decoder_layers
+        self.context = context
+        self.attention = attention
+        self.scheduled_sampling = scheduled_sampling
+        self.sampling_rate = sampling_rate
         self.label_embedding_dim = label_embedding_dim
         self.max_labels = max_labels
         self.min_labels = min_labels

@@ -13,6 +13,7 @@ import tensorflow as tf
 from keras import ops
 
 from mlgen import decoding
+from mlgen.layers.attention import LuongAttention
 from mlgen.layers.decoder_cell import LabelDecoderCell
 from mlgen.layers.encoder import CNNTextEncoder
 from mlgen.vocab import EOS_ID, NUM_SPECIAL, PAD_ID, LabelVocabulary
@@ -28,7 +29,13 @@ class LabelSequenceModel(keras.Model):
         max_tokens: text vocabulary size of the `TextVectorization` layer.
         sequence_length: tokens per document.
         embedding_dim, filter_sizes, num_filters, dropout: see `CNNTextEncoder`.
-        cell, decoder_units: see `LabelDecoderCell`.
+        cell, decoder_units, decoder_layers, context: see `LabelDecoderCell`.
+        attention: `"none"`, or a `LuongAttention` score (`"dot"`, `"general"`,
+            `"concat"`) over the encoder's per-position features.
+        scheduled_sampling: `"none"`, `"linear"`, `"exponential"` or
+            `"inverse-sigmoid"`: in training, each decoder input is, with probability
+            `sampling_probability` (set per epoch by `ScheduledSampling`), the
+            model's own previous prediction instead of the gold label.
         label_embedding_dim: size of the previous-label embedding.
         max_labels: most labels a document gets when decoding.
         min_labels: fewest labels a document gets when decoding.
@@ -52,6 +59,10 @@ class LabelSequenceModel(keras.Model):
         dropout: float = 0.3,
         cell: str = "gru",
         decoder_units: int = 256,
+        decoder_layers: int = 1,
+        context: str = "concat",
+        attention: str = "none",
+        scheduled_sampling: str = "none",
         label_embedding_dim: int = 64,
         max_labels: int = 10,
         min_labels: int = 1,
@@ -67,6 +78,10 @@ class LabelSequenceModel(keras.Model):
         self.dropout = dropout
         self.cell_type = cell
         self.decoder_units = decoder_units
+        self.decoder_layers = decoder_layers
+        self.context = context
+        self.attention_score = attention
+        self.scheduled_sampling = scheduled_sampling
         self.label_embedding_dim = label_embedding_dim
         self.max_labels = max_labels
         self.min_labels = min_labels
@@ -85,10 +100,20 @@ class LabelSequenceModel(keras.Model):
             name="encoder",
         )
         self.label_embedding = keras.layers.Embedding(self.num_label_ids, label_embedding_dim, name="label_embedding")
-        self.cell = LabelDecoderCell(decoder_units, self.encoder.output_dim, cell=cell, name="decoder_cell")
+        self.cell = LabelDecoderCell(
+            decoder_units,
+            self.encoder.output_dim,
+            cell=cell,
+            layers=decoder_layers,
+            context=context,
+            name="decoder_cell",
+        )
         self.decoder = keras.layers.RNN(self.cell, return_sequences=True, name="decoder")
+        self.attention = None if attention == "none" else LuongAttention(decoder_units, attention, name="attention")
         self.output_dropout = keras.layers.Dropout(dropout)
         self.head = keras.layers.Dense(self.num_label_ids, name="head")
+        # Only models that sample draw from the global seed (a default model's weights stay as they were).
+        self.seed_generator = keras.random.SeedGenerator() if scheduled_sampling != "none" else None
         self._generate_functions = {}
 
     def build(self, input_shape):
@@ -97,30 +122,84 @@ class LabelSequenceModel(keras.Model):
         self.label_embedding.build(decoder_shape)
         self.cell.build((None, self.label_embedding_dim))
         self.decoder.build((None, None, self.label_embedding_dim))
+        if self.attention is not None:
+            self.attention.build((None, None, self.decoder_units), (None, None, self.encoder.output_dim))
         self.head.build((None, self.decoder_units))
         # Added to the EOS logit when decoding (not in training): tuned on dev after
         # training to trade precision for recall (`SequencePredictor.calibrate`).
         self.eos_bias = self.add_weight(name="eos_bias", shape=(), initializer="zeros", trainable=False)
+        # The chance that a training step's decoder input is the model's own previous
+        # prediction (scheduled sampling; set per epoch by `ScheduledSampling`).
+        self.sampling_probability = self.add_weight(
+            name="sampling_probability", shape=(), initializer="zeros", trainable=False
+        )
         self.built = True
 
-    def call(self, inputs, training=None):
-        token_ids, decoder_input = inputs
-        context = self.encoder(token_ids, training=training)  # (batch, features)
+    def encode(self, token_ids, training=None):
+        """The decoder's initial states and, with attention, the memory it reads.
+
+        Returns:
+            `(states, memory)`: `LabelDecoderCell` states; `memory` is
+            `(features (batch, length, features_dim), mask (batch, length))` or None.
+        """
+        states = self.cell.initial_state(self.encoder(token_ids, training=training))
+        memory = self.encoder.position_features(token_ids) if self.attention is not None else None
+        return states, memory
+
+    def decode(self, states, memory, decoder_input, training=None):
+        """Decoder outputs for whole label sequences (teacher forcing).
+
+        Returns:
+            `(outputs, weights)`: `(batch, steps, decoder_units)` and the attention
+            weights `(batch, steps, length)` (None without attention).
+        """
         embedded = self.label_embedding(decoder_input)  # (batch, steps, label_embedding_dim)
         # The mask is passed explicitly: PAD steps neither update the state nor reach the loss.
         mask = ops.not_equal(decoder_input, PAD_ID)
-        outputs = self.decoder(embedded, initial_state=self.cell.initial_state(context), mask=mask, training=training)
+        outputs = self.decoder(embedded, initial_state=states, mask=mask, training=training)
+        if self.attention is None:
+            return outputs, None
+        return self.attention(outputs, *memory)
+
+    def call(self, inputs, training=None):
+        token_ids, decoder_input = inputs
+        states, memory = self.encode(token_ids, training=training)
+        if training and self.scheduled_sampling != "none":
+            decoder_input = self._sampled_input(states, memory, decoder_input)
+        outputs, _ = self.decode(states, memory, decoder_input, training=training)
         return self.head(self.output_dropout(outputs, training=training))  # (batch, steps, num_label_ids)
 
-    def initial_state(self, token_ids):
-        """The decoder's starting state for token ids `(batch, sequence_length)`."""
-        return self.cell.initial_state(self.encoder(token_ids, training=False))
+    def _sampled_input(self, states, memory, decoder_input):
+        """Gold decoder input with each label after BOS replaced, with probability
+        `sampling_probability`, by the model's prediction for that step (a first,
+        gradient-free teacher-forced pass; Mihaylova & Martins, 2019)."""
+        outputs, _ = self.decode(states, memory, decoder_input, training=False)
+        predicted = ops.cast(ops.argmax(self.head(outputs), axis=-1), decoder_input.dtype)  # (batch, steps)
+        predicted = ops.stop_gradient(ops.concatenate([decoder_input[:, :1], predicted[:, :-1]], axis=1))
+        draw = keras.random.uniform(ops.shape(decoder_input), seed=self.seed_generator)
+        use_own = ops.logical_and(draw < self.sampling_probability, ops.not_equal(decoder_input, PAD_ID))
+        return ops.where(use_own, predicted, decoder_input)
 
-    def decode_step(self, prev_ids, states):
-        """One inference step: previous ids `(rows,)` -> logits `(rows, num_label_ids)`, new states."""
-        output, states = self.cell(self.label_embedding(prev_ids), states, training=False)
+    def step_function(self, token_ids, beam_size: int = 1):
+        """`(step_fn, initial_states)` for `mlgen.decoding` over token ids `(batch, length)`.
+
+        `step_fn(prev_ids (rows,), states) -> (logits (rows, num_label_ids), states)`,
+        rows = batch * beam_size (beam search repeats each document's states). The
+        attention memory stays per document: the `beam_size` hypotheses of a document
+        attend to it together, as `beam_size` query steps.
+        """
+        states, memory = self.encode(token_ids, training=False)
         eos = ops.one_hot(EOS_ID, self.num_label_ids) * self.eos_bias  # (num_label_ids,)
-        return self.head(output) + eos, states
+
+        def step_fn(prev_ids, states):
+            output, states = self.cell(self.label_embedding(prev_ids), states, training=False)
+            if memory is not None:
+                query = ops.reshape(output, (-1, beam_size, self.decoder_units))  # (batch, beam, units)
+                output, _ = self.attention(query, *memory)
+                output = ops.reshape(output, (-1, self.decoder_units))
+            return self.head(output) + eos, states
+
+        return step_fn, states
 
     def generate(self, texts, beam_size: int = 1, max_labels: int | None = None):
         """Decodes a batch of raw strings `(batch,)`, feeding back the model's own predictions.
@@ -130,16 +209,24 @@ class LabelSequenceModel(keras.Model):
             (labels in generation order, then EOS, then PAD) and the sequence
             log-probability `(batch,)`. See `mlgen.decoding`.
         """
-        token_ids = self.text_vectorizer(texts)
+        step_fn, states = self.step_function(self.text_vectorizer(texts), beam_size)
         ids, probs, log_prob = decoding.search(
-            self.decode_step,
-            self.initial_state(token_ids),
+            step_fn,
+            states,
             beam_size=beam_size,
             vocab_size=self.num_label_ids,
             max_labels=self.max_labels if max_labels is None else max_labels,
             min_labels=self.min_labels,
         )
         return ids, self.label_names(ids), probs, log_prob
+
+    def attention_weights(self, token_ids, decoder_input):
+        """Attention weights `(batch, steps, length)` for given label sequences (teacher
+        forcing): row `t` is what the decoder read to choose the label at step `t`."""
+        if self.attention is None:
+            raise ValueError("this model has no attention (train with --attention dot|general|concat)")
+        states, memory = self.encode(token_ids, training=False)
+        return self.decode(states, memory, decoder_input, training=False)[1]
 
     def generate_function(self, beam_size: int = 1, max_labels: int | None = None):
         """`generate` compiled with `tf.function` for any batch size, cached per settings."""
@@ -167,6 +254,10 @@ class LabelSequenceModel(keras.Model):
             dropout=self.dropout,
             cell=self.cell_type,
             decoder_units=self.decoder_units,
+            decoder_layers=self.decoder_layers,
+            context=self.context,
+            attention=self.attention_score,
+            scheduled_sampling=self.scheduled_sampling,
             label_embedding_dim=self.label_embedding_dim,
             max_labels=self.max_labels,
             min_labels=self.min_labels,

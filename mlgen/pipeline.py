@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from mlgen.vocab import LabelVocabulary
+from mlgen.vocab import NUM_SPECIAL, LabelVocabulary
 
 _CHUNK = 2048
 # `choose_sequence_length`: the longest window chosen from data (200 won on the Reuters dev split).
@@ -42,6 +42,7 @@ def make_dataset(
     shuffle: bool = False,
     seed: int = 0,
     rows: Sequence[int] | None = None,
+    shuffle_labels: bool = False,
 ) -> tf.data.Dataset:
     """Batches of `((token_ids, decoder_input), decoder_target)`.
 
@@ -52,6 +53,8 @@ def make_dataset(
         batch_size: documents per batch.
         shuffle: reshuffle every epoch (training data only), seeded by `seed`.
         rows: data rows of the documents, for error messages.
+        shuffle_labels: put each document's labels in a fresh random order every
+            epoch (`--label-order shuffle`), seeded by `seed`.
 
     Yields:
         token ids `(batch, sequence_length)`, decoder input `(batch, steps)` =
@@ -63,7 +66,22 @@ def make_dataset(
     dataset = tf.data.Dataset.from_tensor_slices(((token_ids, decoder_input), decoder_target))
     if shuffle:
         dataset = dataset.shuffle(len(token_ids), seed=seed, reshuffle_each_iteration=True)
+    if shuffle_labels:
+        # One random number per document and epoch (fresh each pass, reproducible by seed).
+        draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        dataset = tf.data.Dataset.zip(dataset, draws).map(_shuffle_labels)
     return dataset.batch(batch_size).map(_trim_steps).prefetch(tf.data.AUTOTUNE)
+
+
+def _shuffle_labels(example, draw):
+    """One document's labels in a random order: `[BOS, l..., PAD...]`, `[l..., EOS, PAD...]`."""
+    (token_ids, decoder_input), decoder_target = example
+    count = tf.reduce_sum(tf.cast(decoder_target >= NUM_SPECIAL, tf.int32))
+    keys = tf.random.stateless_uniform([count], seed=tf.stack([draw, tf.constant(0, tf.int64)]))
+    labels = tf.gather(decoder_target[:count], tf.argsort(keys))
+    decoder_target = tf.concat([labels, decoder_target[count:]], axis=0)
+    decoder_input = tf.concat([decoder_input[:1], labels, decoder_input[count + 1 :]], axis=0)
+    return (token_ids, decoder_input), decoder_target
 
 
 def _trim_steps(inputs, decoder_target):

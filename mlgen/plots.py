@@ -90,6 +90,18 @@ def set_sizes(gold: Sequence[int], predicted: Mapping[str, Sequence[int]], path)
     _save(fig, path)
 
 
+def attention(explanation, path) -> None:
+    """A heatmap of an `Explanation`: one row per predicted label, one column per token."""
+    weights = np.asarray(explanation.weights)
+    fig, ax = plt.subplots(figsize=(min(2 + 0.35 * len(explanation.tokens), 30), 1.2 + 0.45 * len(explanation.labels)))
+    image = ax.imshow(weights, aspect="auto", cmap="Blues", vmin=0.0)
+    ax.set_xticks(np.arange(len(explanation.tokens)), explanation.tokens, rotation=90, fontsize=8)
+    ax.set_yticks(np.arange(len(explanation.labels)), explanation.labels)
+    ax.set_title("Attention behind each predicted label (rows sum to 1)")
+    fig.colorbar(image, ax=ax, fraction=0.02, pad=0.01)
+    _save(fig, path)
+
+
 def _save(fig, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)

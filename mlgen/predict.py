@@ -17,7 +17,24 @@ from mlgen import artifacts, metrics, thresholds
 from mlgen.config import BaselineConfig, ModelConfig, from_dict, load_json, save_json
 from mlgen.data import LabelledData, check_texts
 from mlgen.errors import InputError
-from mlgen.vocab import EOS_ID, NUM_SPECIAL, LabelVocabulary
+from mlgen.vocab import BOS_ID, EOS_ID, NUM_SPECIAL, LabelVocabulary
+
+
+@dataclasses.dataclass
+class Explanation:
+    """Where the decoder looked for each label it generated (`--attention` models).
+
+    Attributes:
+        tokens: the document's tokens as the model sees them (standardized, cut to
+            `sequence_length`; `[UNK]` outside the text vocabulary).
+        labels: the predicted labels, in generation order.
+        weights: `(len(labels), len(tokens))`: row `i` is the attention paid to the
+            window starting at each token when label `i` was chosen; each row sums to 1.
+    """
+
+    tokens: list[str]
+    labels: list[str]
+    weights: np.ndarray
 
 
 @dataclasses.dataclass
@@ -194,6 +211,27 @@ class SequencePredictor(Predictor):
         if max_labels is not None and max_labels < self.model_config.min_labels:
             raise InputError(f"--max-labels must be at least {self.model_config.min_labels}, got {max_labels}")
         return decode_texts(self.model, texts, beam_size=beam_size, max_labels=max_labels)
+
+    def explain(self, text: str, beam_size: int | None = None) -> Explanation:
+        """The predicted labels of `text` and the attention weights behind each one.
+
+        Raises:
+            InputError: if the model was trained without `--attention`.
+        """
+        if self.model.attention is None:
+            raise InputError("explain needs a cnn-rnn model trained with --attention dot|general|concat")
+        text = check_texts([text])[0]
+        labels = self.predict([text], beam_size=beam_size)[0]
+        token_ids = np.asarray(self.model.text_vectorizer(np.array([text])))  # (1, sequence_length)
+        length = int(np.count_nonzero(token_ids[0]))
+        vocabulary = self.model.text_vectorizer.get_vocabulary()
+        decoder_input = np.array([[BOS_ID, *(self.vocab.id(label) for label in labels[:-1])]], dtype="int32")
+        weights = np.asarray(self.model.attention_weights(token_ids, decoder_input))  # (1, steps, sequence_length)
+        return Explanation(
+            tokens=[vocabulary[i] for i in token_ids[0, :length]],
+            labels=labels,
+            weights=weights[0, : len(labels), :length],
+        )
 
     def _write_model(self, folder: Path) -> None:
         self.model.save(folder / artifacts.MODEL)

@@ -10,6 +10,8 @@ threshold) and scored, and early stopping keeps the weights of the best dev micr
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import sys
 import time
 
@@ -74,6 +76,45 @@ class TrainingSpeed(keras.callbacks.Callback):
             logs["train_docs_per_s"] = self.num_docs / max(self._last_batch - self._started, 1e-9)
 
 
+# Each schedule's k when `sampling_rate` is 0.
+SAMPLING_RATES = {"linear": 40.0, "exponential": 0.97, "inverse-sigmoid": 5.0}
+
+
+def sampling_probability(schedule: str, epoch: int, rate: float = 0.0) -> float:
+    """The chance of feeding the decoder its own prediction in `epoch` (0-based).
+
+    Bengio et al. (2015)'s decays of teacher forcing, as the probability of *not*
+    teacher forcing: linear `min(1, epoch / k)`, exponential `1 - k ** epoch`,
+    inverse-sigmoid `1 - k / (k + exp(epoch / k))`; `k = rate or SAMPLING_RATES[schedule]`.
+    """
+    if schedule == "none":
+        return 0.0
+    k = rate or SAMPLING_RATES[schedule]
+    if schedule == "linear":
+        return min(1.0, epoch / k)
+    if schedule == "exponential":
+        return 1.0 - k**epoch
+    if schedule == "inverse-sigmoid":
+        return 1.0 - k / (k + math.exp(epoch / k))
+    raise ValueError(f"unknown scheduled sampling {schedule!r}")
+
+
+class ScheduledSampling(keras.callbacks.Callback):
+    """Sets the model's `sampling_probability` at the start of every epoch; logs it."""
+
+    def __init__(self, schedule: str, rate: float = 0.0):
+        super().__init__()
+        self.schedule = schedule
+        self.rate = rate
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.sampling_probability.assign(sampling_probability(self.schedule, epoch, self.rate))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["sampling_probability"] = float(self.model.sampling_probability.numpy())
+
+
 def fit(
     train: LabelledData,
     dev: LabelledData | None = None,
@@ -110,7 +151,9 @@ def fit(
     keras.utils.set_random_seed(train_config.seed)
     if dev is None:
         train, dev = train_dev_split(train, train_config.dev_fraction, train_config.seed)
-    vocab = LabelVocabulary.build(train.label_sets, order=model_config.label_order)
+    # "shuffle" reorders each document's labels every epoch; ids still follow frequency.
+    order = "frequency" if model_config.label_order == "shuffle" else model_config.label_order
+    vocab = LabelVocabulary.build(train.label_sets, order=order)
     longest = max(len(s) for s in train.label_sets)
     model_config = dataclasses.replace(
         model_config,
@@ -127,7 +170,7 @@ def fit(
     if model_type == "cnn-rnn":
         model = _build_model(LabelSequenceModel, vocab, train, model_config, train_config, verbose)
         config["model"] = to_dict(model_config)
-        make_dataset = pipeline.make_dataset
+        make_dataset = functools.partial(pipeline.make_dataset, shuffle_labels=model_config.label_order == "shuffle")
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID)
     else:
         model = _build_model(BinaryRelevanceModel, vocab, train, model_config, train_config, verbose)
@@ -147,7 +190,7 @@ def fit(
         shuffle=True,
         seed=train_config.seed,
     )
-    dev_data = make_dataset(
+    dev_data = (pipeline.make_dataset if model_type == "cnn-rnn" else make_dataset)(
         pipeline.vectorize(model.text_vectorizer, dev.texts), vocab.drop_unknown(dev.label_sets), vocab, batch_size=256
     )
     model.compile(
@@ -160,6 +203,8 @@ def fit(
         monitor="val_micro_f1", mode="max", patience=train_config.patience, restore_best_weights=True, verbose=0
     )
     callbacks = [TrainingSpeed(len(train)), dev_callback, stopping]
+    if model_type == "cnn-rnn" and model_config.scheduled_sampling != "none":
+        callbacks.insert(0, ScheduledSampling(model_config.scheduled_sampling, model_config.sampling_rate))
     if log_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir)))
     fit_started = time.perf_counter()
@@ -191,7 +236,7 @@ def fit(
 def _build_model(cls, vocab, train, model_config, train_config, verbose):
     """The network with its text vocabulary adapted on `train` and, if asked, word vectors loaded."""
     if cls is LabelSequenceModel:
-        decoding_only = ("beam_size", "label_order", "tune_eos_bias")
+        decoding_only = ("beam_size", "label_order", "tune_eos_bias", "sampling_rate")
         options = {k: v for k, v in to_dict(model_config).items() if k not in decoding_only}
         input_shape = ((None, model_config.sequence_length), (None, None))
     else:

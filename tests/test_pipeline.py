@@ -67,3 +67,20 @@ def test_sequence_length_is_chosen_from_the_training_texts():
     assert choose_sequence_length(titles, quantile=0.5) == 51
     assert choose_sequence_length(["w"] * 10, minimum=5) == 5  # never shorter than the widest filter
     assert choose_sequence_length(["w " * 1000]) == MAX_AUTO_LENGTH
+
+
+def test_shuffled_label_order_changes_per_epoch_and_keeps_each_set():
+    label_sets = [["a", "b", "c", "d"], ["c"], ["b", "d"]]
+    vocab = LabelVocabulary.build(label_sets)
+    token_ids = np.ones((3, 5), "int32")
+    dataset = pipeline.make_dataset(token_ids, label_sets, vocab, batch_size=3, shuffle_labels=True, seed=1)
+    orders = []
+    for _ in range(6):  # six epochs
+        (_, decoder_input), target = next(iter(dataset))
+        decoder_input, target = np.asarray(decoder_input), np.asarray(target)
+        for row, labels in enumerate(label_sets):
+            n = len(labels)
+            assert sorted(vocab.decode(target[row, :n])) == sorted(labels) and target[row, n] == EOS_ID
+            assert decoder_input[row, 0] == BOS_ID and list(decoder_input[row, 1 : n + 1]) == list(target[row, :n])
+        orders.append(tuple(target[0, :4]))
+    assert len(set(orders)) > 1

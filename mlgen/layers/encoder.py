@@ -74,6 +74,22 @@ class CNNTextEncoder(keras.layers.Layer):
         embedded = self.embedding(token_ids)  # (batch, length, embedding_dim)
         return [conv(embedded) for conv in self.convolutions]
 
+    def position_features(self, token_ids):
+        """What attention looks at: every width's features for the window starting at each token.
+
+        Returns:
+            `(memory, mask)`: memory `(batch, length, len(filter_sizes) * num_filters)`,
+            each width's maps padded with zeros at the end (windows running past the
+            text); mask bool `(batch, length)`, True where the token is real (id > 0).
+        """
+        length = ops.shape(token_ids)[1]
+        maps = [
+            ops.pad(m, [[0, 0], [0, width - 1], [0, 0]]) if width > 1 else m
+            for m, width in zip(self.feature_maps(token_ids), self.filter_sizes)
+        ]
+        memory = ops.concatenate(maps, axis=-1)[:, :length, :]
+        return memory, ops.greater(token_ids, 0)
+
     def call(self, token_ids, training=None):
         pooled = [ops.max(maps, axis=1) for maps in self.feature_maps(token_ids)]  # each (batch, num_filters)
         features = ops.concatenate(pooled, axis=-1)  # (batch, len(filter_sizes) * num_filters)

@@ -1,0 +1,116 @@
+"""The decoder variants: cells and layers, context injection, attention, scheduled
+sampling, label orders. Each trains, decodes and survives save/load."""
+
+import numpy as np
+import pytest
+from conftest import TINY_MODEL
+
+import mlgen
+from mlgen import train as training
+from mlgen.config import ModelConfig, TrainConfig, load_json
+from mlgen.data import read_labelled_csv
+from mlgen.errors import InputError
+from mlgen.layers.attention import LuongAttention
+from mlgen.layers.decoder_cell import LabelDecoderCell
+
+VARIANTS = [
+    {"cell": "lstm", "decoder_layers": 2},
+    {"cell": "simple"},
+    {"context": "init"},
+    {"context": "add"},
+    {"context": "mlp", "decoder_layers": 2},
+    {"attention": "dot"},
+    {"attention": "general", "cell": "lstm"},
+    {"attention": "concat"},
+    {"scheduled_sampling": "linear", "sampling_rate": 1.0},
+    {"scheduled_sampling": "exponential"},
+    {"scheduled_sampling": "inverse-sigmoid", "attention": "general"},
+    {"label_order": "shuffle"},
+    {"label_order": "rare-first"},
+]
+
+
+@pytest.fixture(scope="module")
+def small(tiny_csvs):
+    return read_labelled_csv(tiny_csvs["train"]).subset(range(150)), read_labelled_csv(tiny_csvs["dev"])
+
+
+@pytest.mark.parametrize("options", VARIANTS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+def test_variant_trains_decodes_and_reloads(options, small, tmp_path):
+    train, dev = small
+    config = ModelConfig(**{**TINY_MODEL, "tune_eos_bias": False, **options})
+    predictor = training.fit(train, dev, config, TrainConfig(epochs=2, embeddings=None, learning_rate=5e-3), verbose=0)
+    assert predictor.history["loss"][-1] < predictor.history["loss"][0]
+    texts = dev.texts[:20]
+    for beam_size in (1, 3):
+        for p in predictor.predict_scores(texts, beam_size=beam_size):
+            assert 1 <= len(p.labels) == len(set(p.labels)) and set(p.labels) <= set(predictor.labels)
+    predictor.save(tmp_path / "run")
+    saved = load_json(tmp_path / "run" / "config.json")["model"]
+    assert all(saved[k] == v for k, v in options.items())
+    loaded = mlgen.load(tmp_path / "run")
+    for beam_size in (1, 3):
+        assert loaded.predict_scores(texts, beam_size=beam_size) == predictor.predict_scores(texts, beam_size=beam_size)
+    if "scheduled_sampling" in options:
+        expected = [
+            training.sampling_probability(options["scheduled_sampling"], e, config.sampling_rate) for e in (0, 1)
+        ]
+        assert predictor.history["sampling_probability"] == pytest.approx(expected)
+    if "attention" in options:
+        explanation = loaded.explain(texts[0])
+        assert explanation.weights.shape == (len(explanation.labels), len(explanation.tokens))
+        np.testing.assert_allclose(explanation.weights.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_attention_weights_sum_to_one_over_real_tokens_and_are_zero_on_padding():
+    rng = np.random.default_rng(0)
+    query = rng.normal(size=(3, 4, 8)).astype("float32")
+    memory = rng.normal(size=(3, 6, 5)).astype("float32")
+    mask = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0]], dtype=bool)
+    for score in ("dot", "general", "concat"):
+        outputs, weights = LuongAttention(8, score)(query, memory, mask)
+        weights = np.asarray(weights)
+        assert outputs.shape == (3, 4, 8) and weights.shape == (3, 4, 6)
+        np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-5)
+        assert np.all(weights[~np.broadcast_to(mask[:, None, :], weights.shape)] == 0.0)
+        np.testing.assert_allclose(weights[2, :, 0], 1.0)  # one real token takes all the weight
+
+
+def test_attention_model_weights_are_zero_on_padding(small):
+    train, dev = small
+    config = ModelConfig(**{**TINY_MODEL, "attention": "general"})
+    predictor = training.fit(train, dev, config, TrainConfig(epochs=1, embeddings=None), verbose=0)
+    model = predictor.model
+    token_ids = np.asarray(model.text_vectorizer(np.array(["wheat exports rose", dev.texts[0]])))
+    decoder_input = np.array([[1, 3, 4], [1, 3, 0]], dtype="int32")
+    weights = np.asarray(model.attention_weights(token_ids, decoder_input))
+    assert weights.shape == (2, 3, model.sequence_length)
+    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-5)
+    assert np.all(weights[0, :, 3:] == 0.0)  # three real tokens, the rest padding
+
+
+def test_explain_needs_attention(tiny_run):
+    predictor, _ = tiny_run
+    with pytest.raises(InputError, match="--attention"):
+        predictor.explain("wheat exports rose")
+
+
+@pytest.mark.parametrize("context, step_dim", [("concat", 3 + 5), ("init", 3), ("add", 3), ("mlp", 3 + 6)])
+def test_context_modes_and_stacked_layers(context, step_dim):
+    cell = LabelDecoderCell(units=6, context_dim=5, cell="lstm", layers=2, context=context)
+    cell.build((None, 3))
+    assert cell.cores[0].kernel.shape[0] == step_dim and cell.cores[1].kernel.shape[0] == 6
+    assert cell.state_size == [6, 6, 6, 6, 5]
+    states = cell.initial_state(np.ones((2, 5), "float32"))
+    output, new_states = cell(np.ones((2, 3), "float32"), states)
+    assert output.shape == (2, 6) and len(new_states) == 5
+    assert LabelDecoderCell.from_config(cell.get_config()).get_config() == cell.get_config()
+
+
+def test_sampling_schedules_grow_from_zero():
+    for schedule in ("linear", "exponential", "inverse-sigmoid"):
+        p = [training.sampling_probability(schedule, e) for e in range(30)]
+        assert p[0] == pytest.approx(0.0, abs=0.2) and all(b >= a for a, b in zip(p, p[1:])) and p[-1] <= 1.0
+    assert training.sampling_probability("linear", 10, 20.0) == 0.5
+    assert training.sampling_probability("exponential", 2, 0.5) == 0.75
+    assert training.sampling_probability("none", 10) == 0.0
