@@ -150,3 +150,21 @@ def test_linear_br_never_imports_tensorflow(tiny_csvs, tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert out.is_file()
+
+
+def test_linear_br_learns_more_than_127_labels():
+    # One keyword per label: a scrambled label matrix (as scikit-learn makes of int8 ones
+    # wider than 127 columns) would score near zero.
+    rng = np.random.default_rng(0)
+    names = [f"tag{i}" for i in range(150)]
+    texts, label_sets = [], []
+    for _ in range(3):
+        for i, name in enumerate(names):
+            texts.append(f"keyword{i} " + " ".join(f"filler{j}" for j in rng.integers(0, 50, 5)))
+            label_sets.append([name])
+    data = mlgen.LabelledData(
+        texts=texts, label_sets=label_sets, rows=list(range(1, len(texts) + 1)), source="synthetic"
+    )
+    predictor = registry.fit("linear-br", data.subset(range(300)), data.subset(range(300, 450)), verbose=0)
+    assert len(predictor.labels) == 150
+    assert predictor.metrics["dev"]["micro_f1"] > 0.9

@@ -114,3 +114,28 @@ def test_sampling_schedules_grow_from_zero():
     assert training.sampling_probability("linear", 10, 20.0) == 0.5
     assert training.sampling_probability("exponential", 2, 0.5) == 0.75
     assert training.sampling_probability("none", 10) == 0.0
+
+
+def test_cli_trains_an_attention_model_and_draws_an_explanation(tiny_csvs, tmp_path, capsys):
+    from conftest import TINY_FLAGS
+
+    from mlgen.cli import main
+
+    run, figure = tmp_path / "run", tmp_path / "why.png"
+    flags = [*TINY_FLAGS, "--attention", "concat", "--context", "mlp", "--label-order", "shuffle"]
+    assert main(["train", "--train", tiny_csvs["train"], "--dev", tiny_csvs["dev"], "--out", run, *flags]) == 0
+    capsys.readouterr()
+    assert main(["explain", "--model", run, "--text", "wheat and corn exports rose", "--out", figure]) == 0
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = capsys.readouterr().out
+    *label_lines, last = printed.splitlines()
+    assert last == f"wrote {figure}" and label_lines and all(": " in line for line in label_lines)
+    config = load_json(run / "config.json")["model"]
+    assert (config["attention"], config["context"], config["label_order"]) == ("concat", "mlp", "shuffle")
+
+
+def test_cli_refuses_decoder_flags_for_baselines(capsys):
+    from mlgen.cli import main
+
+    assert main(["train", "--model", "cnn-br", "--attention", "dot", "--out", "x"]) == 2
+    assert "--attention: not used by --model cnn-br" in capsys.readouterr().err

@@ -93,7 +93,9 @@ def fit(
     if dev is None:
         train, dev = train_dev_split(train, train_config.dev_fraction, train_config.seed)
     vocab = LabelVocabulary.build(train.label_sets)
-    y_train = vocab.to_multi_hot(train.label_sets)  # (n_docs, num_labels)
+    # bool, not the vocabulary's int8: scikit-learn's LabelBinarizer (inside OneVsRestClassifier)
+    # scrambles int8 indicator matrices of more than 127 columns (sklearn 1.9.1).
+    y_train = vocab.to_multi_hot(train.label_sets).astype(bool)  # (n_docs, num_labels)
     vectorizer = _vectorizer(baseline_config)
     features = vectorizer.fit_transform(train.texts)  # (n_docs, n_features)
     classifier = OneVsRestClassifier(_classifier(baseline_config, train_config.seed)).fit(features, y_train)

@@ -1,0 +1,115 @@
+"""Ablation of the decoder variants: each option against the cnn-rnn default, over seeds.
+
+Every run trains on the training split, early-stops on the dev split (the bundled one,
+or each seed's `--dev-fraction` of train) and is scored on dev (what defaults are
+chosen on) and on test (reported only). Runs append to a JSON-lines file and the
+script skips runs already there, so it can be stopped and resumed; runs go seed by
+seed, so a partial file is balanced across variants.
+
+    .venv/bin/python experiments/ablation.py --dataset reuters21578 --seeds 3 \\
+        --out experiments/results/ablation_reuters21578.jsonl
+    .venv/bin/python experiments/ablation.py --dataset reuters21578 --report \\
+        --out experiments/results/ablation_reuters21578.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from mlgen import datasets, metrics, registry
+from mlgen.config import ModelConfig, TrainConfig
+
+# name -> ModelConfig overrides; "default" is the baseline every other row is read against.
+VARIANTS = {
+    "default": {},
+    "cell lstm": {"cell": "lstm"},
+    "cell simple": {"cell": "simple"},
+    "decoder layers 2": {"decoder_layers": 2},
+    "context init": {"context": "init"},
+    "context add": {"context": "add"},
+    "context mlp": {"context": "mlp"},
+    "attention dot": {"attention": "dot"},
+    "attention general": {"attention": "general"},
+    "attention concat": {"attention": "concat"},
+    "sampling linear": {"scheduled_sampling": "linear"},
+    "sampling exponential": {"scheduled_sampling": "exponential"},
+    "sampling inverse-sigmoid": {"scheduled_sampling": "inverse-sigmoid"},
+    "order rare-first": {"label_order": "rare-first"},
+    "order alphabetical": {"label_order": "alphabetical"},
+    "order shuffle": {"label_order": "shuffle"},
+}
+REPORT_KEYS = ("micro_f1", "macro_f1", "subset_accuracy")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default=datasets.DEFAULT, choices=datasets.names())
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--variants", help="comma-separated names (default: all)")
+    parser.add_argument("--out", required=True, help="JSON-lines file to append to (and report from)")
+    parser.add_argument("--report", action="store_true", help="print the Markdown table of --out and stop")
+    args = parser.parse_args()
+    if args.report:
+        print(report(pd.read_json(args.out, lines=True), args.dataset))
+        return
+    names = args.variants.split(",") if args.variants else list(VARIANTS)
+    done = set()
+    if Path(args.out).exists():
+        done = {(r["variant"], r["seed"]) for r in map(json.loads, Path(args.out).read_text().splitlines())}
+    train = datasets.read(args.dataset, "train")
+    dev = datasets.read(args.dataset, "dev") if "dev" in datasets.splits(args.dataset) else None
+    test = datasets.read(args.dataset, "test")
+    for seed in range(args.seeds):
+        for name in names:
+            if (name, seed) in done:
+                continue
+            started = time.perf_counter()
+            predictor = registry.fit(
+                "cnn-rnn", train, dev, ModelConfig(**VARIANTS[name]), TrainConfig(seed=seed), verbose=0
+            )
+            seconds = time.perf_counter() - started
+            scores = metrics.evaluate(test.label_sets, predictor.predict(test.texts), predictor.labels)
+            record = {
+                "dataset": args.dataset,
+                "variant": name,
+                "seed": seed,
+                "overrides": VARIANTS[name],
+                **{f"dev_{k}": predictor.metrics["dev"][k] for k in REPORT_KEYS},
+                **{f"test_{k}": scores[k] for k in REPORT_KEYS},
+                "train_seconds": round(seconds, 1),
+                "epochs_run": predictor.metrics["epochs_run"],
+            }
+            print(json.dumps(record), flush=True)
+            with open(args.out, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def report(runs: pd.DataFrame, dataset: str) -> str:
+    """Mean ± std per variant, dev columns first; Δ dev micro-F1 against the default."""
+    columns = [f"dev_{k}" for k in REPORT_KEYS] + [f"test_{k}" for k in REPORT_KEYS] + ["train_seconds"]
+    grouped = runs.groupby("variant", sort=False)
+    mean, std, count = grouped[columns].mean(), grouped[columns].std(ddof=1).fillna(0.0), grouped.size()
+    base = mean.loc["default", "dev_micro_f1"] if "default" in mean.index else float("nan")
+    header = ["variant", "seeds", "Δ dev micro-F1", *columns]
+    lines = [
+        f"{dataset}: mean ± std over seeds; choose on dev, test only reported.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+    ]
+    for name in mean.index:
+        cells = [name, str(count[name]), f"{mean.loc[name, 'dev_micro_f1'] - base:+.4f}"]
+        for column in columns:
+            digits = 0 if column == "train_seconds" else 4
+            cells.append(f"{mean.loc[name, column]:.{digits}f} ± {std.loc[name, column]:.{digits}f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
