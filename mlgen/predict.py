@@ -54,33 +54,72 @@ class Prediction:
     log_prob: float | None
 
 
+# Tokens per compiled predict call. Short texts get large batches (they spread the decoding
+# loop's per-step cost over more documents), long ones smaller (the CNN's feature maps stay
+# in cache): 256 documents of 200 tokens were faster than 512 or 1,024 on Reuters, 2,048
+# titles of 20 tokens faster than 256 on cooking_se.
+PREDICT_TOKENS = 256 * 200
+
+
+def predict_batch_size(sequence_length: int) -> int:
+    """Documents per predict call for texts of `sequence_length` tokens (64 to 2,048)."""
+    return max(64, min(2048, PREDICT_TOKENS // max(sequence_length, 1)))
+
+
 def decode_texts(
-    model, texts: Sequence[str], beam_size: int = 1, max_labels: int | None = None, batch_size: int = 256
+    model, texts: Sequence[str], beam_size: int = 1, max_labels: int | None = None, batch_size: int | None = None
 ) -> list[Prediction]:
     """Runs the model's compiled search over `texts` in batches. The one decoding path.
+
+    Greedy search runs in two passes, because a batch's loop lasts as long as its longest
+    label sequence while most documents stop after a label or two: first every document
+    with at most `FIRST_PASS_LABELS` labels, then, for the few that reached that cap
+    without choosing EOS themselves, the full search again. Greedy steps before the cap
+    do not depend on it, so the result is the one-pass search's (up to float rounding
+    across batch compositions). Beam search runs in one pass.
 
     Args:
         model: a `LabelSequenceModel`.
         texts: raw documents.
         beam_size: 1 for greedy search, more for beam search.
         max_labels: most labels per document (default: the model's).
-        batch_size: documents per compiled call.
+        batch_size: documents per compiled call (default: `predict_batch_size`).
     """
+    max_labels = model.max_labels if max_labels is None else max_labels
+    if beam_size > 1 or max_labels <= FIRST_PASS_LABELS or model.min_labels >= FIRST_PASS_LABELS:
+        return _search_batches(model, texts, beam_size, max_labels, batch_size)
+    predictions = _search_batches(model, texts, 1, FIRST_PASS_LABELS, batch_size)
+    capped = [i for i, p in enumerate(predictions) if len(p.labels) == FIRST_PASS_LABELS]
+    if capped:
+        again = _search_batches(model, [texts[i] for i in capped], 1, max_labels, batch_size)
+        for i, prediction in zip(capped, again):
+            predictions[i] = prediction
+    return predictions
+
+
+# Labels the first greedy pass allows (see `decode_texts`).
+FIRST_PASS_LABELS = 3
+
+
+def _search_batches(model, texts, beam_size, max_labels, batch_size) -> list[Prediction]:
+    """One compiled search (`LabelSequenceModel.generate_function`) per batch of `texts`."""
     import tensorflow as tf
 
+    batch_size = batch_size or predict_batch_size(model.sequence_length)
     generate = model.generate_function(beam_size, max_labels)
+    names = model.labels
     predictions = []
     for start in range(0, len(texts), batch_size):
         batch = tf.constant([str(t) for t in texts[start : start + batch_size]], dtype=tf.string)
-        ids, names, probs, log_prob = (x.numpy() for x in generate(batch))
-        for row_ids, row_names, row_probs, row_log_prob in zip(ids, names, probs, log_prob):
-            end = int(np.argmax(row_ids == EOS_ID)) if (row_ids == EOS_ID).any() else len(row_ids)
-            keep = row_ids[:end] >= NUM_SPECIAL
+        ids, _, probs, log_prob = (x.numpy() for x in generate(batch))
+        # A label is an id >= NUM_SPECIAL before the row's EOS (PAD follows EOS).
+        keep = (ids >= NUM_SPECIAL) & (np.cumsum(ids == EOS_ID, axis=1) == 0)
+        for row_ids, row_probs, row_keep, row_log_prob in zip(ids, probs, keep, log_prob.tolist()):
             predictions.append(
                 Prediction(
-                    labels=[name.decode("utf-8") for name in row_names[:end][keep]],
-                    scores=[float(p) for p in row_probs[:end][keep]],
-                    log_prob=float(row_log_prob),
+                    labels=[names[i - NUM_SPECIAL] for i in row_ids[row_keep].tolist()],
+                    scores=row_probs[row_keep].tolist(),
+                    log_prob=row_log_prob,
                 )
             )
     return predictions

@@ -151,3 +151,30 @@ def test_seed_makes_training_reproducible(tiny_csvs):
     assert runs[0].history["loss"] == runs[1].history["loss"]
     for a, b in zip(runs[0].model.get_weights(), runs[1].model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_predict_batches_follow_text_length_and_do_not_change_predictions(tiny_run, tiny_csvs):
+    from mlgen.predict import decode_texts, predict_batch_size
+
+    assert predict_batch_size(200) == 256 and predict_batch_size(20) == 2048 and predict_batch_size(5000) == 64
+    predictor, _ = tiny_run
+    texts = read_labelled_csv(tiny_csvs["test"]).texts
+    by_default = decode_texts(predictor.model, texts)
+    assert [p.labels for p in decode_texts(predictor.model, texts, batch_size=7)] == [p.labels for p in by_default]
+
+
+def test_two_pass_greedy_equals_one_pass(tiny_run, tiny_csvs):
+    from mlgen.predict import FIRST_PASS_LABELS, _search_batches, decode_texts
+
+    predictor, _ = tiny_run
+    texts = read_labelled_csv(tiny_csvs["test"]).texts
+    bias = float(predictor.model.eos_bias.numpy())
+    try:
+        predictor.model.eos_bias.assign(-4.0)  # long sequences, so the second pass has work
+        two_pass = decode_texts(predictor.model, texts, max_labels=6)
+        one_pass = _search_batches(predictor.model, texts, 1, 6, None)
+    finally:
+        predictor.model.eos_bias.assign(bias)
+    assert any(len(p.labels) > FIRST_PASS_LABELS for p in one_pass)
+    assert [p.labels for p in two_pass] == [p.labels for p in one_pass]
+    np.testing.assert_allclose([p.log_prob for p in two_pass], [p.log_prob for p in one_pass], rtol=1e-5)

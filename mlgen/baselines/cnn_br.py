@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from mlgen import artifacts
 from mlgen.layers.encoder import CNNTextEncoder
-from mlgen.predict import ScoringPredictor, _load_keras
+from mlgen.predict import ScoringPredictor, _load_keras, predict_batch_size
 from mlgen.vocab import LabelVocabulary
 
 
@@ -105,7 +105,8 @@ class CNNBRPredictor(ScoringPredictor):
         super().__init__(vocab, config, threshold)
         self.model = model
 
-    def scores(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+    def scores(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        batch_size = batch_size or predict_batch_size(self.model.sequence_length)
         score = self.model.scores_function()
         chunks = [
             score(tf.constant([str(t) for t in texts[i : i + batch_size]], tf.string)).numpy()
