@@ -185,14 +185,17 @@ class LabelSequenceModel(keras.Model):
 
         `step_fn(prev_ids (rows,), states) -> (logits (rows, num_label_ids), states)`,
         rows = batch * beam_size (beam search repeats each document's states). The
-        attention memory stays per document: the `beam_size` hypotheses of a document
-        attend to it together, as `beam_size` query steps.
+        cell's `decoding_step` reuses what depends on the text alone; the attention
+        memory stays per document: the `beam_size` hypotheses of a document attend to
+        it together, as `beam_size` query steps.
         """
-        states, memory = self.encode(token_ids, training=False)
+        context = self.encoder(token_ids, training=False)
+        states = self.cell.decoding_state(context)
+        memory = self.encoder.position_features(token_ids) if self.attention is not None else None
         eos = ops.one_hot(EOS_ID, self.num_label_ids) * self.eos_bias  # (num_label_ids,)
 
         def step_fn(prev_ids, states):
-            output, states = self.cell(self.label_embedding(prev_ids), states, training=False)
+            output, states = self.cell.decoding_step(self.label_embedding(prev_ids), states)
             if memory is not None:
                 query = ops.reshape(output, (-1, beam_size, self.decoder_units))  # (batch, beam, units)
                 output, _ = self.attention(query, *memory)

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 
 from mlgen.layers.decoder_cell import LabelDecoderCell
 from mlgen.layers.encoder import CNNTextEncoder
@@ -86,3 +87,20 @@ def test_cell_config_round_trip_and_save_load(tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
     np.testing.assert_array_equal(np.asarray(loaded(inputs)), before)
+
+
+@pytest.mark.parametrize("cell_type", ["gru", "lstm", "simple"])
+@pytest.mark.parametrize("context, layers", [("concat", 1), ("init", 1), ("add", 2), ("mlp", 2), ("concat", 2)])
+def test_decoding_step_matches_the_cell(cell_type, context, layers):
+    rng = np.random.default_rng(3)
+    cell = LabelDecoderCell(units=6, context_dim=5, cell=cell_type, layers=layers, context=context)
+    cell.build((None, 3))
+    for weight in cell.weights:  # nonzero biases too, so every term is exercised
+        weight.assign(rng.normal(scale=0.5, size=weight.shape).astype("float32"))
+    context_vector = rng.normal(size=(4, 5)).astype("float32")
+    states, fast_states = cell.initial_state(context_vector), cell.decoding_state(context_vector)
+    for step in range(3):
+        inputs = rng.normal(size=(4, 3)).astype("float32")
+        output, states = cell(inputs, states, training=False)
+        fast_output, fast_states = cell.decoding_step(inputs, fast_states)
+        np.testing.assert_allclose(np.asarray(fast_output), np.asarray(output), atol=1e-5)

@@ -103,6 +103,52 @@ class LabelDecoderCell(keras.layers.Layer):
             output = output + self.context_layer(context)
         return output, [*new_states, context]
 
+    def decoding_state(self, context):
+        """The initial state for `decoding_step`: `[*core_states, constants]`.
+
+        Whatever a step computes from the feature vector alone is computed here once per
+        document instead of at every step: its share of the first core cell's input
+        projection (`concat`, `mlp`, bias included), or the vector added to the output
+        (`add`). `constants` is `(batch, k)`.
+        """
+        *core_states, _ = self.initial_state(context)
+        first = self.cores[0]
+        if self.context in ("concat", "mlp"):
+            fed = context if self.context == "concat" else self.context_layer(context)
+            label_dim = first.kernel.shape[0] - fed.shape[-1]
+            constants = ops.matmul(fed, first.kernel[label_dim:]) + _input_bias(first)
+        elif self.context == "add":
+            constants = self.context_layer(context)
+        else:
+            constants = ops.zeros((ops.shape(context)[0], 1))
+        return [*core_states, constants]
+
+    def decoding_step(self, inputs, states):
+        """One inference step from `decoding_state`: the same function as `call` with
+        `training=False` (up to float rounding), at a fraction of the first cell's cost.
+
+        Args:
+            inputs: previous-label embeddings `(batch, label_embedding_dim)`.
+            states: `[*core_states, constants]` from `decoding_state`.
+
+        Returns:
+            `(output (batch, units), new_states)`.
+        """
+        *core_states, constants = states
+        output, new_states = inputs, []
+        for i, core in enumerate(self.cores):
+            own = list(core_states[i * self.states_per_core : (i + 1) * self.states_per_core])
+            if i == 0 and self.context in ("concat", "mlp"):
+                label_dim = inputs.shape[-1]
+                projected = ops.matmul(output, core.kernel[:label_dim]) + constants
+            else:
+                projected = ops.matmul(output, core.kernel) + _input_bias(core)
+            output, own = _core_step(core, projected, own)
+            new_states.extend(own)
+        if self.context == "add":
+            output = output + constants
+        return output, [*new_states, constants]
+
     def initial_state(self, context):
         """`[*core_states, context]` to start decoding a batch of feature vectors `(batch, context_dim)`."""
         start = self.initial_state_layer(context)  # (batch, units * states_per_core * layers)
@@ -116,3 +162,40 @@ class LabelDecoderCell(keras.layers.Layer):
             units=self.units, context_dim=self.context_dim, cell=self.cell, layers=self.layers, context=self.context
         )
         return config
+
+
+def _input_bias(core):
+    """The bias a Keras core cell adds to its input projection (0 without bias)."""
+    if not core.use_bias:
+        return 0.0
+    if isinstance(core, keras.layers.GRUCell) and core.reset_after:
+        return core.bias[0]  # (2, 3 * units): input bias, recurrent bias
+    return core.bias
+
+
+def _core_step(core, projected, states):
+    """A Keras `GRUCell` / `LSTMCell` / `SimpleRNNCell` step at inference, given its input
+    projection `inputs @ kernel + input bias` (the cells' own formulas, no dropout)."""
+    if isinstance(core, keras.layers.GRUCell):
+        (h_tm1,) = states
+        if not core.reset_after:
+            raise ValueError("decoding_step needs GRUCell(reset_after=True), the Keras default")
+        inner = ops.matmul(h_tm1, core.recurrent_kernel)
+        if core.use_bias:
+            inner = inner + core.bias[1]
+        x_z, x_r, x_h = ops.split(projected, 3, axis=-1)
+        r_z, r_r, r_h = ops.split(inner, 3, axis=-1)
+        z = core.recurrent_activation(x_z + r_z)
+        r = core.recurrent_activation(x_r + r_r)
+        h = z * h_tm1 + (1 - z) * core.activation(x_h + r * r_h)
+        return h, [h]
+    if isinstance(core, keras.layers.LSTMCell):
+        h_tm1, c_tm1 = states
+        z = ops.split(projected + ops.matmul(h_tm1, core.recurrent_kernel), 4, axis=-1)
+        c, o = core._compute_carry_and_output_fused(z, c_tm1)
+        h = o * core.activation(c)
+        return h, [h, c]
+    (h_tm1,) = states
+    h = projected + ops.matmul(h_tm1, core.recurrent_kernel)
+    h = core.activation(h) if core.activation is not None else h
+    return h, [h]
