@@ -19,8 +19,64 @@ from mlgen.layers.encoder import CNNTextEncoder
 from mlgen.vocab import EOS_ID, NUM_SPECIAL, PAD_ID, LabelVocabulary
 
 
+class CNNTextModel(keras.Model):
+    """What cnn-rnn and cnn-br share: label names, a `TextVectorization` layer and the
+    `CNNTextEncoder`, with their config. Subclasses add their heads.
+
+    Args:
+        labels: label names.
+        max_tokens: text vocabulary size of the `TextVectorization` layer.
+        sequence_length: tokens per document.
+        embedding_dim, filter_sizes, num_filters, dropout: see `CNNTextEncoder`.
+    """
+
+    def __init__(
+        self,
+        labels,
+        max_tokens: int = 20000,
+        sequence_length: int = 200,
+        embedding_dim: int = 50,
+        filter_sizes=(3, 4, 5),
+        num_filters: int = 100,
+        dropout: float = 0.3,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.labels = list(labels)
+        self.max_tokens = max_tokens
+        self.sequence_length = sequence_length
+        self.embedding_dim = embedding_dim
+        self.filter_sizes = tuple(filter_sizes)
+        self.num_filters = num_filters
+        self.dropout = dropout
+        self.text_vectorizer = keras.layers.TextVectorization(
+            max_tokens=max_tokens, output_sequence_length=sequence_length, name="text_vectorizer"
+        )
+        self.encoder = CNNTextEncoder(
+            vocab_size=max_tokens,
+            embedding_dim=embedding_dim,
+            filter_sizes=filter_sizes,
+            num_filters=num_filters,
+            dropout=dropout,
+            name="encoder",
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            labels=self.labels,
+            max_tokens=self.max_tokens,
+            sequence_length=self.sequence_length,
+            embedding_dim=self.embedding_dim,
+            filter_sizes=list(self.filter_sizes),
+            num_filters=self.num_filters,
+            dropout=self.dropout,
+        )
+        return config
+
+
 @keras.saving.register_keras_serializable(package="mlgen")
-class LabelSequenceModel(keras.Model):
+class LabelSequenceModel(CNNTextModel):
     """Text in, label sequence out. Holds its text vectorizer and label names.
 
     Args:
@@ -68,14 +124,9 @@ class LabelSequenceModel(keras.Model):
         min_labels: int = 1,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self.labels = list(labels)
-        self.max_tokens = max_tokens
-        self.sequence_length = sequence_length
-        self.embedding_dim = embedding_dim
-        self.filter_sizes = tuple(filter_sizes)
-        self.num_filters = num_filters
-        self.dropout = dropout
+        super().__init__(
+            labels, max_tokens, sequence_length, embedding_dim, filter_sizes, num_filters, dropout, **kwargs
+        )
         self.cell_type = cell
         self.decoder_units = decoder_units
         self.decoder_layers = decoder_layers
@@ -87,18 +138,7 @@ class LabelSequenceModel(keras.Model):
         self.min_labels = min_labels
         self.num_label_ids = len(self.labels) + NUM_SPECIAL
 
-        self.text_vectorizer = keras.layers.TextVectorization(
-            max_tokens=max_tokens, output_sequence_length=sequence_length, name="text_vectorizer"
-        )
         self.label_names = LabelVocabulary(self.labels).lookup_layer(invert=True)  # ids -> names, saved inside
-        self.encoder = CNNTextEncoder(
-            vocab_size=max_tokens,
-            embedding_dim=embedding_dim,
-            filter_sizes=filter_sizes,
-            num_filters=num_filters,
-            dropout=dropout,
-            name="encoder",
-        )
         self.label_embedding = keras.layers.Embedding(self.num_label_ids, label_embedding_dim, name="label_embedding")
         self.cell = LabelDecoderCell(
             decoder_units,
@@ -248,13 +288,6 @@ class LabelSequenceModel(keras.Model):
     def get_config(self):
         config = super().get_config()
         config.update(
-            labels=self.labels,
-            max_tokens=self.max_tokens,
-            sequence_length=self.sequence_length,
-            embedding_dim=self.embedding_dim,
-            filter_sizes=list(self.filter_sizes),
-            num_filters=self.num_filters,
-            dropout=self.dropout,
             cell=self.cell_type,
             decoder_units=self.decoder_units,
             decoder_layers=self.decoder_layers,

@@ -10,19 +10,19 @@ import numpy as np
 import tensorflow as tf
 
 from mlgen import artifacts
-from mlgen.layers.encoder import CNNTextEncoder
+from mlgen.model import CNNTextModel
 from mlgen.predict import ScoringPredictor, _load_keras, predict_batch_size
 from mlgen.vocab import LabelVocabulary
 
 
 @keras.saving.register_keras_serializable(package="mlgen")
-class BinaryRelevanceModel(keras.Model):
+class BinaryRelevanceModel(CNNTextModel):
     """Text in, one logit per label out. Holds its text vectorizer.
 
     Args:
         labels: label names, one output column each.
-        max_tokens, sequence_length: see `LabelSequenceModel`.
-        embedding_dim, filter_sizes, num_filters, dropout: see `CNNTextEncoder`.
+        max_tokens, sequence_length, embedding_dim, filter_sizes, num_filters,
+            dropout: see `CNNTextModel`.
 
     Call arguments:
         token_ids: int `(batch, sequence_length)`.
@@ -31,36 +31,8 @@ class BinaryRelevanceModel(keras.Model):
         Logits `(batch, len(labels))`; train with binary cross-entropy.
     """
 
-    def __init__(
-        self,
-        labels,
-        max_tokens: int = 20000,
-        sequence_length: int = 200,
-        embedding_dim: int = 50,
-        filter_sizes=(3, 4, 5),
-        num_filters: int = 100,
-        dropout: float = 0.3,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.labels = list(labels)
-        self.max_tokens = max_tokens
-        self.sequence_length = sequence_length
-        self.embedding_dim = embedding_dim
-        self.filter_sizes = tuple(filter_sizes)
-        self.num_filters = num_filters
-        self.dropout = dropout
-        self.text_vectorizer = keras.layers.TextVectorization(
-            max_tokens=max_tokens, output_sequence_length=sequence_length, name="text_vectorizer"
-        )
-        self.encoder = CNNTextEncoder(
-            vocab_size=max_tokens,
-            embedding_dim=embedding_dim,
-            filter_sizes=filter_sizes,
-            num_filters=num_filters,
-            dropout=dropout,
-            name="encoder",
-        )
+    def __init__(self, labels, **kwargs):
+        super().__init__(labels, **kwargs)
         self.head = keras.layers.Dense(len(self.labels), name="head")
         self._scores_function = None
 
@@ -81,19 +53,6 @@ class BinaryRelevanceModel(keras.Model):
                 autograph=False,
             )
         return self._scores_function
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            labels=self.labels,
-            max_tokens=self.max_tokens,
-            sequence_length=self.sequence_length,
-            embedding_dim=self.embedding_dim,
-            filter_sizes=list(self.filter_sizes),
-            num_filters=self.num_filters,
-            dropout=self.dropout,
-        )
-        return config
 
 
 class CNNBRPredictor(ScoringPredictor):
