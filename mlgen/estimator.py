@@ -119,6 +119,11 @@ class LabelSequenceClassifier(BaseEstimator):
         check_is_fitted(self, "predictor_")
         return self.predictor_.predict_scores(texts, beam_size=self.beam_size)
 
+    def explain(self, text: str):
+        """Per predicted label, the attention weights over `text`'s tokens (`attention` models)."""
+        check_is_fitted(self, "predictor_")
+        return self.predictor_.explain(text, beam_size=self.beam_size)
+
     def save(self, folder) -> None:
         """Writes a run folder that `mlgen.load` and the CLI read."""
         check_is_fitted(self, "predictor_")

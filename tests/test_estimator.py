@@ -47,3 +47,12 @@ def test_fit_input_errors():
         clf.fit("a", [["x"]])
     with pytest.raises(InputError, match="fit data: item 0 is int 3, not a string"):
         clf.fit([3], [["x"]])
+
+
+def test_estimator_takes_the_decoder_variants_and_explains(tiny_csvs):
+    train = read_labelled_csv(tiny_csvs["train"]).subset(range(120))
+    params = {**TINY_MODEL, "attention": "dot", "context": "add", "decoder_layers": 2}
+    clf = mlgen.LabelSequenceClassifier(**params, epochs=1, embeddings=None).fit(train.texts, train.label_sets)
+    assert clf.get_params()["attention"] == "dot" and clf.predictor_.model.decoder_layers == 2
+    explanation = clf.explain(train.texts[0])
+    assert explanation.weights.shape == (len(explanation.labels), len(explanation.tokens))
