@@ -16,7 +16,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any TensorFlow import
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from mlgen import datasets  # noqa: E402
 from mlgen.data import CSVFormat, LabelledData, read_labelled_csv  # noqa: E402

@@ -44,11 +44,7 @@ def atomic_dir(path, marker: str = CONFIG, kind: str = "mlgen run folder"):
     Raises:
         InputError: if `path` is a file, or a non-empty folder without `marker`.
     """
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise InputError(f"{path}: is a file; --out needs a folder path")
-    if path.is_dir() and any(path.iterdir()) and not (path / marker).is_file():
-        raise InputError(f"{path}: is a non-empty folder that is not an {kind}; choose another --out")
+    path = check_out_dir(path, marker, kind)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
@@ -63,6 +59,19 @@ def atomic_dir(path, marker: str = CONFIG, kind: str = "mlgen run folder"):
     os.replace(staging, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def check_out_dir(path, marker: str = CONFIG, kind: str = "mlgen run folder") -> Path:
+    """`path` if `atomic_dir(path, marker, kind)` may replace it, else the InputError it would raise.
+
+    Commands that work long before they write call this first.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path}: is a file; --out needs a folder path")
+    if path.is_dir() and any(path.iterdir()) and not (path / marker).is_file():
+        raise InputError(f"{path}: is a non-empty folder that is not an {kind}; choose another --out")
+    return path
 
 
 @contextlib.contextmanager

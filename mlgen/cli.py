@@ -1,4 +1,4 @@
-"""`mlgen train | evaluate | predict | compare`: argument parsing and reporting only.
+"""`mlgen train | evaluate | predict | compare | explain`: argument parsing and reporting only.
 
 TensorFlow is imported inside the commands that need it, so `mlgen --help` and bad
 input errors come back fast. Any `InputError` prints as one line, `mlgen: error: ...`,
@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         "predict",
         help="add predicted labels to a CSV",
         description="Read --input in chunks and write it to --output with two more columns: predicted_labels "
-        "(joined by --label-sep) and label_scores (each label's probability, same order).",
+        "(joined by --label-sep) and label_scores (each label's score, same order: a probability, or an SVM margin "
+        "for linear-br).",
     )
     predict.add_argument("--model", required=True, metavar="DIR", help="run folder written by `mlgen train`")
     predict.add_argument("--input", required=True, metavar="CSV", help="file with a text column")

@@ -37,6 +37,7 @@ TABLE_KEYS = (
     "predict_docs_per_s",
 )
 _WARMUP_DOCS = 64
+_KIND = "mlgen compare folder"
 
 
 def compare(
@@ -68,6 +69,7 @@ def compare(
     Returns:
         The `results.csv` table: one row per model, `<metric>_mean` and `<metric>_std`.
     """
+    artifacts.check_out_dir(out, RESULTS, _KIND)  # before hours of training, not after
     runs, per_label, histories, sizes = [], {}, {}, {}
     for model_type in models:
         label_f1 = []
@@ -107,7 +109,7 @@ def compare(
     frequency = Counter(label for s in train.label_sets for label in s)
     per_label_table = pd.DataFrame(per_label).rename_axis("label").reset_index()
     per_label_table.insert(1, "train_docs", [frequency.get(label, 0) for label in per_label_table["label"]])
-    with artifacts.atomic_dir(out, marker=RESULTS, kind="mlgen compare folder") as staging:
+    with artifacts.atomic_dir(out, marker=RESULTS, kind=_KIND) as staging:
         runs.to_csv(staging / RUNS, index=False, float_format="%.6g")
         results.to_csv(staging / RESULTS, index=False, float_format="%.6g")
         per_label_table.to_csv(staging / PER_LABEL, index=False, float_format="%.4f")

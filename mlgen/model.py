@@ -212,9 +212,13 @@ class LabelSequenceModel(CNNTextModel):
     def _sampled_input(self, states, memory, decoder_input):
         """Gold decoder input with each label after BOS replaced, with probability
         `sampling_probability`, by the model's prediction for that step (a first,
-        gradient-free teacher-forced pass; Mihaylova & Martins, 2019)."""
+        gradient-free teacher-forced pass; Mihaylova & Martins, 2019). A prediction is
+        never PAD or BOS, so the step mask stays the gold one."""
         outputs, _ = self.decode(states, memory, decoder_input, training=False)
-        predicted = ops.cast(ops.argmax(self.head(outputs), axis=-1), decoder_input.dtype)  # (batch, steps)
+        logits = self.head(outputs)  # (batch, steps, num_label_ids)
+        never = ops.arange(self.num_label_ids) < EOS_ID  # PAD and BOS: inputs decoding never feeds
+        logits = ops.where(never[None, None, :], -1e9, logits)
+        predicted = ops.cast(ops.argmax(logits, axis=-1), decoder_input.dtype)  # (batch, steps)
         predicted = ops.stop_gradient(ops.concatenate([decoder_input[:, :1], predicted[:, :-1]], axis=1))
         draw = keras.random.uniform(ops.shape(decoder_input), seed=self.seed_generator)
         use_own = ops.logical_and(draw < self.sampling_probability, ops.not_equal(decoder_input, PAD_ID))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlgen import artifacts, metrics, thresholds
+from mlgen import __version__, artifacts, metrics, thresholds
 from mlgen.config import BaselineConfig, ModelConfig, from_dict, load_json, save_json
 from mlgen.data import LabelledData, check_texts
 from mlgen.errors import InputError
@@ -353,4 +353,11 @@ def _load_keras(path: Path):
     import mlgen.baselines.cnn_br  # noqa: F401  registers the custom layers and models
     import mlgen.model  # noqa: F401
 
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except (ValueError, TypeError, KeyError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(
+            f"{path}: cannot be loaded by mlgen {__version__} (a run folder from an older mlgen must be "
+            f"retrained): {first_line}"
+        ) from None

@@ -18,7 +18,9 @@ def apply(scores: np.ndarray, threshold, always_top: bool = False) -> np.ndarray
         always_top: also predict each document's top-scoring label when nothing
             reaches the threshold, so no document is left without a label.
     """
-    chosen = scores >= np.asarray(threshold, dtype=scores.dtype)
+    # In float64: a tuned threshold halfway between two adjacent float32 scores must not
+    # round onto the lower one.
+    chosen = np.asarray(scores, dtype=np.float64) >= np.asarray(threshold, dtype=np.float64)
     if always_top and scores.shape[1]:
         empty = ~chosen.any(axis=1)
         chosen[empty, np.argmax(scores[empty], axis=1)] = True
@@ -65,7 +67,14 @@ def tune(scores: np.ndarray, y_true: np.ndarray, per_label: bool = False, always
         below = np.searchsorted(best[by_best], cuts, side="left")
         forced_hits = np.concatenate([[0], np.cumsum(top_hit[by_best])])
         tp, predicted = tp + forced_hits[below], predicted + below
-    best_cut = _best_cut(cuts, 2.0 * tp / (predicted + truth.sum()))
+    f1 = 2.0 * tp / (predicted + truth.sum())
+    best_cut = _best_cut(cuts, f1)
+    if always_top:
+        # One more candidate: above every score, so each document gets only its top label.
+        top_only = 2.0 * top_hit.sum() / (len(scores) + truth.sum())
+        valid = np.append(cuts[1:] < cuts[:-1], True)
+        if top_only > np.max(np.where(valid, f1, -1.0)):
+            best_cut = float(np.nextafter(cuts[0], np.inf))
     if not per_label:
         return best_cut
     thresholds = np.full(scores.shape[1], best_cut)

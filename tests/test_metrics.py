@@ -93,5 +93,18 @@ def test_tuned_threshold_beats_every_other_cut(always_top):
     best = thresholds.micro_f1(
         thresholds.apply(scores, thresholds.tune(scores, y_true, always_top=always_top), always_top), y_true
     )
-    others = [thresholds.micro_f1(thresholds.apply(scores, t, always_top), y_true) for t in np.unique(scores)]
+    candidates = [*np.unique(scores), scores.max() + 1.0]  # every cut, and one above every score
+    others = [thresholds.micro_f1(thresholds.apply(scores, t, always_top), y_true) for t in candidates]
     assert best == pytest.approx(max(others))
+
+
+def test_tuned_threshold_handles_ties_and_float32_neighbours():
+    # Tied top scores: only "nothing reaches it, keep each document's top label" is perfect.
+    scores, truth = np.array([[0.5, 0.5], [0.9, 0.1]]), np.array([[1, 0], [1, 0]])
+    threshold = thresholds.tune(scores, truth, always_top=True)
+    assert thresholds.micro_f1(thresholds.apply(scores, threshold, always_top=True), truth) == 1.0
+    # Adjacent float32 scores: the midpoint must not round onto the lower one.
+    high = np.nextafter(np.float32(0.5), np.float32(1))
+    scores32, truth = np.array([[high, np.float32(0.5)]], dtype=np.float32), np.array([[1, 0]])
+    threshold = thresholds.tune(scores32, truth)
+    assert thresholds.apply(scores32, threshold).tolist() == [[True, False]]

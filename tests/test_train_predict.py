@@ -178,3 +178,18 @@ def test_two_pass_greedy_equals_one_pass(tiny_run, tiny_csvs):
     assert any(len(p.labels) > FIRST_PASS_LABELS for p in one_pass)
     assert [p.labels for p in two_pass] == [p.labels for p in one_pass]
     np.testing.assert_allclose([p.log_prob for p in two_pass], [p.log_prob for p in one_pass], rtol=1e-5)
+
+
+def test_a_run_folder_keras_cannot_load_is_a_clear_error(tiny_run, tmp_path, capsys):
+    import shutil
+
+    from mlgen.cli import main
+
+    _, folder = tiny_run
+    broken = tmp_path / "broken"
+    shutil.copytree(folder, broken)
+    (broken / artifacts.MODEL).write_bytes(b"not a keras file")
+    with pytest.raises(InputError, match="cannot be loaded by mlgen"):
+        mlgen.load(broken)
+    assert main(["predict", "--model", broken, "--input", "x.csv", "--output", tmp_path / "o.csv"]) == 2
+    assert "Traceback" not in capsys.readouterr().err

@@ -139,3 +139,19 @@ def test_cli_refuses_decoder_flags_for_baselines(capsys):
 
     assert main(["train", "--model", "cnn-br", "--attention", "dot", "--out", "x"]) == 2
     assert "--attention: not used by --model cnn-br" in capsys.readouterr().err
+
+
+def test_scheduled_sampling_feeds_the_models_own_predictions(small):
+    train, dev = small
+    config = ModelConfig(**{**TINY_MODEL, "scheduled_sampling": "linear"})
+    model = training.fit(train, dev, config, TrainConfig(epochs=1, embeddings=None), verbose=0).model
+    token_ids = np.asarray(model.text_vectorizer(np.array(dev.texts[:8])))
+    gold = np.array([[1, 3, 4, 0], [1, 5, 0, 0]] * 4, dtype="int32")
+    states, memory = model.encode(token_ids, training=False)
+    outputs, _ = model.decode(states, memory, gold, training=False)
+    logits = np.array(model.head(outputs))
+    logits[..., :2] = -np.inf  # never PAD or BOS
+    own = np.concatenate([gold[:, :1], logits.argmax(-1)[:, :-1]], axis=1)
+    for probability, expected in ((0.0, gold), (1.0, np.where(gold > 0, own, 0))):
+        model.sampling_probability.assign(probability)
+        np.testing.assert_array_equal(np.asarray(model._sampled_input(states, memory, gold)), expected)

@@ -72,7 +72,8 @@ class LuongAttention(keras.layers.Layer):
         context = ops.einsum("bsp,bpd->bsd", weights, values)  # (batch, steps, value_dim)
         return self.output_layer(ops.concatenate([context, query], axis=-1)), weights
 
-    def compute_mask(self, query, memory=None, mask=None, previous_mask=None):
+    def compute_mask(self, query, previous_mask=None):
+        # Keras passes the first input and its mask: the query's step mask goes to the outputs.
         return [previous_mask, None]
 
     def compute_output_shape(self, query_shape, memory_shape=None, mask_shape=None):
