@@ -27,6 +27,7 @@ from mlgen.config import ModelConfig, TrainConfig
 # name -> ModelConfig overrides; "default" is the baseline every other row is read against.
 VARIANTS = {
     "default": {},
+    "label head": {"label_loss_weight": 1.0},
     "cell lstm": {"cell": "lstm"},
     "cell simple": {"cell": "simple"},
     "decoder layers 2": {"decoder_layers": 2},

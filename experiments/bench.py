@@ -8,7 +8,10 @@ Times are compared as ratios within this one run (the machines are noisy):
 - how cnn-rnn's training epoch and prediction time grow with the number of documents
   (1k/2k/4k/8k) and with the text length (100/200/400 tokens), each the better of two
   interleaved rounds;
-- the process's peak RSS.
+- the process's peak RSS;
+- greedy and cnn-br predict docs/s again in fresh processes under other TensorFlow
+  settings: oneDNN off (`TF_ENABLE_ONEDNN_OPTS=0`) and one intra-op thread
+  (`TF_NUM_INTRAOP_THREADS=1`), against the defaults in a process of its own.
 
     .venv/bin/python experiments/bench.py --json experiments/results/bench.json
 
@@ -21,14 +24,23 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 
 from mlgen import datasets, registry
 from mlgen.compare import timed_predict
 from mlgen.config import BaselineConfig, ModelConfig, TrainConfig
 
+# Fresh processes that time the saved models under other TensorFlow settings.
+SETTINGS = {
+    "defaults": {},
+    "onednn_off": {"TF_ENABLE_ONEDNN_OPTS": "0"},
+    "one_intra_op_thread": {"TF_NUM_INTRAOP_THREADS": "1"},
+}
 SIZES = (1000, 2000, 4000, 8000)
 REPEATS = 3
 SCALING_ROUNDS = 2
@@ -39,7 +51,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", metavar="PATH", help="also write the figures as one JSON object")
     parser.add_argument("--quick", action="store_true", help="fewer documents and one size/length (a smoke run)")
+    parser.add_argument("--probe", metavar="DIR", help=argparse.SUPPRESS)  # internal: time DIR's saved models
     args = parser.parse_args()
+    if args.probe:
+        return _probe(args.probe, args.quick)
     started = time.perf_counter()
 
     train = datasets.read("reuters21578", "train")
@@ -80,6 +95,15 @@ def main() -> None:
     figures["beam5_vs_greedy"] = figures["predict_docs_per_s_beam5"] / figures["predict_docs_per_s_greedy"]
     figures["train_cnn_rnn_vs_cnn_br"] = figures["train_docs_per_s_cnn-rnn"] / figures["train_docs_per_s_cnn-br"]
 
+    with tempfile.TemporaryDirectory() as folder:
+        for model_type in ("cnn-rnn", "cnn-br"):
+            models[model_type].save(os.path.join(folder, model_type))
+        for setting, env in SETTINGS.items():
+            _say(f"predict in a fresh process: {setting}")
+            command = [sys.executable, __file__, "--probe", folder, *(["--quick"] if args.quick else [])]
+            output = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, check=True)
+            probe = json.loads(output.stdout.strip().splitlines()[-1])
+            figures[f"settings_{setting}"] = {**probe, "greedy_vs_cnn_br": probe["greedy"] / probe["cnn-br"]}
     models.clear()
     _free()
 
@@ -120,6 +144,20 @@ def main() -> None:
             f.write("\n")
 
 
+def _probe(folder: str, quick: bool) -> None:
+    """Prints the best-of-`REPEATS` predict docs/s of the saved cnn-br and greedy cnn-rnn."""
+    from mlgen import load
+
+    test = datasets.read("reuters21578", "test")
+    texts = test.texts[:300] if quick else test.texts
+    models = {"cnn-br": load(os.path.join(folder, "cnn-br")), "greedy": load(os.path.join(folder, "cnn-rnn"))}
+    speeds = {name: 0.0 for name in models}
+    for _ in range(REPEATS):  # interleaved; `timed_predict` compiles before it times
+        for name, model in models.items():
+            speeds[name] = max(speeds[name], _predict_speed(model, texts, 1 if name == "greedy" else None))
+    print(json.dumps(speeds))
+
+
 def report(f: dict) -> str:
     """The figures as Markdown tables, ratios against the issue's targets."""
     rows = [
@@ -138,6 +176,13 @@ def report(f: dict) -> str:
     ):
         train = f"{f[f'train_docs_per_s_{train_key}']:.0f}" if train_key else ""
         lines.append(f"| {name} | {train} | {f[f'predict_docs_per_s_{predict_key}']:.0f} |")
+    lines += ["", "| fresh process with | cnn-br predict docs/s | greedy docs/s | greedy / cnn-br |"]
+    lines += ["|---|---:|---:|---:|"]
+    lines += [
+        f"| {name} | {f[f'settings_{name}']['cnn-br']:.0f} | {f[f'settings_{name}']['greedy']:.0f} "
+        f"| {f[f'settings_{name}']['greedy_vs_cnn_br']:.2f} |"
+        for name in SETTINGS
+    ]
     first = f["by_documents"][0]
     lines += [
         "",

@@ -28,10 +28,20 @@ def main() -> None:
     parser.add_argument("--configs", required=True, help="JSON list of override dicts")
     parser.add_argument("--out", required=True, help="JSON-lines file to append to")
     parser.add_argument("--beam-sizes", default="1,5", help="beam sizes to score the dev split with")
+    parser.add_argument(
+        "--dev-split",
+        choices=("random", "tail"),
+        default="random",
+        help="without a bundled dev split: a seeded random 10%% of train, or its last 10%% in file order (for "
+        "Reuters-21578, the latest stories: closer to the later test period)",
+    )
     args = parser.parse_args()
     train = datasets.read(args.dataset, "train")
     if "dev" in datasets.splits(args.dataset):
         dev = datasets.read(args.dataset, "dev")
+    elif args.dev_split == "tail":
+        cut = len(train) - len(train) // 10
+        train, dev = train.subset(range(cut)), train.subset(range(cut, len(train)))
     else:
         train, dev = train_dev_split(train, TrainConfig().dev_fraction, seed=0)
     for overrides in json.loads(args.configs):
@@ -49,6 +59,7 @@ def main() -> None:
             beams[beam_size] = round(metrics.evaluate(dev.label_sets, predicted, predictor.labels)["micro_f1"], 4)
         record = {
             "dataset": args.dataset,
+            "dev_split": args.dev_split,
             "overrides": overrides,
             "dev": predictor.metrics["dev"],
             "dev_micro_f1_by_beam": beams,

@@ -86,6 +86,12 @@ class ModelConfig:
     label_embedding_dim: int = _field(64, "previous-label embedding size", minimum=1)
     max_labels: int = _field(0, "most labels one document gets when decoding (0: the largest training set)", minimum=0)
     min_labels: int = _field(1, "fewest labels one document gets when decoding (EOS is blocked before)", minimum=0)
+    label_loss_weight: float = _field(
+        0.0,
+        "weight of an auxiliary loss: one sigmoid per label on the text feature vector (binary cross-entropy); "
+        "decoding adds its log-probabilities to the label logits, weighted as tuned on dev (0: off)",
+        minimum=0,
+    )
     beam_size: int = _field(1, "default beam size for decoding (1: greedy)", minimum=1)
     tune_eos_bias: bool = _field(
         False, "after training, shift the end-of-sequence logit by the bias with the best dev micro-F1"

@@ -30,15 +30,19 @@ NEG_INF = -1e9
 
 
 def _masked_log_probs(logits, banned, finished, t, min_labels, max_labels):
-    """log-softmax over the allowed ids `(rows, vocab)`; finished rows may only emit PAD, at no cost."""
+    """log-softmax over the allowed ids `(rows, vocab)`; finished rows may only emit PAD, at no cost.
+
+    `banned` is additive, `(rows, vocab)`: 0 where allowed, `NEG_INF` (or less) where not.
+    """
     vocab_size = ops.shape(logits)[-1]
-    columns = ops.arange(vocab_size)[None, :]
-    is_eos = ops.equal(columns, EOS_ID)
-    blocked = ops.logical_or(banned, ops.logical_and(is_eos, ops.less(t, min_labels)))
-    blocked = ops.logical_or(blocked, ops.logical_and(ops.logical_not(is_eos), ops.greater_equal(t, max_labels)))
-    log_probs = ops.log_softmax(ops.where(blocked, NEG_INF, ops.cast(logits, "float32")), axis=-1)
-    log_probs = ops.where(blocked, NEG_INF, log_probs)
-    stay = ops.where(ops.equal(columns, PAD_ID), 0.0, NEG_INF)
+    columns = ops.arange(vocab_size)
+    is_eos = ops.cast(ops.equal(columns, EOS_ID), "float32")  # (vocab,)
+    # EOS is blocked before `min_labels`; every other id from `max_labels` on.
+    step_bias = ops.where(ops.less(t, min_labels), NEG_INF * is_eos, 0.0) + ops.where(
+        ops.greater_equal(t, max_labels), NEG_INF * (1.0 - is_eos), 0.0
+    )
+    log_probs = ops.log_softmax(ops.cast(logits, "float32") + banned + step_bias[None, :], axis=-1)
+    stay = ops.where(ops.equal(columns, PAD_ID), 0.0, NEG_INF)[None, :]
     return ops.where(finished[:, None], stay, log_probs)
 
 
@@ -49,12 +53,11 @@ def _write(buffer, t, values):
 
 
 def _initial(rows, vocab_size, max_labels):
-    banned = ops.logical_or(ops.equal(ops.arange(vocab_size), PAD_ID), ops.equal(ops.arange(vocab_size), BOS_ID))[
-        None, :
-    ]
+    columns = ops.arange(vocab_size)
+    banned = ops.where(ops.logical_or(ops.equal(columns, PAD_ID), ops.equal(columns, BOS_ID)), NEG_INF, 0.0)
     return dict(
         prev=ops.full((rows,), BOS_ID, dtype="int32"),
-        banned=ops.tile(banned, (rows, 1)),
+        banned=ops.tile(banned[None, :], (rows, 1)),
         finished=ops.zeros((rows,), dtype="bool"),
         ids=ops.zeros((rows, max_labels + 1), dtype="int32"),
         probs=ops.zeros((rows, max_labels + 1), dtype="float32"),
@@ -67,7 +70,7 @@ def _emit(loop, t, token, token_log_prob, was_finished, vocab_size):
     prob = ops.where(was_finished, 0.0, ops.exp(token_log_prob))
     return dict(
         prev=token,
-        banned=ops.logical_or(loop["banned"], ops.cast(ops.one_hot(token, vocab_size), "bool")),
+        banned=ops.minimum(loop["banned"], NEG_INF * ops.one_hot(token, vocab_size)),
         finished=ops.logical_or(was_finished, ops.equal(token, EOS_ID)),
         ids=_write(loop["ids"], t, token),
         probs=_write(loop["probs"], t, prob),

@@ -52,6 +52,7 @@ class LabelSequenceClassifier(BaseEstimator):
         label_embedding_dim=ModelConfig.label_embedding_dim,
         max_labels=ModelConfig.max_labels,
         min_labels=ModelConfig.min_labels,
+        label_loss_weight=ModelConfig.label_loss_weight,
         beam_size=ModelConfig.beam_size,
         tune_eos_bias=ModelConfig.tune_eos_bias,
         label_order=ModelConfig.label_order,
@@ -81,6 +82,7 @@ class LabelSequenceClassifier(BaseEstimator):
         self.label_embedding_dim = label_embedding_dim
         self.max_labels = max_labels
         self.min_labels = min_labels
+        self.label_loss_weight = label_loss_weight
         self.beam_size = beam_size
         self.tune_eos_bias = tune_eos_bias
         self.label_order = label_order

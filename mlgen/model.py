@@ -95,6 +95,10 @@ class LabelSequenceModel(CNNTextModel):
         label_embedding_dim: size of the previous-label embedding.
         max_labels: most labels a document gets when decoding.
         min_labels: fewest labels a document gets when decoding.
+        label_loss_weight: if > 0, a `label_head` (one sigmoid per label on the text
+            feature vector) trains beside the decoder with this weight on its binary
+            cross-entropy, and decoding adds `label_prior_weight` times its
+            log-sigmoid to every step's label logits (a product of the two models).
 
     Call arguments:
         inputs: `(token_ids, decoder_input)`: int `(batch, sequence_length)` and
@@ -122,6 +126,7 @@ class LabelSequenceModel(CNNTextModel):
         label_embedding_dim: int = 64,
         max_labels: int = 10,
         min_labels: int = 1,
+        label_loss_weight: float = 0.0,
         **kwargs,
     ):
         super().__init__(
@@ -137,6 +142,7 @@ class LabelSequenceModel(CNNTextModel):
         self.max_labels = max_labels
         self.min_labels = min_labels
         self.num_label_ids = len(self.labels) + NUM_SPECIAL
+        self.label_loss_weight = label_loss_weight
 
         self.label_names = LabelVocabulary(self.labels).lookup_layer(invert=True)  # ids -> names, saved inside
         self.label_embedding = keras.layers.Embedding(self.num_label_ids, label_embedding_dim, name="label_embedding")
@@ -152,6 +158,8 @@ class LabelSequenceModel(CNNTextModel):
         self.attention = None if attention == "none" else LuongAttention(decoder_units, attention, name="attention")
         self.output_dropout = keras.layers.Dropout(dropout)
         self.head = keras.layers.Dense(self.num_label_ids, name="head")
+        # Multi-task: one sigmoid per label on the text feature vector (a binary-relevance head).
+        self.label_head = keras.layers.Dense(len(self.labels), name="label_head") if label_loss_weight else None
         # Only models that sample draw from the global seed (a default model's weights stay as they were).
         self.seed_generator = keras.random.SeedGenerator() if scheduled_sampling != "none" else None
         self._generate_functions = {}
@@ -165,6 +173,8 @@ class LabelSequenceModel(CNNTextModel):
         if self.attention is not None:
             self.attention.build((None, None, self.decoder_units), (None, None, self.encoder.output_dim))
         self.head.build((None, self.decoder_units))
+        if self.label_head is not None:
+            self.label_head.build((None, self.encoder.output_dim))
         # Added to the EOS logit when decoding (not in training): tuned on dev after
         # training to trade precision for recall (`SequencePredictor.calibrate`).
         self.eos_bias = self.add_weight(name="eos_bias", shape=(), initializer="zeros", trainable=False)
@@ -173,16 +183,26 @@ class LabelSequenceModel(CNNTextModel):
         self.sampling_probability = self.add_weight(
             name="sampling_probability", shape=(), initializer="zeros", trainable=False
         )
+        if self.label_head is not None:
+            # Decoding adds this times the label head's log-sigmoid to every step's label
+            # logits; tuned on dev after training (`SequencePredictor.calibrate`).
+            self.label_prior_weight = self.add_weight(
+                name="label_prior_weight", shape=(), initializer="ones", trainable=False
+            )
         self.built = True
 
-    def encode(self, token_ids, training=None):
+    def encode(self, token_ids, training=None, features=None):
         """The decoder's initial states and, with attention, the memory it reads.
+
+        `features`: the encoder's text feature vector of `token_ids`, if already computed.
 
         Returns:
             `(states, memory)`: `LabelDecoderCell` states; `memory` is
             `(features (batch, length, features_dim), mask (batch, length))` or None.
         """
-        states = self.cell.initial_state(self.encoder(token_ids, training=training))
+        if features is None:
+            features = self.encoder(token_ids, training=training)
+        states = self.cell.initial_state(features)
         memory = self.encoder.position_features(token_ids) if self.attention is not None else None
         return states, memory
 
@@ -203,7 +223,12 @@ class LabelSequenceModel(CNNTextModel):
 
     def call(self, inputs, training=None):
         token_ids, decoder_input = inputs
-        states, memory = self.encode(token_ids, training=training)
+        features = self.encoder(token_ids, training=training)
+        states, memory = self.encode(token_ids, training=training, features=features)
+        if training and self.label_head is not None:
+            gold = ops.max(ops.one_hot(decoder_input - NUM_SPECIAL, len(self.labels)), axis=1)  # (batch, labels)
+            loss = keras.losses.binary_crossentropy(gold, self.label_head(features), from_logits=True)
+            self.add_loss(self.label_loss_weight * ops.mean(loss))
         if training and self.scheduled_sampling != "none":
             decoder_input = self._sampled_input(states, memory, decoder_input)
         outputs, _ = self.decode(states, memory, decoder_input, training=training)
@@ -237,6 +262,9 @@ class LabelSequenceModel(CNNTextModel):
         states = self.cell.decoding_state(context)
         memory = self.encoder.position_features(token_ids) if self.attention is not None else None
         eos = ops.one_hot(EOS_ID, self.num_label_ids) * self.eos_bias  # (num_label_ids,)
+        if self.label_head is not None:
+            prior = ops.log_sigmoid(self.label_head(context)) * self.label_prior_weight  # (batch, labels)
+            eos = eos + ops.repeat(ops.pad(prior, [[0, 0], [NUM_SPECIAL, 0]]), beam_size, axis=0)
 
         def step_fn(prev_ids, states):
             output, states = self.cell.decoding_step(self.label_embedding(prev_ids), states)
@@ -252,9 +280,9 @@ class LabelSequenceModel(CNNTextModel):
         """Decodes a batch of raw strings `(batch,)`, feeding back the model's own predictions.
 
         Returns:
-            `(ids, names, probs, log_prob)`: ids/names/probs `(batch, max_labels + 1)`
-            (labels in generation order, then EOS, then PAD) and the sequence
-            log-probability `(batch,)`. See `mlgen.decoding`.
+            `(ids, probs, log_prob)`: ids/probs `(batch, max_labels + 1)` (labels in
+            generation order, then EOS, then PAD) and the sequence log-probability
+            `(batch,)`. See `mlgen.decoding`; `label_names(ids)` gives the names.
         """
         step_fn, states = self.step_function(self.text_vectorizer(texts), beam_size)
         ids, probs, log_prob = decoding.search(
@@ -265,7 +293,7 @@ class LabelSequenceModel(CNNTextModel):
             max_labels=self.max_labels if max_labels is None else max_labels,
             min_labels=self.min_labels,
         )
-        return ids, self.label_names(ids), probs, log_prob
+        return ids, probs, log_prob
 
     def attention_weights(self, token_ids, decoder_input):
         """Attention weights `(batch, steps, length)` for given label sequences (teacher
@@ -301,5 +329,6 @@ class LabelSequenceModel(CNNTextModel):
             label_embedding_dim=self.label_embedding_dim,
             max_labels=self.max_labels,
             min_labels=self.min_labels,
+            label_loss_weight=self.label_loss_weight,
         )
         return config

@@ -111,7 +111,7 @@ def _search_batches(model, texts, beam_size, max_labels, batch_size) -> list[Pre
     predictions = []
     for start in range(0, len(texts), batch_size):
         batch = tf.constant([str(t) for t in texts[start : start + batch_size]], dtype=tf.string)
-        ids, _, probs, log_prob = (x.numpy() for x in generate(batch))
+        ids, probs, log_prob = (x.numpy() for x in generate(batch))
         # A label is an id >= NUM_SPECIAL before the row's EOS (PAD follows EOS).
         keep = (ids >= NUM_SPECIAL) & (np.cumsum(ids == EOS_ID, axis=1) == 0)
         for row_ids, row_probs, row_keep, row_log_prob in zip(ids, probs, keep, log_prob.tolist()):
@@ -211,6 +211,8 @@ class SequencePredictor(Predictor):
     calibrate_each_epoch = False  # each try decodes the dev set
     # EOS logit biases `calibrate` tries, nearest to no change first (ties keep the earlier).
     EOS_BIASES = (0.0, -0.5, 0.5, -1.0, 1.0, -1.5, -2.0)
+    # Label-prior weights `calibrate` tries, the training-time weight first.
+    PRIOR_WEIGHTS = (1.0, 0.0, 0.5, 2.0, 3.0)
 
     def __init__(self, model, vocab: LabelVocabulary, config: dict):
         super().__init__(vocab, config)
@@ -218,20 +220,27 @@ class SequencePredictor(Predictor):
         self.model_config = from_dict(ModelConfig, config.get("model", {}))
 
     def calibrate(self, dev: LabelledData) -> None:
-        """Sets the model's EOS bias to the one of `EOS_BIASES` with the best dev micro-F1.
+        """Tunes what decoding adds to the decoder's logits, each on dev micro-F1.
 
-        A negative bias makes the decoder stop later (more labels, more recall), a
-        positive one sooner. Off with `tune_eos_bias=False`.
+        - The label prior's weight (models trained with `label_loss_weight` > 0): the
+          one of `PRIOR_WEIGHTS` with the best dev micro-F1.
+        - Then, with `tune_eos_bias`, the EOS bias among `EOS_BIASES`: a negative bias
+          makes the decoder stop later (more labels, more recall), a positive one sooner.
         """
-        if not self.model_config.tune_eos_bias:
-            return
-        best_f1, best_bias = -1.0, 0.0
-        for bias in self.EOS_BIASES:
-            self.model.eos_bias.assign(bias)
+        if self.model.label_head is not None:
+            self._tune(self.model.label_prior_weight, self.PRIOR_WEIGHTS, dev)
+        if self.model_config.tune_eos_bias:
+            self._tune(self.model.eos_bias, self.EOS_BIASES, dev)
+
+    def _tune(self, variable, values, dev: LabelledData) -> None:
+        """Sets `variable` to the first of `values` with the best dev micro-F1."""
+        best_f1, best_value = -1.0, values[0]
+        for value in values:
+            variable.assign(value)
             f1 = metrics.evaluate(dev.label_sets, self.predict(dev.texts), self.labels)["micro_f1"]
             if f1 > best_f1:
-                best_f1, best_bias = f1, bias
-        self.model.eos_bias.assign(best_bias)
+                best_f1, best_value = f1, value
+        variable.assign(best_value)
 
     def predict_scores(
         self, texts: Sequence[str], beam_size: int | None = None, max_labels: int | None = None

@@ -168,12 +168,12 @@ def fit(
 
     config = {"mlgen_version": __version__, "model_type": model_type}
     if model_type == "cnn-rnn":
-        model = _build_model(LabelSequenceModel, vocab, train, model_config, train_config, verbose)
+        model, train_ids = _build_model(LabelSequenceModel, vocab, train, model_config, train_config, verbose)
         config["model"] = to_dict(model_config)
         make_dataset = functools.partial(pipeline.make_dataset, shuffle_labels=model_config.label_order == "shuffle")
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID)
     else:
-        model = _build_model(BinaryRelevanceModel, vocab, train, model_config, train_config, verbose)
+        model, train_ids = _build_model(BinaryRelevanceModel, vocab, train, model_config, train_config, verbose)
         config["model"] = {k: v for k, v in to_dict(model_config).items() if k in ENCODER_FIELDS}
         config["baseline"] = {k: v for k, v in to_dict(baseline_config).items() if k not in LINEAR_FIELDS}
         make_dataset = pipeline.make_multi_hot_dataset
@@ -183,7 +183,7 @@ def fit(
     predictor = (SequencePredictor if model_type == "cnn-rnn" else CNNBRPredictor)(model, vocab, config)
 
     train_data = make_dataset(
-        pipeline.vectorize(model.text_vectorizer, train.texts),
+        train_ids,
         train.label_sets,
         vocab,
         batch_size=train_config.batch_size,
@@ -234,7 +234,8 @@ def fit(
 
 
 def _build_model(cls, vocab, train, model_config, train_config, verbose):
-    """The network with its text vocabulary adapted on `train` and, if asked, word vectors loaded."""
+    """The network with its text vocabulary from `train` and, if asked, word vectors
+    loaded; and `train`'s token ids."""
     if cls is LabelSequenceModel:
         decoding_only = ("beam_size", "label_order", "tune_eos_bias", "sampling_rate")
         options = {k: v for k, v in to_dict(model_config).items() if k not in decoding_only}
@@ -245,6 +246,7 @@ def _build_model(cls, vocab, train, model_config, train_config, verbose):
     model = cls(vocab.labels, **options)
     pipeline.adapt_vectorizer(model.text_vectorizer, train.texts)
     model.build(input_shape)
+    train_ids = pipeline.vectorize(model.text_vectorizer, train.texts)
     if train_config.embeddings:
         matrix, found = load_word_vectors(
             train_config.embeddings,
@@ -258,7 +260,7 @@ def _build_model(cls, vocab, train, model_config, train_config, verbose):
             f"{train_config.embeddings}: vectors for {found} of {model.text_vectorizer.vocabulary_size()} tokens",
             verbose,
         )
-    return model
+    return model, train_ids
 
 
 def _say(message: str, verbose) -> None:

@@ -22,6 +22,7 @@ TINY_MODEL = dict(
     decoder_units=32,
     label_embedding_dim=16,
     tune_eos_bias=True,
+    label_loss_weight=1.0,
 )
 TINY_TRAIN = dict(epochs=2, batch_size=32, patience=2, seed=0, embeddings=None)
 TINY_FLAGS = [

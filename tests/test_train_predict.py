@@ -2,6 +2,7 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
 
@@ -9,7 +10,7 @@ import mlgen
 from mlgen import artifacts
 from mlgen.data import read_labelled_csv
 from mlgen.errors import InputError
-from mlgen.vocab import BOS_ID, EOS_ID, PAD_ID
+from mlgen.vocab import BOS_ID, EOS_ID, NUM_SPECIAL, PAD_ID
 
 
 def test_training_lowers_the_loss_and_logs_dev_scores(tiny_run):
@@ -64,7 +65,7 @@ def test_predictions_are_label_sets_with_scores(tiny_run, tiny_csvs):
 def test_max_labels_caps_decoding(tiny_run, tiny_csvs):
     predictor, _ = tiny_run
     texts = read_labelled_csv(tiny_csvs["test"]).texts[:20]
-    ids, _, _, _ = predictor.model.generate_function(1, max_labels=1)(np.array(texts, dtype=object))
+    ids, _, _ = predictor.model.generate_function(1, max_labels=1)(np.array(texts, dtype=object))
     ids = np.asarray(ids)
     assert ids.shape == (20, 2) and np.all(ids[:, 0] > EOS_ID) and np.all(ids[:, 1] == EOS_ID)
     for beam_size in (1, 3):
@@ -87,6 +88,27 @@ def test_eos_bias_is_tuned_on_dev_and_trades_precision_for_recall(tiny_run, tiny
     finally:
         predictor.model.eos_bias.assign(bias)
     assert sizes[-5.0] > sizes[5.0] == 1.0  # min_labels 1: a large bias stops right after it
+
+
+def test_label_head_adds_its_weighted_log_probabilities_to_every_step(tiny_run):
+    predictor, folder = tiny_run
+    model = predictor.model
+    weight = float(model.label_prior_weight.numpy())
+    assert weight in predictor.PRIOR_WEIGHTS  # tuned on dev
+    assert float(mlgen.load(folder).model.label_prior_weight.numpy()) == weight
+    token_ids = np.asarray(model.text_vectorizer(np.array(["wheat and corn exports rose", "profit fell"])))
+    prior = np.asarray(keras.ops.log_sigmoid(model.label_head(model.encoder(token_ids))))  # (2, num_labels)
+    logits = {}
+    try:
+        for w in (0.0, 2.0):
+            model.label_prior_weight.assign(w)
+            step_fn, states = model.step_function(token_ids, beam_size=3)
+            logits[w] = np.asarray(step_fn(np.full((6,), BOS_ID, "int32"), states)[0])  # (6, num_label_ids)
+    finally:
+        model.label_prior_weight.assign(weight)
+    shift = logits[2.0] - logits[0.0]
+    np.testing.assert_allclose(shift[:, :NUM_SPECIAL], 0.0, atol=1e-5)
+    np.testing.assert_allclose(shift[:, NUM_SPECIAL:], 2.0 * np.repeat(prior, 3, axis=0), atol=1e-4)
 
 
 def test_teacher_forcing_pass_shapes(tiny_run):
