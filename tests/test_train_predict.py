@@ -103,6 +103,7 @@ def test_label_head_adds_its_weighted_log_probabilities_to_every_step(tiny_run):
         for w in (0.0, 2.0):
             model.label_prior_weight.assign(w)
             step_fn, states = model.step_function(token_ids, beam_size=3)
+            states = [np.repeat(state, 3, axis=0) for state in states]  # as beam search repeats them
             logits[w] = np.asarray(step_fn(np.full((6,), BOS_ID, "int32"), states)[0])  # (6, num_label_ids)
     finally:
         model.label_prior_weight.assign(weight)
@@ -190,13 +191,15 @@ def test_two_pass_greedy_equals_one_pass(tiny_run, tiny_csvs):
 
     predictor, _ = tiny_run
     texts = read_labelled_csv(tiny_csvs["test"]).texts
-    bias = float(predictor.model.eos_bias.numpy())
+    bias, prior = float(predictor.model.eos_bias.numpy()), float(predictor.model.label_prior_weight.numpy())
     try:
         predictor.model.eos_bias.assign(-4.0)  # long sequences, so the second pass has work
+        predictor.model.label_prior_weight.assign(0.0)
         two_pass = decode_texts(predictor.model, texts, max_labels=6)
         one_pass = _search_batches(predictor.model, texts, 1, 6, None)
     finally:
         predictor.model.eos_bias.assign(bias)
+        predictor.model.label_prior_weight.assign(prior)
     assert any(len(p.labels) > FIRST_PASS_LABELS for p in one_pass)
     assert [p.labels for p in two_pass] == [p.labels for p in one_pass]
     np.testing.assert_allclose([p.log_prob for p in two_pass], [p.log_prob for p in one_pass], rtol=1e-5)
