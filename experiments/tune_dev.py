@@ -35,6 +35,7 @@ def main() -> None:
         help="without a bundled dev split: a seeded random 10%% of train, or its last 10%% in file order (for "
         "Reuters-21578, the latest stories: closer to the later test period)",
     )
+    parser.add_argument("--save", metavar="DIR", help="also save each run's model to DIR/<line number of --configs>")
     args = parser.parse_args()
     train = datasets.read(args.dataset, "train")
     if "dev" in datasets.splits(args.dataset):
@@ -44,7 +45,7 @@ def main() -> None:
         train, dev = train.subset(range(cut)), train.subset(range(cut, len(train)))
     else:
         train, dev = train_dev_split(train, TrainConfig().dev_fraction, seed=0)
-    for overrides in json.loads(args.configs):
+    for index, overrides in enumerate(json.loads(args.configs)):
         model_type = overrides.get("model", "cnn-rnn")
         configs = [
             cls(**{k: v for k, v in overrides.items() if k in {f.name for f in dataclasses.fields(cls)}})
@@ -53,6 +54,8 @@ def main() -> None:
         started = time.perf_counter()
         predictor = registry.fit(model_type, train, dev, *configs, verbose=0)
         seconds = round(time.perf_counter() - started, 1)
+        if args.save:
+            predictor.save(f"{args.save}/{index}")
         beams = {}
         for beam_size in map(int, args.beam_sizes.split(",")) if model_type == "cnn-rnn" else ():
             predicted = predictor.predict(dev.texts, beam_size=beam_size)

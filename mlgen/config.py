@@ -119,6 +119,13 @@ class TrainConfig:
     batch_size: int = _field(32, "documents per training batch", minimum=1)
     learning_rate: float = _field(2e-3, "Adam learning rate", minimum=0)
     clipnorm: float = _field(5.0, "gradient clipping: largest gradient norm (0: off)", minimum=0)
+    ema_momentum: float = _field(
+        0.0,
+        "Polyak averaging: score dev with, and keep, an exponential moving average of the weights with this "
+        "momentum per batch (0: off)",
+        minimum=0,
+        maximum=0.9999,
+    )
     patience: int = _field(2, "epochs without a better dev micro-F1 before stopping", minimum=0)
     seed: int = _field(0, "random seed (weights, shuffling, the dev split)", minimum=0)
     dev_fraction: float = _field(

@@ -60,6 +60,7 @@ class LabelSequenceClassifier(BaseEstimator):
         batch_size=TrainConfig.batch_size,
         learning_rate=TrainConfig.learning_rate,
         clipnorm=TrainConfig.clipnorm,
+        ema_momentum=TrainConfig.ema_momentum,
         patience=TrainConfig.patience,
         seed=TrainConfig.seed,
         dev_fraction=TrainConfig.dev_fraction,
@@ -90,6 +91,7 @@ class LabelSequenceClassifier(BaseEstimator):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.clipnorm = clipnorm
+        self.ema_momentum = ema_momentum
         self.patience = patience
         self.seed = seed
         self.dev_fraction = dev_fraction

@@ -314,8 +314,10 @@ class ScoringPredictor(Predictor):
 
     def calibrate(self, dev: LabelledData) -> None:
         """Tunes the threshold for the best dev micro-F1 (`mlgen.thresholds.tune`)."""
-        y_true = self.vocab.to_multi_hot(self.vocab.drop_unknown(dev.label_sets))
-        self.threshold = thresholds.tune(self.scores(dev.texts), y_true, self.per_label, self.always_top)
+        known = self.vocab.drop_unknown(dev.label_sets)
+        missed = sum(len(set(s)) for s in dev.label_sets) - sum(len(set(s)) for s in known)
+        y_true = self.vocab.to_multi_hot(known)
+        self.threshold = thresholds.tune(self.scores(dev.texts), y_true, self.per_label, self.always_top, missed)
 
     def predict_scores(
         self, texts: Sequence[str], beam_size: int | None = None, max_labels: int | None = None

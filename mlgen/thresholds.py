@@ -34,7 +34,7 @@ def micro_f1(chosen: np.ndarray, y_true: np.ndarray) -> float:
     return 2.0 * tp / denominator if denominator else 0.0
 
 
-def tune(scores: np.ndarray, y_true: np.ndarray, per_label: bool = False, always_top: bool = False):
+def tune(scores: np.ndarray, y_true: np.ndarray, per_label: bool = False, always_top: bool = False, missed: int = 0):
     """The threshold that maximises micro-F1 on dev (`apply` with the same `always_top`).
 
     Exact: every distinct score is tried as a cut (one sort, cumulative counts), and
@@ -45,7 +45,10 @@ def tune(scores: np.ndarray, y_true: np.ndarray, per_label: bool = False, always
         y_true: dev truth, 0/1 `(n_docs, n_labels)`.
         per_label: also tune one threshold per label, each maximising that label's F1
             (labels without a dev positive keep the global threshold).
-        always_top: the rule the threshold will be used with.
+        always_top: the rule the threshold will be used with (the per-label cuts
+            ignore the labels it forces).
+        missed: dev gold labels outside the columns (no threshold can find them; they
+            count as misses in the global micro-F1, as in `mlgen.metrics.evaluate`).
 
     Returns:
         A float, or a float array `(n_labels,)` when `per_label`.
@@ -67,11 +70,11 @@ def tune(scores: np.ndarray, y_true: np.ndarray, per_label: bool = False, always
         below = np.searchsorted(best[by_best], cuts, side="left")
         forced_hits = np.concatenate([[0], np.cumsum(top_hit[by_best])])
         tp, predicted = tp + forced_hits[below], predicted + below
-    f1 = 2.0 * tp / (predicted + truth.sum())
+    f1 = 2.0 * tp / (predicted + truth.sum() + missed)
     best_cut = _best_cut(cuts, f1)
     if always_top:
         # One more candidate: above every score, so each document gets only its top label.
-        top_only = 2.0 * top_hit.sum() / (len(scores) + truth.sum())
+        top_only = 2.0 * top_hit.sum() / (len(scores) + truth.sum() + missed)
         valid = np.append(cuts[1:] < cuts[:-1], True)
         if top_only > np.max(np.where(valid, f1, -1.0)):
             best_cut = float(np.nextafter(cuts[0], np.inf))

@@ -194,7 +194,12 @@ def fit(
         pipeline.vectorize(model.text_vectorizer, dev.texts), vocab.drop_unknown(dev.label_sets), vocab, batch_size=256
     )
     model.compile(
-        optimizer=keras.optimizers.Adam(train_config.learning_rate, clipnorm=train_config.clipnorm or None),
+        optimizer=keras.optimizers.Adam(
+            train_config.learning_rate,
+            clipnorm=train_config.clipnorm or None,
+            use_ema=train_config.ema_momentum > 0,
+            ema_momentum=train_config.ema_momentum or 0.99,
+        ),
         loss=loss,
         jit_compile=False,  # XLA is slower on these CPUs (see TOOLCHAIN.md)
     )
@@ -203,6 +208,10 @@ def fit(
         monitor="val_micro_f1", mode="max", patience=train_config.patience, restore_best_weights=True, verbose=0
     )
     callbacks = [TrainingSpeed(len(train)), dev_callback, stopping]
+    if train_config.ema_momentum:
+        # The averaged weights are in the model from each epoch's end to the next epoch's
+        # start: dev is scored with them and early stopping keeps them.
+        callbacks.insert(1, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if model_type == "cnn-rnn" and model_config.scheduled_sampling != "none":
         callbacks.insert(0, ScheduledSampling(model_config.scheduled_sampling, model_config.sampling_rate))
     if log_dir is not None:

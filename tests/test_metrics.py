@@ -108,3 +108,11 @@ def test_tuned_threshold_handles_ties_and_float32_neighbours():
     scores32, truth = np.array([[high, np.float32(0.5)]], dtype=np.float32), np.array([[1, 0]])
     threshold = thresholds.tune(scores32, truth)
     assert thresholds.apply(scores32, threshold).tolist() == [[True, False]]
+
+
+def test_gold_labels_outside_the_columns_count_as_misses_when_tuning():
+    # Cut at 0.9: 1 of 1 right; at 0.6: 2 of 4. Equal F1 (2/3) with the two gold labels alone; with two
+    # more gold labels that no column holds, the lower cut wins (2/5 against 4/8), as evaluate would score it.
+    scores, truth = np.array([[0.9, 0.8, 0.7, 0.6]]), np.array([[1, 0, 0, 1]])
+    assert thresholds.apply(scores, thresholds.tune(scores, truth)).sum() == 1
+    assert thresholds.apply(scores, thresholds.tune(scores, truth, missed=2)).sum() == 4

@@ -176,6 +176,35 @@ def test_seed_makes_training_reproducible(tiny_csvs):
         np.testing.assert_array_equal(a, b)
 
 
+def test_ema_momentum_keeps_the_averaged_weights(tiny_csvs, monkeypatch):
+    """With Polyak averaging the kept weights are the moving average: at a momentum near 1
+    they stay near the first step's weights while the raw weights travel on."""
+    from conftest import TINY_MODEL
+
+    from mlgen import train as training
+    from mlgen.config import ModelConfig, TrainConfig
+
+    initial = []
+    build = training._build_model
+
+    def recording_build(*args, **kwargs):
+        model, train_ids = build(*args, **kwargs)
+        initial[:] = [np.array(w) for w in model.trainable_weights]
+        return model, train_ids
+
+    monkeypatch.setattr(training, "_build_model", recording_build)
+    train = read_labelled_csv(tiny_csvs["train"]).subset(range(160))
+    config = ModelConfig(**TINY_MODEL)
+
+    def distance_travelled(ema_momentum):
+        train_config = TrainConfig(epochs=1, seed=7, embeddings=None, ema_momentum=ema_momentum)
+        predictor = training.fit(train, None, config, train_config, verbose=0)
+        return sum(float(np.abs(np.array(w) - w0).sum()) for w, w0 in zip(predictor.model.trainable_weights, initial))
+
+    # One epoch is 5 Adam steps; the average holds about the first one.
+    assert distance_travelled(0.9999) < 0.5 * distance_travelled(0.0)
+
+
 def test_predict_batches_follow_text_length_and_do_not_change_predictions(tiny_run, tiny_csvs):
     from mlgen.predict import decode_texts, predict_batch_size
 
