@@ -120,7 +120,7 @@ class TrainConfig:
     learning_rate: float = _field(2e-3, "Adam learning rate", minimum=0)
     clipnorm: float = _field(5.0, "gradient clipping: largest gradient norm (0: off)", minimum=0)
     ema_momentum: float = _field(
-        0.0,
+        0.99,
         "Polyak averaging: score dev with, and keep, an exponential moving average of the weights with this "
         "momentum per batch (0: off)",
         minimum=0,

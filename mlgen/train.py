@@ -2,9 +2,11 @@
 
 `cnn-rnn` learns with teacher forcing (cross-entropy over the next label); `cnn-br`,
 the same encoder with one sigmoid per label, with binary cross-entropy. Both use Adam
-with gradient clipping through `model.fit`; after every epoch the dev set is
-predicted the way users will predict it (decoded, or thresholded after tuning the
-threshold) and scored, and early stopping keeps the weights of the best dev micro-F1.
+with gradient clipping through `model.fit`, keeping an exponential moving average of
+the weights (`ema_momentum`, Polyak averaging); after every epoch the dev set is
+predicted with the averaged weights the way users will predict it (decoded, or
+thresholded after tuning the threshold) and scored, and early stopping keeps the
+weights of the best dev micro-F1.
 """
 
 from __future__ import annotations
