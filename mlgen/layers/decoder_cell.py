@@ -191,9 +191,9 @@ def _core_step(core, projected, states):
         return h, [h]
     if isinstance(core, keras.layers.LSTMCell):
         h_tm1, c_tm1 = states
-        z = ops.split(projected + ops.matmul(h_tm1, core.recurrent_kernel), 4, axis=-1)
-        c, o = core._compute_carry_and_output_fused(z, c_tm1)
-        h = o * core.activation(c)
+        z_i, z_f, z_c, z_o = ops.split(projected + ops.matmul(h_tm1, core.recurrent_kernel), 4, axis=-1)
+        c = core.recurrent_activation(z_f) * c_tm1 + core.recurrent_activation(z_i) * core.activation(z_c)
+        h = core.recurrent_activation(z_o) * core.activation(c)
         return h, [h, c]
     (h_tm1,) = states
     h = projected + ops.matmul(h_tm1, core.recurrent_kernel)
