@@ -189,7 +189,7 @@ def test_ema_momentum_keeps_the_averaged_weights(tiny_csvs, monkeypatch):
 
     def recording_build(*args, **kwargs):
         model, train_ids = build(*args, **kwargs)
-        initial[:] = [np.array(w) for w in model.trainable_weights]
+        initial[:] = [w.numpy() for w in model.trainable_weights]
         return model, train_ids
 
     monkeypatch.setattr(training, "_build_model", recording_build)
@@ -199,7 +199,7 @@ def test_ema_momentum_keeps_the_averaged_weights(tiny_csvs, monkeypatch):
     def distance_travelled(ema_momentum):
         train_config = TrainConfig(epochs=1, seed=7, embeddings=None, ema_momentum=ema_momentum)
         predictor = training.fit(train, None, config, train_config, verbose=0)
-        return sum(float(np.abs(np.array(w) - w0).sum()) for w, w0 in zip(predictor.model.trainable_weights, initial))
+        return sum(float(np.abs(w.numpy() - w0).sum()) for w, w0 in zip(predictor.model.trainable_weights, initial))
 
     # One epoch is 5 Adam steps; the average holds about the first one.
     assert distance_travelled(0.9999) < 0.5 * distance_travelled(0.0)
