@@ -200,7 +200,7 @@ def fit(
             train_config.learning_rate,
             clipnorm=train_config.clipnorm or None,
             use_ema=train_config.ema_momentum > 0,
-            ema_momentum=train_config.ema_momentum or 0.99,
+            ema_momentum=train_config.ema_momentum,
         ),
         loss=loss,
         jit_compile=False,  # XLA is slower on these CPUs (see TOOLCHAIN.md)
