@@ -261,10 +261,11 @@ class LabelSequenceModel(CNNTextModel):
         context = self.encoder(token_ids, training=False)
         states = self.cell.decoding_state(context)
         memory = self.encoder.position_features(token_ids) if self.attention is not None else None
-        eos = ops.one_hot(EOS_ID, self.num_label_ids) * self.eos_bias  # (num_label_ids,)
+        # Added to every step's logits: the EOS bias and, with a label head, its weighted log-sigmoid.
+        added = ops.one_hot(EOS_ID, self.num_label_ids) * self.eos_bias  # (num_label_ids,)
         if self.label_head is not None:
             prior = ops.log_sigmoid(self.label_head(context)) * self.label_prior_weight  # (batch, labels)
-            eos = eos + ops.repeat(ops.pad(prior, [[0, 0], [NUM_SPECIAL, 0]]), beam_size, axis=0)
+            added = added + ops.repeat(ops.pad(prior, [[0, 0], [NUM_SPECIAL, 0]]), beam_size, axis=0)
 
         def step_fn(prev_ids, states):
             output, states = self.cell.decoding_step(self.label_embedding(prev_ids), states)
@@ -272,7 +273,7 @@ class LabelSequenceModel(CNNTextModel):
                 query = ops.reshape(output, (-1, beam_size, self.decoder_units))  # (batch, beam, units)
                 output, _ = self.attention(query, *memory)
                 output = ops.reshape(output, (-1, self.decoder_units))
-            return self.head(output) + eos, states
+            return self.head(output) + added, states
 
         return step_fn, states
 
