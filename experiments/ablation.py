@@ -105,13 +105,19 @@ def _configs(options: dict) -> tuple[ModelConfig, TrainConfig]:
 
 
 def report(runs: pd.DataFrame, dataset: str) -> str:
-    """Mean ± std per variant, dev columns first; Δ dev micro-F1 against the default."""
+    """Mean ± std per variant, dev columns first.
+
+    "Δ dev micro-F1" is paired: per seed, the variant's dev micro-F1 minus the default's
+    with the same seed (mean ± std over the seeds both have); "wins" counts the seeds
+    where the variant is higher. "CPU × default" is the ratio of mean `train_cpu_seconds`.
+    """
     columns = [f"dev_{k}" for k in REPORT_KEYS] + [f"test_{k}" for k in REPORT_KEYS] + ["train_seconds"]
     columns += ["train_cpu_seconds"] if "train_cpu_seconds" in runs else []
     grouped = runs.groupby("variant", sort=False)
     mean, std, count = grouped[columns].mean(), grouped[columns].std(ddof=1).fillna(0.0), grouped.size()
-    base = mean.loc["default", "dev_micro_f1"] if "default" in mean.index else float("nan")
-    header = ["variant", "seeds", "Δ dev micro-F1", *columns]
+    by_seed = runs.pivot_table(index="seed", columns="variant", values="dev_micro_f1")
+    header = ["variant", "seeds", "Δ dev micro-F1", "wins", *columns]
+    header += ["CPU × default"] if "train_cpu_seconds" in runs else []
     lines = [
         f"{dataset}: mean ± std over seeds; choose on dev, test only reported.",
         "",
@@ -119,10 +125,16 @@ def report(runs: pd.DataFrame, dataset: str) -> str:
         "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
     ]
     for name in mean.index:
-        cells = [name, str(count[name]), f"{mean.loc[name, 'dev_micro_f1'] - base:+.4f}"]
+        delta = (by_seed[name] - by_seed["default"]).dropna() if "default" in by_seed else pd.Series(dtype=float)
+        spread = delta.std(ddof=1) if len(delta) > 1 else 0.0
+        cells = [name, str(count[name])]
+        paired = [f"{delta.mean():+.4f} ± {spread:.4f}", f"{(delta > 0).sum()}/{len(delta)}"]
+        cells += ["—", "—"] if name == "default" else paired
         for column in columns:
             digits = 0 if column.endswith("seconds") else 4
             cells.append(f"{mean.loc[name, column]:.{digits}f} ± {std.loc[name, column]:.{digits}f}")
+        if "train_cpu_seconds" in runs:
+            cells.append(f"{mean.loc[name, 'train_cpu_seconds'] / mean.loc['default', 'train_cpu_seconds']:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
