@@ -33,7 +33,9 @@ def atomic_dir(path, marker: str = CONFIG, kind: str = "mlgen run folder"):
     """Yields an empty staging folder that replaces `path` only if the block succeeds.
 
     A crash or an exception inside the block leaves a previous `path` untouched. The
-    staging folder sits beside `path` (same file system) so the swap is two renames.
+    staging folder sits beside `path` (same file system) so the swap is two renames;
+    a crash between them leaves the previous folder as `.NAME.old-PID` beside it,
+    which `check_run_dir` points to.
 
     Args:
         path: the folder to write.
@@ -47,6 +49,7 @@ def atomic_dir(path, marker: str = CONFIG, kind: str = "mlgen run folder"):
     path = check_out_dir(path, marker, kind)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    staging.chmod(0o777 & ~_umask())  # mkdtemp makes it owner-only; a run folder gets the usual permissions
     try:
         yield staging
     except BaseException:
@@ -94,5 +97,17 @@ def check_run_dir(path) -> Path:
     """`path` as a Path if it holds a run's config, else a clear InputError."""
     path = Path(path)
     if not (path / CONFIG).is_file():
+        left = sorted(path.parent.glob(f".{path.name}.old-*")) if not path.exists() else []
+        if left:
+            raise InputError(
+                f"{path}: missing; a save was interrupted while replacing it and the previous run is at {left[-1]}: "
+                f"rename that folder to {path.name}"
+            )
         raise InputError(f"{path}: not an mlgen run folder (no {CONFIG}); pass the --out folder of `mlgen train`")
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

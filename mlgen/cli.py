@@ -167,26 +167,39 @@ def _add_data_source(parser) -> None:
 
 
 def _add_csv_arguments(parser) -> None:
-    group = parser.add_argument_group("CSV format")
+    group = parser.add_argument_group(
+        "CSV format (evaluate and predict default to the format of the model's training CSV)"
+    )
     default = CSVFormat()
-    group.add_argument("--text-column", default=default.text_column, help="text column (default: text)")
-    group.add_argument("--labels-column", default=default.labels_column, help="labels column (default: labels)")
-    group.add_argument("--label-sep", default=default.label_sep, help="separator between labels (default: |)")
+    group.add_argument("--text-column", help=f"text column (default: {default.text_column})")
+    group.add_argument("--labels-column", help=f"labels column (default: {default.labels_column})")
+    group.add_argument("--label-sep", help=f"separator between labels (default: {default.label_sep})")
     group.add_argument(
         "--label-columns", metavar="A,B,...", help="one-hot 0/1 label columns instead of --labels-column"
     )
-    group.add_argument("--encoding", default=default.encoding, help="file encoding (default: utf-8)")
+    group.add_argument("--encoding", help=f"file encoding (default: {default.encoding})")
     group.add_argument("--allow-empty-labels", action="store_true", help="accept documents with no label")
     group.add_argument("--drop-invalid", action="store_true", help="drop invalid rows (each drop is counted)")
 
 
-def _csv_format(args) -> CSVFormat:
+# CSV flags a run folder remembers from its training file (`config.json`, data.csv_format).
+_REMEMBERED_CSV = ("text_column", "labels_column", "label_sep", "label_columns", "encoding")
+
+
+def _csv_format(args, run=None) -> CSVFormat:
+    """The CSV flags given; the others from the run folder `run`'s training CSV, if it
+    was trained from one, else the defaults."""
+    fields = {name: getattr(args, name) for name in _REMEMBERED_CSV}
+    if fields["label_columns"] is not None:
+        fields["label_columns"] = tuple(c.strip() for c in fields["label_columns"].split(","))
+    if run is not None:
+        from mlgen import artifacts
+        from mlgen.config import load_json
+
+        saved = load_json(artifacts.check_run_dir(run) / artifacts.CONFIG).get("data", {}).get("csv_format") or {}
+        fields = {name: saved.get(name) if value is None else value for name, value in fields.items()}
     return CSVFormat(
-        text_column=args.text_column,
-        labels_column=args.labels_column,
-        label_sep=args.label_sep,
-        label_columns=tuple(c.strip() for c in args.label_columns.split(",")) if args.label_columns else None,
-        encoding=args.encoding,
+        **{name: value for name, value in fields.items() if value is not None},
         allow_empty_labels=args.allow_empty_labels,
         drop_invalid=args.drop_invalid,
     )
@@ -317,7 +330,7 @@ def _evaluation_data(args) -> LabelledData:
     if args.data and args.dataset:
         raise InputError("give either --dataset or --data, not both")
     if args.data:
-        return _report(read_labelled_csv(args.data, _csv_format(args)))
+        return _report(read_labelled_csv(args.data, _csv_format(args, run=args.model)))
     return _report(datasets.read(args.dataset or datasets.DEFAULT, args.split))
 
 
@@ -346,7 +359,7 @@ def _evaluate(args) -> int:
 
 
 def _predict(args) -> int:
-    fmt = _csv_format(args)
+    fmt = _csv_format(args, run=args.model)
     if args.chunk_size < 1:
         raise InputError(f"--chunk-size must be at least 1, got {args.chunk_size}")
     predictor = registry.load(args.model)

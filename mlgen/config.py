@@ -105,6 +105,10 @@ class ModelConfig:
     def __post_init__(self):
         object.__setattr__(self, "filter_sizes", tuple(self.filter_sizes))  # lists from JSON or Python callers
         _validate(self)
+        if 0 < self.max_labels < self.min_labels:
+            raise InputError(f"--min-labels {self.min_labels} is more than --max-labels {self.max_labels}")
+        if self.scheduled_sampling == "exponential" and self.sampling_rate >= 1:
+            raise InputError(f"--sampling-rate must be below 1 for the exponential schedule, got {self.sampling_rate}")
         if 0 < self.sequence_length < max(self.filter_sizes):
             raise InputError(
                 f"--sequence-length {self.sequence_length} is shorter than the widest filter ({max(self.filter_sizes)})"

@@ -5,9 +5,10 @@ labels with a separator (``earn|acq``) or one 0/1 column per label (one-hot). `.
 `.tsv` and their gzip versions (`.csv.gz`, `.tsv.gz`) are read.
 
 Every problem raises `mlgen.errors.InputError` naming the file, the problem, the first
-offending data rows (row 1 is the first line after the header) and the fix. Rows are
-never dropped silently: `drop_invalid=True` drops them and `LabelledData.dropped`
-counts each one, for the caller to print (`LabelledData.summary()`).
+offending data rows and the fix. Data row N is the Nth record after the header: the
+line number under the header unless a quoted cell spans lines. Rows are never dropped
+silently: `drop_invalid=True` drops invalid ones, empty rows (blank lines) always, and
+`LabelledData.dropped` counts each, for the caller to print (`LabelledData.summary()`).
 
 This module is the project's one CSV reader: training, evaluation and prediction all
 read through `read_chunks`.
@@ -26,6 +27,7 @@ import pandas as pd
 from mlgen.errors import InputError, format_rows
 
 # Why a row may be invalid, in the order they are checked and reported.
+EMPTY_ROW = "empty row"  # a blank line, or every field empty: dropped (and counted) even without drop_invalid
 EMPTY_TEXT = "empty text"
 EMPTY_LABELS = "empty labels"
 BAD_ONE_HOT = "one-hot cell not 0/1"
@@ -164,6 +166,7 @@ def _read_frames(path: Path, fmt: CSVFormat, chunksize: int | None) -> Iterator[
             path,
             sep=sep,
             dtype=str,
+            skip_blank_lines=False,  # counted and dropped in `_parse`, so row numbers stay line numbers
             na_filter=False,  # "NA", "null", "" stay strings: a label may be called "NA"
             encoding=fmt.encoding,
             chunksize=chunksize,
@@ -234,14 +237,17 @@ def _parse(
 ) -> tuple[np.ndarray, LabelledData]:
     rows = np.arange(first_row, first_row + len(frame))
     texts = frame[fmt.text_column].to_numpy(dtype=object)
-    invalid = {EMPTY_TEXT: frame[fmt.text_column].str.strip().eq("").to_numpy()}
+    invalid = {
+        EMPTY_ROW: frame.eq("").all(axis=1).to_numpy(),
+        EMPTY_TEXT: frame[fmt.text_column].str.strip().eq("").to_numpy(),
+    }
 
     if not with_labels:
         label_sets = [[] for _ in range(len(frame))]
     elif fmt.label_columns is not None:
         cells = frame[list(fmt.label_columns)].apply(lambda col: col.str.strip())
         ok = cells.isin(["0", "1"])
-        invalid[BAD_ONE_HOT] = ~ok.all(axis=1).to_numpy()
+        invalid[BAD_ONE_HOT] = ~ok.all(axis=1).to_numpy() & ~invalid[EMPTY_ROW]
         if invalid[BAD_ONE_HOT].any() and not fmt.drop_invalid:
             i = int(np.argmax(invalid[BAD_ONE_HOT]))
             column = str(ok.columns[~ok.iloc[i].to_numpy()][0])
@@ -269,11 +275,13 @@ def _parse(
         bad = bad & keep  # a row is counted once, under its first problem
         if not bad.any():
             continue
-        if not fmt.drop_invalid:
-            column = fmt.text_column if reason == EMPTY_TEXT else fmt.labels_column
-            raise InputError(
-                f"{path}: {reason} in column {column!r} at data rows {format_rows(rows[bad])}; {fixes[reason]}"
-            )
+        if not fmt.drop_invalid and reason != EMPTY_ROW:
+            if reason == EMPTY_TEXT or fmt.label_columns is None:
+                where = f"column {fmt.text_column if reason == EMPTY_TEXT else fmt.labels_column!r}"
+            else:
+                shown = ", ".join(map(repr, fmt.label_columns[:5])) + (", ..." if len(fmt.label_columns) > 5 else "")
+                where = f"one-hot columns {shown}"
+            raise InputError(f"{path}: {reason} in {where} at data rows {format_rows(rows[bad])}; {fixes[reason]}")
         dropped[reason] = rows[bad].tolist()
         keep &= ~bad
 

@@ -135,7 +135,19 @@ class LabelSequenceClassifier(BaseEstimator):
 
 
 def _labelled(texts, label_sets, what: str) -> LabelledData:
-    texts, label_sets = check_texts(texts, what), [list(s) for s in label_sets]
+    texts, label_sets = check_texts(texts, what), [_label_set(s, i, what) for i, s in enumerate(label_sets)]
     if len(texts) != len(label_sets):
         raise InputError(f"{what}: {len(texts)} texts but {len(label_sets)} label sets")
     return LabelledData(texts=texts, label_sets=label_sets, rows=list(range(1, len(texts) + 1)), source=what)
+
+
+def _label_set(labels, i: int, what: str) -> list[str]:
+    """Label set `i` as a list of names, duplicates collapsed; an InputError if it is a
+    string (one label must be wrapped: `["earn"]`, not `"earn"`) or holds a non-string."""
+    if isinstance(labels, str):
+        raise InputError(f"{what}: label set {i} is the string {labels!r}; give a list of labels, e.g. [{labels!r}]")
+    labels = list(labels)
+    for label in labels:
+        if not isinstance(label, str):
+            raise InputError(f"{what}: label set {i} holds {type(label).__name__} {label!r}, not a label name string")
+    return list(dict.fromkeys(labels))

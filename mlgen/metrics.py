@@ -3,12 +3,18 @@
 The columns are the label vocabulary's labels plus any gold or predicted label
 outside it: such a label is never dropped, it counts as an error (a miss or a false
 alarm) and is reported under `unknown_gold_labels` / `unknown_predicted_labels`.
+
+Macro averages run over the labels that occur in the gold or the predicted sets of
+the data scored, as scikit-learn's do on a `MultiLabelBinarizer` fitted to that data:
+a vocabulary label absent from both (no support, never predicted) has no F1 to
+average, so perfect predictions score 1 whatever the vocabulary holds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 from sklearn.preprocessing import MultiLabelBinarizer
@@ -55,7 +61,8 @@ def evaluate(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], label
     Args:
         gold: the true label set of each document.
         pred: the predicted label set of each document.
-        labels: the label vocabulary (fixes the columns).
+        labels: the label vocabulary (fixes the columns; macro averages skip those
+            absent from both `gold` and `pred`).
 
     Returns:
         A dict with `SCORE_KEYS` plus `unknown_gold_labels` and
@@ -63,11 +70,15 @@ def evaluate(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], label
     """
     y_true, y_pred, columns = binarize(gold, pred, labels)
     known = set(labels)
+    occurring = np.flatnonzero(y_true.any(axis=0) | y_pred.any(axis=0))  # the columns macro averages run over
     scores = {}
     for average in ("micro", "macro", "samples"):
-        p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, average=average, zero_division=0)
+        which = dict(labels=occurring) if average == "macro" else {}
+        p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, average=average, zero_division=0, **which)
         scores[f"{average}_precision"], scores[f"{average}_recall"], scores[f"{average}_f1"] = map(float, (p, r, f))
-        scores[f"{average}_jaccard"] = float(skm.jaccard_score(y_true, y_pred, average=average, zero_division=0))
+        scores[f"{average}_jaccard"] = float(
+            skm.jaccard_score(y_true, y_pred, average=average, zero_division=0, **which)
+        )
     scores["hamming_loss"] = float(skm.hamming_loss(y_true, y_pred)) if len(columns) else 0.0
     scores["subset_accuracy"] = float(skm.accuracy_score(y_true, y_pred))
     scores["n_docs"] = len(gold)

@@ -24,6 +24,7 @@ from mlgen.baselines.cnn_br import BinaryRelevanceModel, CNNBRPredictor
 from mlgen.config import ENCODER_FIELDS, LINEAR_FIELDS, BaselineConfig, ModelConfig, TrainConfig, to_dict
 from mlgen.data import LabelledData, train_dev_split
 from mlgen.embeddings import load_word_vectors
+from mlgen.errors import InputError
 from mlgen.model import LabelSequenceModel
 from mlgen.predict import Predictor, SequencePredictor
 from mlgen.vocab import PAD_ID, LabelVocabulary
@@ -157,12 +158,18 @@ def fit(
     order = "frequency" if model_config.label_order == "shuffle" else model_config.label_order
     vocab = LabelVocabulary.build(train.label_sets, order=order)
     longest = max(len(s) for s in train.label_sets)
+    min_labels = model_config.min_labels if all(train.label_sets) else 0  # documents may have no label
+    if model_type == "cnn-rnn" and not model_config.max_labels and min_labels > longest:
+        raise InputError(
+            f"--min-labels {model_config.min_labels} is more than the labels a document can get: "
+            f"the largest training label set has {longest} (--max-labels 0 takes that size)"
+        )
     model_config = dataclasses.replace(
         model_config,
         sequence_length=model_config.sequence_length
         or pipeline.choose_sequence_length(train.texts, minimum=max(model_config.filter_sizes)),
         max_labels=model_config.max_labels or longest,
-        min_labels=model_config.min_labels if all(train.label_sets) else 0,
+        min_labels=min_labels,
     )
     report = vocab.unknown_report(dev)
     if report:

@@ -73,14 +73,22 @@ def test_bad_flag_values_are_argparse_errors(capsys):
 def test_train_evaluate_predict_end_to_end(tiny_csvs, tmp_path, capsys):
     run = tmp_path / "run"
     # The training file has one invalid row: dropped on request, and counted.
-    train = pd.read_csv(tiny_csvs["train"], keep_default_na=False)
-    train.loc[5, "text"] = ""
-    train_path = tmp_path / "train.tsv"
+    # Its own column names and label separator: evaluate and predict remember them.
+    own_format = ["--text-column", "body", "--labels-column", "tags", "--label-sep", ";"]
+
+    def rewrite(path, name):
+        frame = pd.read_csv(path, keep_default_na=False).rename(columns={"text": "body", "labels": "tags"})
+        frame["tags"] = frame["tags"].str.replace("|", ";")
+        frame.to_csv(tmp_path / name, sep="\t" if name.endswith(".tsv") else ",", index=False)
+        return tmp_path / name, frame
+
+    train_path, train = rewrite(tiny_csvs["train"], "train.tsv")
+    train.loc[5, "body"] = ""
     train.to_csv(train_path, sep="\t", index=False)
-    assert (
-        main(["train", "--train", train_path, "--dev", tiny_csvs["dev"], "--out", run, "--drop-invalid", *TINY_FLAGS])
-        == 0
-    )
+    dev_path, _ = rewrite(tiny_csvs["dev"], "dev.csv")
+    test_path, _ = rewrite(tiny_csvs["test"], "test.csv")
+    argv = ["train", "--train", train_path, "--dev", dev_path, "--out", run, "--drop-invalid", *own_format]
+    assert main([*argv, *TINY_FLAGS]) == 0
     out = capsys.readouterr()
     assert "dropped 1 invalid rows: 1 empty text (data rows 6)" in out.err
     assert f"saved {run}" in out.out
@@ -88,30 +96,35 @@ def test_train_evaluate_predict_end_to_end(tiny_csvs, tmp_path, capsys):
     assert config["data"]["csv_format"]["drop_invalid"] is True
     assert config["data"]["train_docs"] == 299
 
-    assert main(["evaluate", "--model", run, "--data", tiny_csvs["test"], "--json"]) == 0
+    assert main(["evaluate", "--model", run, "--data", test_path, "--json"]) == 0
+    remembered = json.loads(capsys.readouterr().out)
+    # Flags given override the remembered format: the original file, scored the same.
+    default_format = ["--text-column", "text", "--labels-column", "labels", "--label-sep", "|"]
+    assert main(["evaluate", "--model", run, "--data", tiny_csvs["test"], "--json", *default_format]) == 0
     scores = json.loads(capsys.readouterr().out)
     assert set(scores) >= {
         "micro_f1", "macro_f1", "samples_f1", "hamming_loss", "subset_accuracy",
         "micro_precision", "micro_recall", "n_docs",
     }  # fmt: skip
     assert scores["n_docs"] == 80 and 0.0 <= scores["micro_f1"] <= 1.0
+    assert scores == remembered
 
-    assert main(["evaluate", "--model", run, "--data", tiny_csvs["test"]]) == 0
+    assert main(["evaluate", "--model", run, "--data", test_path]) == 0
     assert "micro_f1" in capsys.readouterr().out
 
     output = tmp_path / "out" / "predicted.csv"
     assert main(["predict", "--model", run, "--input", tiny_csvs["test"], "--output", output, "--chunk-size", "30",
-                 "--beam-size", "2"]) == 0  # fmt: skip
+                 "--beam-size", "2", "--text-column", "text"]) == 0  # fmt: skip
     predicted = pd.read_csv(output, keep_default_na=False, dtype=str)
     original = pd.read_csv(tiny_csvs["test"], keep_default_na=False)
     assert len(predicted) == 80 and list(predicted.columns) == ["text", "labels", "predicted_labels", "label_scores"]
     assert predicted["text"].tolist() == original["text"].tolist()
     for labels, scores in zip(predicted["predicted_labels"], predicted["label_scores"]):
-        assert len(labels.split("|")) == len(scores.split("|")) >= 1
+        assert len(labels.split(";")) == len(scores.split(";")) >= 1  # the remembered separator
     import mlgen
 
     expected = mlgen.load(run).predict(original["text"].tolist(), beam_size=2)
-    assert predicted["predicted_labels"].tolist() == ["|".join(p) for p in expected]
+    assert predicted["predicted_labels"].tolist() == [";".join(p) for p in expected]
 
 
 def test_evaluate_reports_unknown_gold_labels(tiny_run, tmp_path, capsys):

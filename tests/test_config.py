@@ -39,6 +39,12 @@ def test_json_round_trip_restores_tuples():
         (ModelConfig, {"filter_sizes": (3, 0)}, "--filter-sizes must be at least 1"),
         (ModelConfig, {"cell": "transformer"}, "--cell must be one of lstm, gru, simple"),
         (ModelConfig, {"sequence_length": 3, "filter_sizes": (2, 5)}, "shorter than the widest filter"),
+        (ModelConfig, {"min_labels": 3, "max_labels": 2}, "--min-labels 3 is more than --max-labels 2"),
+        (
+            ModelConfig,
+            {"scheduled_sampling": "exponential", "sampling_rate": 3.0},
+            "--sampling-rate must be below 1 for the exponential schedule",
+        ),
         (TrainConfig, {"batch_size": 0}, "--batch-size must be at least 1"),
         (TrainConfig, {"dev_fraction": 1.0}, "--dev-fraction must be at most 0.99"),
     ],

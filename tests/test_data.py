@@ -95,6 +95,25 @@ def test_one_hot_cells_must_be_0_or_1(tmp_path):
     assert "invalid data rows: 2, 3" in message
 
 
+def test_blank_lines_are_dropped_counted_and_keep_line_numbers(tmp_path):
+    path = write_csv(tmp_path / "d.csv", 'text,labels\na,x\n\nb,y\n"two\nlines",z\n,\n\n')
+    data = read_labelled_csv(path)
+    assert data.texts == ["a", "b", "two\nlines"]
+    assert data.rows == [1, 3, 4]
+    assert data.dropped == {"empty row": [2, 5, 6]}  # ",": every field empty, as on a blank line
+    assert "dropped 3 invalid rows: 3 empty row (data rows 2, 5, 6)" in data.summary()
+    message = _error(write_csv(tmp_path / "e.csv", "text,labels\na,x\n\n ,y\n"))
+    assert "empty text in column 'text' at data rows 3" in message  # the blank line is row 2
+    one_hot = write_csv(tmp_path / "h.csv", "text,a,b\nx,1,0\n\ny,0,1\n")
+    assert read_labelled_csv(one_hot, CSVFormat(label_columns=("a", "b"))).label_sets == [["a"], ["b"]]
+
+
+def test_one_hot_row_without_labels_names_the_one_hot_columns(tmp_path):
+    path = write_csv(tmp_path / "d.csv", "text,a,b\nx,1,0\ny,0,0\n")
+    message = _error(path, CSVFormat(label_columns=("a", "b")))
+    assert "empty labels in one-hot columns 'a', 'b' at data rows 2" in message and "'labels'" not in message
+
+
 def test_undecodable_bytes_name_the_encoding_and_line(tmp_path):
     path = write_csv(tmp_path / "d.csv", "text,labels\ncaf\u00e9 au lait,x\n", encoding="latin-1")
     message = _error(path)
@@ -116,9 +135,9 @@ def test_drop_invalid_counts_every_drop(tmp_path):
     data = read_labelled_csv(path, CSVFormat(drop_invalid=True))
     assert data.texts == ["a", "c"] and data.rows == [1, 5]
     # A row is counted once, under its first problem.
-    assert data.dropped == {"empty text": [2, 4], "empty labels": [3]}
+    assert data.dropped == {"empty row": [4], "empty text": [2], "empty labels": [3]}
     assert data.num_dropped == 3
-    assert "dropped 3 invalid rows" in data.summary() and "data rows 2, 4" in data.summary()
+    assert "dropped 3 invalid rows: 1 empty row (data rows 4); 1 empty text (data rows 2)" in data.summary()
 
 
 def test_chunks_match_a_whole_read(tmp_path):

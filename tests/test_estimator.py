@@ -47,6 +47,16 @@ def test_fit_input_errors():
         clf.fit("a", [["x"]])
     with pytest.raises(InputError, match="fit data: item 0 is int 3, not a string"):
         clf.fit([3], [["x"]])
+    with pytest.raises(InputError, match=r"label set 1 is the string 'acq'; give a list of labels, e.g. \['acq'\]"):
+        clf.fit(["a", "b"], [["earn"], "acq"])
+    with pytest.raises(InputError, match="label set 0 holds int 7, not a label name string"):
+        clf.fit(["a"], [[7]])
+
+
+def test_fit_collapses_duplicate_labels():
+    from mlgen.estimator import _labelled
+
+    assert _labelled(["a"], [("x", "y", "x")], "fit data").label_sets == [["x", "y"]]
 
 
 def test_estimator_takes_the_decoder_variants_and_explains(tiny_csvs):

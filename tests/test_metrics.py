@@ -39,6 +39,14 @@ def test_perfect_predictions_score_one():
     assert scores["hamming_loss"] == 0.0
 
 
+def test_macro_averages_skip_labels_neither_gold_nor_predicted():
+    vocabulary = [*LABELS, "never seen"]  # in the vocabulary, absent from this data
+    assert metrics.evaluate(GOLD, GOLD, vocabulary)["macro_f1"] == 1.0
+    assert metrics.evaluate(GOLD, PRED, vocabulary)["macro_f1"] == pytest.approx(0.5)  # a, b, c, d as above
+    # A label with support but never predicted still counts, with F1 0.
+    assert metrics.evaluate([["a"], ["b"]], [["a"], ["a"]], vocabulary)["macro_f1"] == pytest.approx((2 / 3 + 0) / 2)
+
+
 def test_per_label_table():
     table = metrics.per_label(GOLD, PRED, LABELS)
     assert list(table.columns) == list(metrics.PER_LABEL_COLUMNS)

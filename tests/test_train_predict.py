@@ -132,9 +132,40 @@ def test_predict_input_errors(tiny_run):
     assert predictor.predict([]) == []
 
 
+def test_min_labels_above_the_largest_training_set_is_refused_before_training():
+    from mlgen import train
+    from mlgen.config import ModelConfig
+    from mlgen.data import LabelledData
+
+    single = LabelledData(texts=["a b c d e"] * 4, label_sets=[["x"], ["y"]] * 2, rows=[1, 2, 3, 4], source="t")
+    with pytest.raises(InputError, match="--min-labels 2 is more than the labels a document can get"):
+        train.fit(single, single, ModelConfig(min_labels=2), verbose=0)
+
+
 def test_load_rejects_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(InputError, match="not an mlgen run folder"):
         mlgen.load(tmp_path)
+
+
+def test_run_folders_get_the_umask_permissions_not_owner_only(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        with artifacts.atomic_dir(tmp_path / "run") as staging:
+            (staging / artifacts.CONFIG).write_text("{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "run").stat().st_mode & 0o777 == 0o755
+
+
+def test_an_interrupted_replace_points_to_the_previous_run(tmp_path):
+    (tmp_path / ".run.old-4242").mkdir()
+    (tmp_path / ".run.old-4242" / artifacts.CONFIG).write_text("{}")
+    with pytest.raises(
+        InputError, match=r"run: missing; a save was interrupted .*/\.run\.old-4242: rename that folder to run"
+    ):
+        mlgen.load(tmp_path / "run")
 
 
 def test_save_is_atomic(tiny_run, tmp_path, monkeypatch):
