@@ -37,14 +37,7 @@ def main() -> None:
     )
     parser.add_argument("--save", metavar="DIR", help="also save each run's model to DIR/<line number of --configs>")
     args = parser.parse_args()
-    train = datasets.read(args.dataset, "train")
-    if "dev" in datasets.splits(args.dataset):
-        dev = datasets.read(args.dataset, "dev")
-    elif args.dev_split == "tail":
-        cut = len(train) - len(train) // 10
-        train, dev = train.subset(range(cut)), train.subset(range(cut, len(train)))
-    else:
-        train, dev = train_dev_split(train, TrainConfig().dev_fraction, seed=0)
+    train, dev = split(args.dataset, args.dev_split)
     for index, overrides in enumerate(json.loads(args.configs)):
         model_type = overrides.get("model", "cnn-rnn")
         configs = [
@@ -73,6 +66,17 @@ def main() -> None:
         print(json.dumps(record), flush=True)
         with open(args.out, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+
+
+def split(dataset: str, dev_split: str = "random"):
+    """`(train, dev)`: the bundled dev split, or 10% of train, seeded-random or the last in file order."""
+    train = datasets.read(dataset, "train")
+    if "dev" in datasets.splits(dataset):
+        return train, datasets.read(dataset, "dev")
+    if dev_split == "tail":
+        cut = len(train) - len(train) // 10
+        return train.subset(range(cut)), train.subset(range(cut, len(train)))
+    return train_dev_split(train, TrainConfig().dev_fraction, seed=0)
 
 
 if __name__ == "__main__":
