@@ -57,11 +57,21 @@ def main() -> None:
     parser.add_argument("--dataset", default=datasets.DEFAULT, choices=datasets.names())
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--variants", help="comma-separated names (default: all)")
-    parser.add_argument("--out", required=True, help="JSON-lines file to append to (and report from)")
-    parser.add_argument("--report", action="store_true", help="print the Markdown table of --out and stop")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="JSON-lines file to append to (and report from; --report takes several, comma-separated)",
+    )
+    parser.add_argument("--report", action="store_true", help="print the Markdown tables of --out and stop")
     args = parser.parse_args()
     if args.report:
-        print(report(pd.read_json(args.out, lines=True), args.dataset))
+        runs = {}
+        for path in args.out.split(","):
+            frame = pd.read_json(path, lines=True)
+            runs[frame["dataset"].iloc[0]] = frame
+            print(report(frame, frame["dataset"].iloc[0]) + "\n")
+        if len(runs) > 1:
+            print(summary(runs))
         return
     names = args.variants.split(",") if args.variants else list(VARIANTS)
     done = set()
@@ -135,6 +145,27 @@ def report(runs: pd.DataFrame, dataset: str) -> str:
             cells.append(f"{mean.loc[name, column]:.{digits}f} ± {std.loc[name, column]:.{digits}f}")
         if "train_cpu_seconds" in runs:
             cells.append(f"{mean.loc[name, 'train_cpu_seconds'] / mean.loc['default', 'train_cpu_seconds']:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summary(runs: dict[str, pd.DataFrame]) -> str:
+    """One row per variant: its paired Δ dev micro-F1 (seeds won) and CPU ratio on each dataset."""
+    names = list(dict.fromkeys(name for frame in runs.values() for name in frame["variant"]))
+    header = ["variant"] + [f"{dataset}: Δ dev micro-F1 (wins), CPU × default" for dataset in runs]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(runs)) + "|"]
+    for name in names:
+        cells = [name]
+        for frame in runs.values():
+            by_seed = frame.pivot_table(index="seed", columns="variant", values="dev_micro_f1")
+            if name not in by_seed or name == "default":
+                cells.append("—")
+                continue
+            delta = (by_seed[name] - by_seed["default"]).dropna()
+            cpu = frame.groupby("variant")["train_cpu_seconds"].mean() if "train_cpu_seconds" in frame else None
+            ratio = cpu[name] / cpu["default"] if cpu is not None else float("nan")
+            ratio = "" if pd.isna(ratio) else f", {ratio:.2f}×"
+            cells.append(f"{delta.mean():+.4f} ({(delta > 0).sum()}/{len(delta)}){ratio}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
