@@ -125,7 +125,6 @@ def report(runs: pd.DataFrame, dataset: str) -> str:
     columns += ["train_cpu_seconds"] if "train_cpu_seconds" in runs else []
     grouped = runs.groupby("variant", sort=False)
     mean, std, count = grouped[columns].mean(), grouped[columns].std(ddof=1).fillna(0.0), grouped.size()
-    by_seed = runs.pivot_table(index="seed", columns="variant", values="dev_micro_f1")
     header = ["variant", "seeds", "Δ dev micro-F1", "wins", *columns]
     header += ["CPU × default"] if "train_cpu_seconds" in runs else []
     lines = [
@@ -135,7 +134,7 @@ def report(runs: pd.DataFrame, dataset: str) -> str:
         "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
     ]
     for name in mean.index:
-        delta = (by_seed[name] - by_seed["default"]).dropna() if "default" in by_seed else pd.Series(dtype=float)
+        delta = _paired_delta(runs, name)
         spread = delta.std(ddof=1) if len(delta) > 1 else 0.0
         cells = [name, str(count[name])]
         paired = [f"{delta.mean():+.4f} ± {spread:.4f}", f"{(delta > 0).sum()}/{len(delta)}"]
@@ -149,6 +148,14 @@ def report(runs: pd.DataFrame, dataset: str) -> str:
     return "\n".join(lines)
 
 
+def _paired_delta(runs: pd.DataFrame, name: str) -> pd.Series:
+    """Per seed that both have: variant `name`'s dev micro-F1 minus the default's."""
+    by_seed = runs.pivot_table(index="seed", columns="variant", values="dev_micro_f1")
+    if name not in by_seed or "default" not in by_seed:
+        return pd.Series(dtype=float)
+    return (by_seed[name] - by_seed["default"]).dropna()
+
+
 def summary(runs: dict[str, pd.DataFrame]) -> str:
     """One row per variant: its paired Δ dev micro-F1 (seeds won) and CPU ratio on each dataset."""
     names = list(dict.fromkeys(name for frame in runs.values() for name in frame["variant"]))
@@ -157,11 +164,10 @@ def summary(runs: dict[str, pd.DataFrame]) -> str:
     for name in names:
         cells = [name]
         for frame in runs.values():
-            by_seed = frame.pivot_table(index="seed", columns="variant", values="dev_micro_f1")
-            if name not in by_seed or name == "default":
+            delta = _paired_delta(frame, name)
+            if name == "default" or delta.empty:
                 cells.append("—")
                 continue
-            delta = (by_seed[name] - by_seed["default"]).dropna()
             cpu = frame.groupby("variant")["train_cpu_seconds"].mean() if "train_cpu_seconds" in frame else None
             ratio = cpu[name] / cpu["default"] if cpu is not None else float("nan")
             ratio = "" if pd.isna(ratio) else f", {ratio:.2f}×"
