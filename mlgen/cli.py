@@ -23,6 +23,7 @@ from mlgen.config import (
     TrainConfig,
     add_arguments,
     from_args,
+    load_json,
 )
 from mlgen.data import CSVFormat, LabelledData, read_chunks, read_labelled_csv
 from mlgen.errors import InputError
@@ -194,7 +195,6 @@ def _csv_format(args, run=None) -> CSVFormat:
         fields["label_columns"] = tuple(c.strip() for c in fields["label_columns"].split(","))
     if run is not None:
         from mlgen import artifacts
-        from mlgen.config import load_json
 
         saved = load_json(artifacts.check_run_dir(run) / artifacts.CONFIG).get("data", {}).get("csv_format") or {}
         fields = {name: saved.get(name) if value is None else value for name, value in fields.items()}
