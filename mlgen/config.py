@@ -57,6 +57,12 @@ class ModelConfig:
     filter_sizes: tuple[int, ...] = _field((3, 4, 5), "CNN filter widths, comma-separated", minimum=1)
     num_filters: int = _field(100, "CNN filters per width", minimum=1)
     dropout: float = _field(0.3, "dropout on the text feature vector and the decoder output", minimum=0, maximum=0.99)
+    word_dropout: float = _field(
+        0.0,
+        "in training, the share of a document's tokens replaced by the out-of-vocabulary token (0: off)",
+        minimum=0,
+        maximum=0.99,
+    )
     cell: str = _field("gru", "decoder RNN cell", ("lstm", "gru", "simple"))
     decoder_units: int = _field(256, "decoder RNN state size", minimum=1)
     decoder_layers: int = _field(1, "stacked decoder RNN cells", minimum=1)
@@ -170,7 +176,15 @@ class BaselineConfig:
 
 
 # The fields each model type reads (every type also reads TrainConfig's seed and dev_fraction).
-ENCODER_FIELDS = ("max_tokens", "sequence_length", "embedding_dim", "filter_sizes", "num_filters", "dropout")
+ENCODER_FIELDS = (
+    "max_tokens",
+    "sequence_length",
+    "embedding_dim",
+    "filter_sizes",
+    "num_filters",
+    "dropout",
+    "word_dropout",
+)
 LINEAR_FIELDS = ("classifier", "C", "ngram_max", "min_df", "sublinear_tf")
 
 

@@ -42,6 +42,7 @@ class LabelSequenceClassifier(BaseEstimator):
         filter_sizes=ModelConfig.filter_sizes,
         num_filters=ModelConfig.num_filters,
         dropout=ModelConfig.dropout,
+        word_dropout=ModelConfig.word_dropout,
         cell=ModelConfig.cell,
         decoder_units=ModelConfig.decoder_units,
         decoder_layers=ModelConfig.decoder_layers,
@@ -73,6 +74,7 @@ class LabelSequenceClassifier(BaseEstimator):
         self.filter_sizes = filter_sizes
         self.num_filters = num_filters
         self.dropout = dropout
+        self.word_dropout = word_dropout
         self.cell = cell
         self.decoder_units = decoder_units
         self.decoder_layers = decoder_layers

@@ -27,7 +27,8 @@ class CNNTextModel(keras.Model):
         labels: label names.
         max_tokens: text vocabulary size of the `TextVectorization` layer.
         sequence_length: tokens per document.
-        embedding_dim, filter_sizes, num_filters, dropout: see `CNNTextEncoder`.
+        embedding_dim, filter_sizes, num_filters, dropout, word_dropout: see
+            `CNNTextEncoder`.
     """
 
     def __init__(
@@ -39,6 +40,7 @@ class CNNTextModel(keras.Model):
         filter_sizes=(3, 4, 5),
         num_filters: int = 100,
         dropout: float = 0.3,
+        word_dropout: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -49,6 +51,7 @@ class CNNTextModel(keras.Model):
         self.filter_sizes = tuple(filter_sizes)
         self.num_filters = num_filters
         self.dropout = dropout
+        self.word_dropout = word_dropout
         self.text_vectorizer = keras.layers.TextVectorization(
             max_tokens=max_tokens, output_sequence_length=sequence_length, name="text_vectorizer"
         )
@@ -58,6 +61,7 @@ class CNNTextModel(keras.Model):
             filter_sizes=filter_sizes,
             num_filters=num_filters,
             dropout=dropout,
+            word_dropout=word_dropout,
             name="encoder",
         )
 
@@ -71,6 +75,7 @@ class CNNTextModel(keras.Model):
             filter_sizes=list(self.filter_sizes),
             num_filters=self.num_filters,
             dropout=self.dropout,
+            word_dropout=self.word_dropout,
         )
         return config
 
@@ -84,7 +89,8 @@ class LabelSequenceModel(CNNTextModel):
             PAD, BOS, EOS.
         max_tokens: text vocabulary size of the `TextVectorization` layer.
         sequence_length: tokens per document.
-        embedding_dim, filter_sizes, num_filters, dropout: see `CNNTextEncoder`.
+        embedding_dim, filter_sizes, num_filters, dropout, word_dropout: see
+            `CNNTextEncoder`.
         cell, decoder_units, decoder_layers, context: see `LabelDecoderCell`.
         attention: `"none"`, or a `LuongAttention` score (`"dot"`, `"general"`,
             `"concat"`) over the encoder's per-position features.
@@ -117,6 +123,7 @@ class LabelSequenceModel(CNNTextModel):
         filter_sizes=(3, 4, 5),
         num_filters: int = 100,
         dropout: float = 0.3,
+        word_dropout: float = 0.0,
         cell: str = "gru",
         decoder_units: int = 256,
         decoder_layers: int = 1,
@@ -130,7 +137,15 @@ class LabelSequenceModel(CNNTextModel):
         **kwargs,
     ):
         super().__init__(
-            labels, max_tokens, sequence_length, embedding_dim, filter_sizes, num_filters, dropout, **kwargs
+            labels,
+            max_tokens,
+            sequence_length,
+            embedding_dim,
+            filter_sizes,
+            num_filters,
+            dropout,
+            word_dropout,
+            **kwargs,
         )
         self.cell_type = cell
         self.decoder_units = decoder_units

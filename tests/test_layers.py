@@ -26,6 +26,21 @@ def test_encoder_maps_are_per_width():
     assert [tuple(m.shape) for m in maps] == [(2, 9, 4), (2, 6, 4)]
 
 
+def test_word_dropout_replaces_real_tokens_with_the_oov_id_in_training_only():
+    keras.utils.set_random_seed(0)
+    encoder = CNNTextEncoder(50, 8, (2,), 4, dropout=0.0, word_dropout=0.3)  # only word dropout is random
+    ids = np.random.default_rng(0).integers(2, 50, (64, 40)).astype("int32")
+    ids[:, 30:] = 0  # padding
+    dropped = np.asarray(encoder.drop_words(ids))
+    changed = dropped != ids
+    assert np.all(dropped[changed] == 1) and not changed[:, 30:].any()
+    assert 0.25 < changed[:, :30].mean() < 0.35
+    assert (np.asarray(encoder.drop_words(ids)) != dropped).any()  # a fresh draw per call
+    np.testing.assert_array_equal(np.asarray(encoder(ids)), np.asarray(encoder(ids, training=False)))
+    assert not np.allclose(np.asarray(encoder(ids, training=True)), np.asarray(encoder(ids, training=False)))
+    assert CNNTextEncoder.from_config(encoder.get_config()).word_dropout == 0.3
+
+
 def test_pretrained_constant_initializer_does_not_bloat_the_config():
     matrix = np.arange(50 * 8, dtype="float32").reshape(50, 8)
     encoder = CNNTextEncoder(50, 8, (2,), 4, embeddings_initializer=keras.initializers.Constant(matrix))

@@ -1,5 +1,5 @@
 """The decoder variants: cells and layers, context injection, attention, scheduled
-sampling, label orders. Each trains, decodes and survives save/load."""
+sampling, label orders (and the encoder's word dropout). Each trains, decodes and survives save/load."""
 
 import numpy as np
 import pytest
@@ -27,6 +27,7 @@ VARIANTS = [
     {"scheduled_sampling": "inverse-sigmoid", "attention": "general"},
     {"label_order": "shuffle"},
     {"label_order": "rare-first"},
+    {"word_dropout": 0.2},
 ]
 
 

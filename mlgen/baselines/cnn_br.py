@@ -22,7 +22,7 @@ class BinaryRelevanceModel(CNNTextModel):
     Args:
         labels: label names, one output column each.
         max_tokens, sequence_length, embedding_dim, filter_sizes, num_filters,
-            dropout: see `CNNTextModel`.
+            dropout, word_dropout: see `CNNTextModel`.
 
     Call arguments:
         token_ids: int `(batch, sequence_length)`.

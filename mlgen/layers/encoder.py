@@ -16,6 +16,9 @@ class CNNTextEncoder(keras.layers.Layer):
         filter_sizes: widths of the parallel convolutions.
         num_filters: filters per width.
         dropout: dropout rate on the feature vector.
+        word_dropout: in training, the share of real tokens replaced by the
+            out-of-vocabulary id (1, as `TextVectorization` numbers it), so the
+            features do not hang on single words that later text may not have.
         embeddings_initializer: initializer of the embedding matrix, e.g.
             `keras.initializers.Constant(matrix)` for pretrained vectors.
 
@@ -40,6 +43,7 @@ class CNNTextEncoder(keras.layers.Layer):
         filter_sizes=(3, 4, 5),
         num_filters: int = 100,
         dropout: float = 0.3,
+        word_dropout: float = 0.0,
         embeddings_initializer="uniform",
         **kwargs,
     ):
@@ -49,6 +53,7 @@ class CNNTextEncoder(keras.layers.Layer):
         self.filter_sizes = tuple(filter_sizes)
         self.num_filters = num_filters
         self.dropout = dropout
+        self.word_dropout = word_dropout
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.embedding = keras.layers.Embedding(
             vocab_size, embedding_dim, embeddings_initializer=self.embeddings_initializer, name="embedding"
@@ -58,6 +63,8 @@ class CNNTextEncoder(keras.layers.Layer):
             for width in self.filter_sizes
         ]
         self.dropout_layer = keras.layers.Dropout(dropout)
+        # As keras.layers.Dropout: a seed generator (drawn from the global seed) only when it is used.
+        self.seed_generator = keras.random.SeedGenerator() if word_dropout > 0 else None
 
     @property
     def output_dim(self) -> int:
@@ -90,7 +97,15 @@ class CNNTextEncoder(keras.layers.Layer):
         memory = ops.concatenate(maps, axis=-1)[:, :length, :]
         return memory, ops.greater(token_ids, 0)
 
+    def drop_words(self, token_ids):
+        """`token_ids` with a random `word_dropout` share of the real ones set to 1 (out of vocabulary)."""
+        dropped = keras.random.uniform(ops.shape(token_ids), seed=self.seed_generator) < self.word_dropout
+        dropped = ops.logical_and(dropped, ops.greater(token_ids, 0))  # padding stays padding
+        return ops.where(dropped, ops.ones_like(token_ids), token_ids)
+
     def call(self, token_ids, training=None):
+        if training and self.word_dropout > 0:
+            token_ids = self.drop_words(token_ids)
         pooled = [ops.max(maps, axis=1) for maps in self.feature_maps(token_ids)]  # each (batch, num_filters)
         features = ops.concatenate(pooled, axis=-1)  # (batch, len(filter_sizes) * num_filters)
         return self.dropout_layer(features, training=training)
@@ -106,6 +121,7 @@ class CNNTextEncoder(keras.layers.Layer):
             filter_sizes=list(self.filter_sizes),
             num_filters=self.num_filters,
             dropout=self.dropout,
+            word_dropout=self.word_dropout,
             # The weights carry pretrained vectors; the config only needs a cheap initializer.
             embeddings_initializer=keras.initializers.serialize(
                 self.embeddings_initializer
