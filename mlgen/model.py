@@ -206,20 +206,26 @@ class LabelSequenceModel(CNNTextModel):
             )
         self.built = True
 
-    def encode(self, token_ids, training=None, features=None):
-        """The decoder's initial states and, with attention, the memory it reads.
-
-        `features`: the encoder's text feature vector of `token_ids`, if already computed.
+    def read(self, token_ids, training=None):
+        """One pass of the encoder: the text feature vector and, with attention, the memory.
 
         Returns:
-            `(states, memory)`: `LabelDecoderCell` states; `memory` is
-            `(features (batch, length, features_dim), mask (batch, length))` or None.
+            `(features, memory)`: features `(batch, features_dim)`; `memory` is
+            `(position features (batch, length, features_dim), mask (batch, length))`,
+            or None without attention.
         """
-        if features is None:
-            features = self.encoder(token_ids, training=training)
-        states = self.cell.initial_state(features)
-        memory = self.encoder.position_features(token_ids) if self.attention is not None else None
-        return states, memory
+        if self.attention is None:
+            return self.encoder(token_ids, training=training), None
+        return self.encoder(token_ids, training=training, return_positions=True)
+
+    def encode(self, token_ids, training=None):
+        """The decoder's initial states and, with attention, the memory it reads.
+
+        Returns:
+            `(states, memory)`: `LabelDecoderCell` states and `memory` as in `read`.
+        """
+        features, memory = self.read(token_ids, training=training)
+        return self.cell.initial_state(features), memory
 
     def decode(self, states, memory, decoder_input, training=None):
         """Decoder outputs for whole label sequences (teacher forcing).
@@ -238,8 +244,8 @@ class LabelSequenceModel(CNNTextModel):
 
     def call(self, inputs, training=None):
         token_ids, decoder_input = inputs
-        features = self.encoder(token_ids, training=training)
-        states, memory = self.encode(token_ids, training=training, features=features)
+        features, memory = self.read(token_ids, training=training)
+        states = self.cell.initial_state(features)
         if training and self.label_head is not None:
             gold = ops.max(ops.one_hot(decoder_input - NUM_SPECIAL, len(self.labels)), axis=1)  # (batch, labels)
             loss = keras.losses.binary_crossentropy(gold, self.label_head(features), from_logits=True)
@@ -273,9 +279,8 @@ class LabelSequenceModel(CNNTextModel):
         memory stays per document: the `beam_size` hypotheses of a document attend to
         it together, as `beam_size` query steps.
         """
-        context = self.encoder(token_ids, training=False)
+        context, memory = self.read(token_ids, training=False)
         states = self.cell.decoding_state(context)
-        memory = self.encoder.position_features(token_ids) if self.attention is not None else None
         # Added to every step's logits: the EOS bias and, with a label head, its weighted log-sigmoid.
         added = ops.one_hot(EOS_ID, self.num_label_ids) * self.eos_bias  # (num_label_ids,)
         if self.label_head is not None:

@@ -26,6 +26,19 @@ def test_encoder_maps_are_per_width():
     assert [tuple(m.shape) for m in maps] == [(2, 9, 4), (2, 6, 4)]
 
 
+def test_encoder_returns_position_features_from_the_same_pass():
+    encoder = CNNTextEncoder(vocab_size=50, embedding_dim=8, filter_sizes=(2, 3), num_filters=4)
+    ids = np.random.default_rng(0).integers(1, 50, (3, 12)).astype("int32")
+    ids[1, 7:] = 0
+    features, (memory, mask) = encoder(ids, return_positions=True)
+    expected_memory, expected_mask = encoder.position_features(ids)
+    np.testing.assert_array_equal(np.asarray(expected_mask), ids > 0)
+    np.testing.assert_array_equal(np.asarray(features), np.asarray(encoder(ids)))
+    np.testing.assert_array_equal(np.asarray(memory), np.asarray(expected_memory))
+    np.testing.assert_array_equal(np.asarray(mask), np.asarray(expected_mask))
+    assert memory.shape == (3, 12, 8)
+
+
 def test_word_dropout_replaces_real_tokens_with_the_oov_id_in_training_only():
     keras.utils.set_random_seed(0)
     encoder = CNNTextEncoder(50, 8, (2,), 4, dropout=0.0, word_dropout=0.3)  # only word dropout is random

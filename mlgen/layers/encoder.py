@@ -25,10 +25,13 @@ class CNNTextEncoder(keras.layers.Layer):
     Call arguments:
         token_ids: int tensor `(batch, length)`, 0 for padding; `length` must be at
             least `max(filter_sizes)`.
-        training: whether dropout is on.
+        training: whether dropout (and word dropout) is on.
+        return_positions: also return what attention reads (`position_features`),
+            from the same pass of the convolutions.
 
     Returns:
-        The text feature vector, `(batch, len(filter_sizes) * num_filters)`.
+        The text feature vector, `(batch, len(filter_sizes) * num_filters)`; with
+        `return_positions`, `(features, (memory, mask))`.
 
     Example:
         >>> encoder = CNNTextEncoder(vocab_size=100, embedding_dim=8, filter_sizes=(2, 3), num_filters=4)
@@ -81,8 +84,10 @@ class CNNTextEncoder(keras.layers.Layer):
         embedded = self.embedding(token_ids)  # (batch, length, embedding_dim)
         return [conv(embedded) for conv in self.convolutions]
 
-    def position_features(self, token_ids):
+    def position_features(self, token_ids, maps=None):
         """What attention looks at: every width's features for the window starting at each token.
+
+        `maps`: `feature_maps(token_ids)`, if already computed.
 
         Returns:
             `(memory, mask)`: memory `(batch, length, len(filter_sizes) * num_filters)`,
@@ -92,7 +97,7 @@ class CNNTextEncoder(keras.layers.Layer):
         length = ops.shape(token_ids)[1]
         maps = [
             ops.pad(m, [[0, 0], [0, width - 1], [0, 0]]) if width > 1 else m
-            for m, width in zip(self.feature_maps(token_ids), self.filter_sizes)
+            for m, width in zip(self.feature_maps(token_ids) if maps is None else maps, self.filter_sizes)
         ]
         memory = ops.concatenate(maps, axis=-1)[:, :length, :]
         return memory, ops.greater(token_ids, 0)
@@ -103,12 +108,14 @@ class CNNTextEncoder(keras.layers.Layer):
         dropped = ops.logical_and(dropped, ops.greater(token_ids, 0))  # padding stays padding
         return ops.where(dropped, ops.ones_like(token_ids), token_ids)
 
-    def call(self, token_ids, training=None):
+    def call(self, token_ids, training=None, return_positions=False):
         if training and self.word_dropout > 0:
             token_ids = self.drop_words(token_ids)
-        pooled = [ops.max(maps, axis=1) for maps in self.feature_maps(token_ids)]  # each (batch, num_filters)
+        maps = self.feature_maps(token_ids)
+        pooled = [ops.max(m, axis=1) for m in maps]  # each (batch, num_filters)
         features = ops.concatenate(pooled, axis=-1)  # (batch, len(filter_sizes) * num_filters)
-        return self.dropout_layer(features, training=training)
+        features = self.dropout_layer(features, training=training)
+        return (features, self.position_features(token_ids, maps)) if return_positions else features
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.output_dim)
