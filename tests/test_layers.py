@@ -6,6 +6,7 @@ import pytest
 
 from mlgen.layers.decoder_cell import LabelDecoderCell
 from mlgen.layers.encoder import CNNTextEncoder
+from mlgen.model import LabelSequenceModel
 
 
 def test_encoder_shape_and_config_round_trip():
@@ -52,6 +53,20 @@ def test_word_dropout_replaces_real_tokens_with_the_oov_id_in_training_only():
     np.testing.assert_array_equal(np.asarray(encoder(ids)), np.asarray(encoder(ids, training=False)))
     assert not np.allclose(np.asarray(encoder(ids, training=True)), np.asarray(encoder(ids, training=False)))
     assert CNNTextEncoder.from_config(encoder.get_config()).word_dropout == 0.3
+
+
+def test_word_dropout_leaves_the_initial_weights_alone():
+    def initial_weights(word_dropout):
+        keras.utils.set_random_seed(0)
+        model = LabelSequenceModel(
+            ["a", "b"], max_tokens=50, sequence_length=10, embedding_dim=8, filter_sizes=(2,), num_filters=4,
+            decoder_units=8, label_embedding_dim=4, word_dropout=word_dropout,
+        )  # fmt: skip
+        model.build(((None, 10), (None, None)))
+        return [np.asarray(w) for w in model.trainable_weights]
+
+    for with_dropout, without in zip(initial_weights(0.1), initial_weights(0.0), strict=True):
+        np.testing.assert_array_equal(with_dropout, without)
 
 
 def test_pretrained_constant_initializer_does_not_bloat_the_config():

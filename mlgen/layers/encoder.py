@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -66,8 +67,10 @@ class CNNTextEncoder(keras.layers.Layer):
             for width in self.filter_sizes
         ]
         self.dropout_layer = keras.layers.Dropout(dropout)
-        # As keras.layers.Dropout: a seed generator (drawn from the global seed) only when it is used.
-        self.seed_generator = keras.random.SeedGenerator() if word_dropout > 0 else None
+        # A seed generator only when it is used (as keras.layers.Dropout). Its seed comes from
+        # NumPy's global generator, not Python's `random` that Keras draws initializer seeds
+        # from, so turning word dropout on leaves every layer's initial weights as they were.
+        self.seed_generator = keras.random.SeedGenerator(int(np.random.randint(1, 10**9))) if word_dropout > 0 else None
 
     @property
     def output_dim(self) -> int:
