@@ -6,7 +6,7 @@ label at a time (Chen et al., IJCNN 2017).
     >>> import mlgen
     >>> clf = mlgen.load("runs/reuters21578")
     >>> clf.predict(["Wheat exports rose ..."])
-    [['grain', 'wheat']]
+    [['wheat', 'grain']]
 
 Importing mlgen does not import TensorFlow; `load`, `LabelSequenceClassifier` and
 the model modules do, when first used.

@@ -58,7 +58,7 @@ class ModelConfig:
     num_filters: int = _field(100, "CNN filters per width", minimum=1)
     dropout: float = _field(0.3, "dropout on the text feature vector and the decoder output", minimum=0, maximum=0.99)
     word_dropout: float = _field(
-        0.0,
+        0.1,
         "in training, the share of a document's tokens replaced by the out-of-vocabulary token (0: off)",
         minimum=0,
         maximum=0.99,
@@ -103,8 +103,9 @@ class ModelConfig:
         False, "after training, shift the end-of-sequence logit by the bias with the best dev micro-F1"
     )
     label_order: str = _field(
-        "frequency",
-        "order of labels in a target sequence (shuffle: a fresh random order per document and epoch)",
+        "rare-first",
+        "order of labels in a target sequence (rare-first: least frequent first; frequency: most frequent first, the "
+        "paper's; shuffle: a fresh random order per document and epoch)",
         ("frequency", "rare-first", "alphabetical", "given", "shuffle"),
     )
 

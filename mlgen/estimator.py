@@ -31,7 +31,7 @@ class LabelSequenceClassifier(BaseEstimator):
     Example:
         >>> clf = LabelSequenceClassifier(epochs=5).fit(texts, label_sets)
         >>> clf.predict(["wheat exports rose"])
-        [['grain', 'wheat']]
+        [['wheat', 'grain']]
     """
 
     def __init__(

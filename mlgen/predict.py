@@ -204,7 +204,7 @@ class SequencePredictor(Predictor):
     Example:
         >>> clf = mlgen.load("runs/reuters21578")
         >>> clf.predict(["Wheat exports rose ..."])
-        [['grain', 'wheat']]
+        [['wheat', 'grain']]
     """
 
     model_type = "cnn-rnn"

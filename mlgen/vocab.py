@@ -4,8 +4,8 @@ Ids: PAD=0, BOS=1, EOS=2, then the labels from 3 on, most frequent first (ties b
 name). A label set becomes the target sequence `BOS l1 l2 ... EOS`, its labels sorted
 by `order`:
 
-- `frequency`: most frequent first, ties by name (the paper's choice; the default);
-- `rare-first`: least frequent first, ties by name;
+- `frequency`: most frequent first, ties by name (the paper's choice; this class's default);
+- `rare-first`: least frequent first, ties by name (`mlgen train`'s default: it won the ablation on dev);
 - `alphabetical`: by name;
 - `given`: as listed in the CSV.
 

@@ -34,7 +34,7 @@ def cnn_br_run(tiny_data, tmp_path_factory):
         "cnn-br",
         tiny_data["train"],
         tiny_data["dev"],
-        ModelConfig(**encoder, word_dropout=0.1),  # the encoder's options reach cnn-br too
+        ModelConfig(**encoder, word_dropout=0.25),  # the encoder's options reach cnn-br too
         TrainConfig(**{**TINY_TRAIN, "learning_rate": 1e-2}),
         verbose=0,
     )
@@ -79,7 +79,7 @@ def test_cnn_br_shares_the_encoder_and_learns(cnn_br_run):
     config = load_json(folder / artifacts.CONFIG)
     assert set(config["model"]) == set(ENCODER_FIELDS) and config["baseline"]["threshold"] == "global"
     assert config["model"]["sequence_length"] == TINY_MODEL["sequence_length"] == predictor.model.sequence_length
-    assert config["model"]["word_dropout"] == 0.1 == predictor.model.encoder.word_dropout
+    assert config["model"]["word_dropout"] == 0.25 == predictor.model.encoder.word_dropout
 
 
 def test_always_top_off_can_leave_documents_empty(linear_run, tiny_data):

@@ -26,7 +26,7 @@ VARIANTS = [
     {"scheduled_sampling": "exponential"},
     {"scheduled_sampling": "inverse-sigmoid", "attention": "general"},
     {"label_order": "shuffle"},
-    {"label_order": "rare-first"},
+    {"label_order": "frequency"},
     {"word_dropout": 0.2},
 ]
 
