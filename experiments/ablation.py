@@ -1,4 +1,4 @@
-"""Ablation of the decoder variants: each option against the cnn-rnn default, over seeds.
+"""Ablation of the decoder variants: each option against a fixed cnn-rnn base (`BASE`), over seeds.
 
 Every run trains on the training split, early-stops on the dev split (the bundled one,
 or each seed's `--dev-fraction` of train) and is scored on dev (what defaults are

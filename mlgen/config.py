@@ -42,8 +42,8 @@ def _validate(config) -> None:
 class ModelConfig:
     """The CNN-RNN network and its decoding. See `mlgen.model.LabelSequenceModel`.
 
-    Defaults were chosen on a dev split of Reuters-21578's training data (never its
-    test split); `experiments/README.md` has the runs.
+    Defaults were chosen on dev splits (Reuters-21578: held out of its training data;
+    cooking_se: its bundled dev split), never on test; `experiments/README.md` has the runs.
     """
 
     max_tokens: int = _field(20000, "text vocabulary size (most frequent training tokens)", minimum=3)

@@ -5,7 +5,7 @@ name). A label set becomes the target sequence `BOS l1 l2 ... EOS`, its labels s
 by `order`:
 
 - `frequency`: most frequent first, ties by name (the paper's choice; this class's default);
-- `rare-first`: least frequent first, ties by name (`mlgen train`'s default: it won the ablation on dev);
+- `rare-first`: least frequent first, ties by name (`mlgen train`'s default, chosen on dev; experiments/README.md);
 - `alphabetical`: by name;
 - `given`: as listed in the CSV.
 
