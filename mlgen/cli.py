@@ -8,6 +8,7 @@ with exit status 2 and no traceback.
 from __future__ import annotations
 
 import argparse
+import codecs
 import dataclasses
 import gzip
 import json
@@ -23,10 +24,9 @@ from mlgen.config import (
     TrainConfig,
     add_arguments,
     from_args,
-    load_json,
 )
-from mlgen.data import CSVFormat, LabelledData, read_chunks, read_labelled_csv
-from mlgen.errors import InputError
+from mlgen.data import CSVFormat, LabelledData, is_utf8, read_chunks, read_labelled_csv
+from mlgen.errors import InputError, first_line
 
 MODELS = registry.MODEL_TYPES
 # The config fields each model type reads; a flag outside them is an error, not ignored.
@@ -187,22 +187,52 @@ def _add_csv_arguments(parser) -> None:
 _REMEMBERED_CSV = ("text_column", "labels_column", "label_sep", "label_columns", "encoding")
 
 
-def _csv_format(args, run=None) -> CSVFormat:
+def _csv_format(args, run=None, path=None) -> CSVFormat:
     """The CSV flags given; the others from the run folder `run`'s training CSV, if it
-    was trained from one, else the defaults."""
+    was trained from one, else the defaults.
+
+    Flags given now win: `--labels-column` or `--label-sep` alone also replace one-hot
+    columns the model remembers. A remembered encoding other than UTF-8 is used only
+    when `path` is not valid UTF-8 (a UTF-8 file is read as such, and the user told).
+    """
     fields = {name: getattr(args, name) for name in _REMEMBERED_CSV}
     if fields["label_columns"] is not None:
         fields["label_columns"] = tuple(c.strip() for c in fields["label_columns"].split(","))
     if run is not None:
         from mlgen import artifacts
+        from mlgen.predict import read_config
 
-        saved = load_json(artifacts.check_run_dir(run) / artifacts.CONFIG).get("data", {}).get("csv_format") or {}
-        fields = {name: saved.get(name) if value is None else value for name, value in fields.items()}
+        folder = artifacts.check_run_dir(run)
+        saved = read_config(folder).get("data", {}).get("csv_format") or {}
+        try:
+            saved = CSVFormat(**{name: saved[name] for name in _REMEMBERED_CSV if saved.get(name) is not None})
+        except (TypeError, InputError) as err:
+            raise artifacts.damaged(
+                folder, artifacts.CONFIG, f"has a bad data.csv_format ({first_line(err)})"
+            ) from None
+        if fields["labels_column"] is not None or fields["label_sep"] is not None:
+            saved = dataclasses.replace(saved, label_columns=None)  # a joined labels column now, whatever the model saw
+        remembered = {name: getattr(saved, name) for name in _REMEMBERED_CSV if fields[name] is None}
+        if "encoding" in remembered and path is not None and not _is_utf8_name(saved.encoding) and is_utf8(path):
+            print(
+                f"{path}: valid UTF-8, so read as UTF-8, not as the model's training encoding {saved.encoding}; "
+                f"pass --encoding to choose",
+                file=sys.stderr,
+            )
+            remembered["encoding"] = "utf-8"
+        fields.update(remembered)
     return CSVFormat(
         **{name: value for name, value in fields.items() if value is not None},
         allow_empty_labels=args.allow_empty_labels,
         drop_invalid=args.drop_invalid,
     )
+
+
+def _is_utf8_name(encoding: str) -> bool:
+    try:
+        return codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        return False  # the reader names the unknown encoding
 
 
 def _report(data: LabelledData) -> LabelledData:
@@ -245,9 +275,10 @@ def _train(args) -> int:
     model_config = from_args(ModelConfig, args)
     train_config = from_args(TrainConfig, args)
     baseline_config = from_args(BaselineConfig, args)
-    train, dev = _training_data(args)
     from mlgen import artifacts
 
+    artifacts.check_out_dir(args.out, inputs=(args.train, args.dev))
+    train, dev = _training_data(args)
     with artifacts.atomic_dir(args.out) as staging:
         predictor = registry.fit(
             args.model,
@@ -286,13 +317,15 @@ def _compare(args) -> int:
     model_config = from_args(ModelConfig, args)
     train_config = from_args(TrainConfig, args)
     baseline_config = from_args(BaselineConfig, args)
+    from mlgen import artifacts
+    from mlgen.compare import FOLDER, compare
+
+    artifacts.check_out_dir(args.out, FOLDER, inputs=(args.train, args.dev, args.test))
     train, dev = _training_data(args)
     if args.train:
         test = _report(read_labelled_csv(args.test, _csv_format(args)))
     else:
         test = _report(datasets.read(args.dataset or datasets.DEFAULT, "test"))
-    from mlgen.compare import compare
-
     compare(
         train,
         test,
@@ -311,12 +344,15 @@ def _compare(args) -> int:
 
 
 def _explain(args) -> int:
+    from mlgen import artifacts, plots
+
+    artifacts.check_out_file(args.out, "--out")
+    if Path(args.out).suffix.lower() not in plots.FORMATS:
+        raise InputError(f"{args.out}: --out needs an image file name ending in {', '.join(plots.FORMATS)}")
     predictor = registry.load(args.model)
     if predictor.model_type != "cnn-rnn":
         raise InputError(f"{args.model}: explain needs a cnn-rnn model, this is {predictor.model_type}")
     explanation = predictor.explain(args.text, beam_size=args.beam_size)
-    from mlgen import artifacts, plots
-
     with artifacts.atomic_file(args.out) as partial:
         plots.attention(explanation, partial)
     for label, row in zip(explanation.labels, explanation.weights):
@@ -330,7 +366,7 @@ def _evaluation_data(args) -> LabelledData:
     if args.data and args.dataset:
         raise InputError("give either --dataset or --data, not both")
     if args.data:
-        return _report(read_labelled_csv(args.data, _csv_format(args, run=args.model)))
+        return _report(read_labelled_csv(args.data, _csv_format(args, run=args.model, path=args.data)))
     return _report(datasets.read(args.dataset or datasets.DEFAULT, args.split))
 
 
@@ -338,6 +374,8 @@ def _evaluate(args) -> int:
     from mlgen import artifacts, metrics
 
     artifacts.check_run_dir(args.model)
+    if args.per_label:
+        artifacts.check_out_file(args.per_label, "--per-label", inputs=(args.data,))
     data = _evaluation_data(args)
     predictor = registry.load(args.model)
     report = predictor.vocab.unknown_report(data)
@@ -359,19 +397,17 @@ def _evaluate(args) -> int:
 
 
 def _predict(args) -> int:
-    fmt = _csv_format(args, run=args.model)
+    from mlgen import artifacts
+
     if args.chunk_size < 1:
         raise InputError(f"--chunk-size must be at least 1, got {args.chunk_size}")
+    output = artifacts.check_out_file(args.output, "--output", inputs=(args.input,))
+    fmt = _csv_format(args, run=args.model, path=args.input)
     predictor = registry.load(args.model)
-    output = Path(args.output)
-    if output.resolve() == Path(args.input).resolve():
-        raise InputError(f"{output}: --output must differ from --input")
     sep = "\t" if ".tsv" in output.suffixes else ","
     opener = gzip.open if output.suffix == ".gz" else open
     written = dropped = 0
     header = True
-    from mlgen import artifacts
-
     with artifacts.atomic_file(output) as partial, opener(partial, "wt", encoding="utf-8", newline="") as f:
         for frame, data in read_chunks(args.input, fmt, with_labels=False, chunksize=args.chunk_size):
             predictions = predictor.predict_scores(data.texts, beam_size=args.beam_size, max_labels=args.max_labels)

@@ -24,6 +24,11 @@ RUNS = "runs.csv"
 RESULTS_MD = "results.md"
 PER_LABEL = "per_label_f1.csv"
 PLOTS = ("per_label_f1.png", "training_curves.png", "set_sizes.png")
+SETTINGS = "compare.json"
+# What `compare` writes; only a folder holding nothing else is replaced.
+FOLDER = artifacts.FolderKind(
+    "mlgen compare folder", SETTINGS, "seeds", frozenset({RESULTS, RUNS, RESULTS_MD, PER_LABEL, SETTINGS, *PLOTS})
+)
 # The columns `results.md` shows, in order.
 TABLE_KEYS = (
     "micro_f1",
@@ -37,7 +42,6 @@ TABLE_KEYS = (
     "predict_docs_per_s",
 )
 _WARMUP_DOCS = 64
-_KIND = "mlgen compare folder"
 
 
 def compare(
@@ -69,7 +73,7 @@ def compare(
     Returns:
         The `results.csv` table: one row per model, `<metric>_mean` and `<metric>_std`.
     """
-    artifacts.check_out_dir(out, RESULTS, _KIND)  # before hours of training, not after
+    artifacts.check_out_dir(out, FOLDER)  # before hours of training, not after
     runs, per_label, histories, sizes = [], {}, {}, {}
     for model_type in models:
         label_f1 = []
@@ -109,7 +113,7 @@ def compare(
     frequency = Counter(label for s in train.label_sets for label in s)
     per_label_table = pd.DataFrame(per_label).rename_axis("label").reset_index()
     per_label_table.insert(1, "train_docs", [frequency.get(label, 0) for label in per_label_table["label"]])
-    with artifacts.atomic_dir(out, marker=RESULTS, kind=_KIND) as staging:
+    with artifacts.atomic_dir(out, FOLDER) as staging:
         runs.to_csv(staging / RUNS, index=False, float_format="%.6g")
         results.to_csv(staging / RESULTS, index=False, float_format="%.6g")
         per_label_table.to_csv(staging / PER_LABEL, index=False, float_format="%.4f")
@@ -122,7 +126,7 @@ def compare(
                 "seeds": seeds,
                 "models": list(models),
             },
-            staging / "compare.json",
+            staging / SETTINGS,
         )
         plots.per_label_f1(frequency, {m: per_label[m].to_dict() for m in per_label}, staging / PLOTS[0])
         plots.training_curves(histories, staging / PLOTS[1])

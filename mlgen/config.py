@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
+import numbers
 import types
 import typing
 from pathlib import Path
@@ -24,18 +26,53 @@ def _field(default, help: str, choices=None, minimum=None, maximum=None, metavar
 
 
 def _validate(config) -> None:
-    """Raises InputError naming the flag of the first value out of range."""
+    """Raises InputError naming the flag of the first value of the wrong type or out of range.
+
+    Numbers of other numeric types (NumPy's, from a parameter grid) become `int` or
+    `float`, so that the config saves as JSON.
+    """
+    hints = _hints(type(config))
     for field in dataclasses.fields(config):
         value, meta = getattr(config, field.name), field.metadata
         flag = "--" + field.name.replace("_", "-")
+        kind = _base_type(hints[field.name])
+        if not (value is None and type(None) in typing.get_args(hints[field.name])):
+            value = _coerce(value, kind, flag)
+            object.__setattr__(config, field.name, value)
         values = value if isinstance(value, tuple) else (value,)
         if meta["choices"] and value not in meta["choices"]:
             raise InputError(f"{flag} must be one of {', '.join(meta['choices'])}, got {value!r}")
         for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise InputError(f"{flag} must be a finite number, got {value!r}")
             if meta["minimum"] is not None and (not isinstance(v, (int, float)) or v < meta["minimum"]):
                 raise InputError(f"{flag} must be at least {meta['minimum']}, got {value!r}")
-            if meta["maximum"] is not None and v > meta["maximum"]:
+            if meta["maximum"] is not None and (not isinstance(v, (int, float)) or v > meta["maximum"]):
                 raise InputError(f"{flag} must be at most {meta['maximum']}, got {value!r}")
+
+
+def _coerce(value, kind, flag: str):
+    """`value` as a `kind` (int, float, bool, str, or a tuple of ints), or an InputError."""
+
+    def whole(v):
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    if kind is tuple and isinstance(value, (tuple, list)) and value and all(whole(v) for v in value):
+        return tuple(int(v) for v in value)
+    if kind is int and whole(value):
+        return int(value)
+    if kind is float and isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    if kind in (bool, str) and isinstance(value, kind):
+        return value
+    names = {
+        int: "a whole number",
+        float: "a number",
+        bool: "true or false",
+        str: "a name",
+        tuple: "one or more whole numbers",
+    }
+    raise InputError(f"{flag} must be {names[kind]}, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,8 +147,7 @@ class ModelConfig:
     )
 
     def __post_init__(self):
-        object.__setattr__(self, "filter_sizes", tuple(self.filter_sizes))  # lists from JSON or Python callers
-        _validate(self)
+        _validate(self)  # also makes lists from JSON or Python callers tuples
         if 0 < self.max_labels < self.min_labels:
             raise InputError(f"--min-labels {self.min_labels} is more than --max-labels {self.max_labels}")
         if self.scheduled_sampling == "exponential" and self.sampling_rate >= 1:
@@ -138,7 +174,7 @@ class TrainConfig:
         maximum=0.9999,
     )
     patience: int = _field(2, "epochs without a better dev micro-F1 before stopping", minimum=0)
-    seed: int = _field(0, "random seed (weights, shuffling, the dev split)", minimum=0)
+    seed: int = _field(0, "random seed (weights, shuffling, the dev split)", minimum=0, maximum=2**32 - 1)
     dev_fraction: float = _field(
         0.1, "share of the training file held out as dev when no --dev is given", minimum=0, maximum=0.99
     )

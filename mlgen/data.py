@@ -16,15 +16,20 @@ read through `read_chunks`.
 
 from __future__ import annotations
 
+import bz2
+import codecs
 import dataclasses
 import gzip
+import lzma
+import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from mlgen.errors import InputError, format_rows
+from mlgen.errors import InputError, first_line, format_rows
 
 # Why a row may be invalid, in the order they are checked and reported.
 EMPTY_ROW = "empty row"  # a blank line, or every field empty: dropped (and counted) even without drop_invalid
@@ -58,7 +63,16 @@ class CSVFormat:
     drop_invalid: bool = False
 
     def __post_init__(self):
+        for name in ("text_column", "labels_column", "label_sep", "encoding"):
+            if not isinstance(getattr(self, name), str):
+                raise InputError(f"--{name.replace('_', '-')} must be a string, got {getattr(self, name)!r}")
+        for name in ("allow_empty_labels", "drop_invalid"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.label_columns is not None:
+            columns = self.label_columns
+            if not isinstance(columns, (list, tuple)) or not all(isinstance(c, str) for c in columns):
+                raise InputError(f"--label-columns must be a list of column names, got {self.label_columns!r}")
             object.__setattr__(self, "label_columns", tuple(self.label_columns))
             if not self.label_columns:
                 raise InputError("--label-columns is empty; list the one-hot columns, e.g. --label-columns a,b,c")
@@ -117,15 +131,23 @@ class LabelledData:
 
 
 def read_labelled_csv(path, fmt: CSVFormat = CSVFormat()) -> LabelledData:
-    """Reads a whole labelled CSV into memory. See `read_chunks` for the rules."""
-    chunks = [data for _, data in read_chunks(path, fmt)]
-    return _concat(chunks, str(path))
+    """Reads a whole labelled CSV into memory. See `read_chunks` for the rules.
+
+    Raises:
+        InputError: also when every data row was dropped.
+    """
+    return _nonempty(_concat([data for _, data in read_chunks(path, fmt)], str(path)))
 
 
 def read_texts(path, fmt: CSVFormat = CSVFormat()) -> LabelledData:
     """Reads only the text column (labels, if any, are ignored)."""
-    chunks = [data for _, data in read_chunks(path, fmt, with_labels=False)]
-    return _concat(chunks, str(path))
+    return _nonempty(_concat([data for _, data in read_chunks(path, fmt, with_labels=False)], str(path)))
+
+
+def _nonempty(data: LabelledData) -> LabelledData:
+    if not len(data):
+        raise InputError(f"{data.summary()}: no documents are left; fix the rows or read another file")
+    return data
 
 
 def read_chunks(
@@ -186,27 +208,87 @@ def _read_frames(path: Path, fmt: CSVFormat, chunksize: int | None) -> Iterator[
         raise InputError(_decode_error_message(path, fmt.encoding, err)) from None
     except LookupError:
         raise InputError(f"--encoding {fmt.encoding!r} is not an encoding Python knows; try utf-8 or latin-1") from None
-    except (pd.errors.ParserError, OSError, EOFError) as err:
+    except (zlib.error, zipfile.BadZipFile, lzma.LZMAError, gzip.BadGzipFile, EOFError) as err:
+        raise InputError(_damaged_message(path, err)) from None
+    except pd.errors.ParserError as err:
         message = " ".join(str(err).split())
         raise InputError(
             f"{path}: not a readable CSV ({message}); check the quoting and the number of fields"
         ) from None
+    except (OSError, ValueError) as err:  # bz2's "Invalid data stream", a .zip of several files, ...
+        if _compression(path):
+            raise InputError(_damaged_message(path, err)) from None
+        raise InputError(f"{path}: cannot be read as a CSV ({first_line(err)})") from None
+
+
+NEWLINE = b"\n"
+# File suffix -> the compression pandas infers from it.
+_COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}
+
+
+def _compression(path: Path) -> str | None:
+    return _COMPRESSIONS.get(path.suffix)
+
+
+def _damaged_message(path: Path, err: BaseException) -> str:
+    kind = _compression(path) or "compressed"
+    return (
+        f"{path}: the {kind} data is damaged or not {kind} at all ({' '.join(first_line(err).split())}); "
+        f"re-create or re-download the file"
+    )
+
+
+def _open_binary(path: Path):
+    """`path` opened for reading bytes, decompressed as its suffix says (as pandas reads it)."""
+    kind = _compression(path)
+    if kind == "gzip":
+        return gzip.open(path, "rb")
+    if kind == "bz2":
+        return bz2.open(path, "rb")
+    if kind == "xz":
+        return lzma.open(path, "rb")
+    if kind == "zip":
+        archive = zipfile.ZipFile(path)
+        return archive.open(archive.namelist()[0])
+    return open(path, "rb")
 
 
 def _decode_error_message(path: Path, encoding: str, err: UnicodeDecodeError) -> str:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    try:
-        raw.decode(encoding)
-        where = "somewhere"
-    except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        where = f"line {line} (byte 0x{raw[e.start]:02x})"
+    where = "somewhere"
+    decoder = codecs.getincrementaldecoder(encoding)()
+    lines = 0  # newlines before the current block
+    with _open_binary(path) as f:
+        while block := f.read(1 << 20):
+            pending = decoder.getstate()[0]  # bytes of a character cut by the previous block
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as e:
+                data = pending + block
+                where = f"line {lines + data.count(NEWLINE, len(pending), e.start) + 1} (byte 0x{data[e.start]:02x})"
+                break
+            lines += block.count(NEWLINE)
     return (
         f"{path}: {where} is not valid {encoding} ({err.reason}); "
         f"pass the file's encoding with --encoding, e.g. --encoding latin-1"
     )
+
+
+def is_utf8(path) -> bool | None:
+    """Whether the (decompressed) file is valid UTF-8: None when it is plain ASCII (valid
+    in every common encoding), True when it also holds other valid UTF-8, else False."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    ascii_only = True
+    try:
+        with _open_binary(Path(path)) as f:
+            while block := f.read(1 << 20):
+                decoder.decode(block)
+                ascii_only = ascii_only and block.isascii()
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    except (OSError, EOFError, ValueError, IndexError, zlib.error, zipfile.BadZipFile, lzma.LZMAError):
+        return None  # the reader itself reports a damaged file
+    return None if ascii_only else True
 
 
 def _check_columns(path: Path, frame: pd.DataFrame, fmt: CSVFormat, with_labels: bool) -> None:
@@ -223,7 +305,7 @@ def _check_columns(path: Path, frame: pd.DataFrame, fmt: CSVFormat, with_labels:
         if missing:
             raise InputError(
                 f"{path}: no one-hot label columns {', '.join(map(repr, missing))} (columns found: {found}); "
-                f"fix --label-columns"
+                f"name the one-hot columns with --label-columns, or a labels column with --labels-column"
             )
     elif fmt.labels_column not in frame.columns:
         raise InputError(
@@ -296,20 +378,79 @@ def _parse(
 
 
 def check_texts(texts, what: str = "texts") -> list[str]:
-    """`texts` as a list of strings, or an InputError naming the first item that is not one."""
+    """`texts` as a list of strings, or an InputError naming the first item that is not
+    one, or that cannot be written as UTF-8 (a lone surrogate such as `"\\ud800"`)."""
     if isinstance(texts, str):
         raise InputError(f"{what}: expected a list of texts, not one string; wrap it: [text]")
-    texts = list(texts)
+    try:
+        texts = list(texts)
+    except TypeError:
+        raise InputError(f"{what}: expected a list of texts, got {type(texts).__name__}") from None
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise InputError(f"{what}: item {i} is {type(text).__name__} {text!r}, not a string")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise InputError(
+                f"{what}: item {i} is not valid Unicode text ({err.reason} at character {err.start}); "
+                f"decode the text with the right encoding first"
+            ) from None
     return texts
 
 
 def split_labels(cell: str, sep: str = "|") -> list[str]:
-    """`" b | a|b||"` -> `["b", "a"]`: split, strip, drop empty pieces, collapse duplicates."""
-    labels = (piece.strip() for piece in cell.split(sep))
-    return list(dict.fromkeys(label for label in labels if label))
+    """`" b | a|b||"` -> `["b", "a"]`: split, then `clean_labels`."""
+    return clean_labels(cell.split(sep))
+
+
+def clean_labels(labels) -> list[str]:
+    """`[" b ", "a", "b", ""]` -> `["b", "a"]`: strip, drop empty names, collapse duplicates."""
+    return list(dict.fromkeys(label for label in (piece.strip() for piece in labels) if label))
+
+
+def from_lists(texts, label_sets, source: str, *, allow_empty_labels: bool = False) -> LabelledData:
+    """Texts and label sets given in Python, checked by the CSV reader's rules.
+
+    Labels are stripped, empty names dropped and duplicates collapsed (`clean_labels`);
+    an empty or blank text is an error, and so is an empty label set unless
+    `allow_empty_labels`. Items count from 0.
+
+    Raises:
+        InputError: naming the first bad item.
+    """
+    texts = check_texts(texts, source)
+    if isinstance(label_sets, str) or not hasattr(label_sets, "__iter__"):
+        raise InputError(f"{source}: expected a list of label sets, got {type(label_sets).__name__}")
+    label_sets = [_label_set(labels, i, source) for i, labels in enumerate(label_sets)]
+    if len(texts) != len(label_sets):
+        raise InputError(f"{source}: {len(texts)} texts but {len(label_sets)} label sets")
+    if not texts:
+        raise InputError(f"{source}: no documents; give at least one text and its label set")
+    blank = [i for i, text in enumerate(texts) if not text.strip()]
+    if blank:
+        raise InputError(f"{source}: {EMPTY_TEXT} at items {format_rows(blank)}; give every document its text")
+    empty = [i for i, labels in enumerate(label_sets) if not labels]
+    if empty and not allow_empty_labels:
+        raise InputError(
+            f"{source}: {EMPTY_LABELS} at items {format_rows(empty)}; "
+            f"pass allow_empty_labels=True if documents may have no label"
+        )
+    return LabelledData(texts=texts, label_sets=label_sets, rows=list(range(1, len(texts) + 1)), source=source)
+
+
+def _label_set(labels, i: int, source: str) -> list[str]:
+    """Label set `i` as clean label names, or an InputError if it is a string (one label
+    must be wrapped: `["earn"]`, not `"earn"`), not a collection, or holds a non-string."""
+    if isinstance(labels, str):
+        raise InputError(f"{source}: label set {i} is the string {labels!r}; give a list of labels, e.g. [{labels!r}]")
+    if not hasattr(labels, "__iter__"):
+        raise InputError(f"{source}: label set {i} is {labels!r}; give a list of label names ([] for none)")
+    labels = list(labels)
+    for label in labels:
+        if not isinstance(label, str):
+            raise InputError(f"{source}: label set {i} holds {type(label).__name__} {label!r}, not a label name string")
+    return clean_labels(labels)
 
 
 def _concat(chunks: list[LabelledData], source: str) -> LabelledData:

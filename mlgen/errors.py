@@ -1,13 +1,19 @@
-"""The one exception type users see for bad input.
+"""The exception types users see, each printed by the CLI as one line.
 
 Everything that can go wrong because of what a user handed us (a file, a column, a
-row, an option) raises `InputError` with a one-line message that says what is wrong,
-where, and how to fix it. The CLI prints it without a traceback and exits with 2.
+row, an option, a run folder) raises `InputError` with a one-line message that says
+what is wrong, where, and how to fix it. The CLI prints it without a traceback and
+exits with 2.
 """
 
 
 class InputError(ValueError):
     """Bad user input: a file, a column, a row or an option. The message is for people."""
+
+
+class TrainingDiverged(InputError):
+    """The training loss became NaN or infinite; nothing was saved. Usually the learning
+    rate (or the data's scale) is to blame, which is what the message suggests."""
 
 
 def format_rows(rows, limit=5):
@@ -17,3 +23,9 @@ def format_rows(rows, limit=5):
     if len(rows) > limit:
         shown += f" and {len(rows) - limit} more"
     return shown
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

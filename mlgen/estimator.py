@@ -8,7 +8,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from mlgen.config import ModelConfig, TrainConfig
-from mlgen.data import LabelledData, check_texts
+from mlgen.data import from_lists
 from mlgen.errors import InputError
 
 
@@ -20,9 +20,13 @@ class LabelSequenceClassifier(BaseEstimator):
     work as in scikit-learn.
 
     Args:
-        dev_texts, dev_label_sets: optional dev data for early stopping; without
-            them `dev_fraction` of the training data is held out.
+        allow_empty_labels: accept documents with an empty label set (as the CSV
+            reader's `--allow-empty-labels`).
         verbose: Keras verbosity during `fit`.
+
+    `fit` checks texts and label sets by the CSV reader's rules (`mlgen.data.from_lists`):
+    labels are stripped, empty texts are refused, and so are empty label sets unless
+    `allow_empty_labels`.
 
     Attributes:
         predictor_: the fitted `mlgen.predict.Predictor` (save it with `save`).
@@ -66,6 +70,7 @@ class LabelSequenceClassifier(BaseEstimator):
         seed=TrainConfig.seed,
         dev_fraction=TrainConfig.dev_fraction,
         embeddings=TrainConfig.embeddings,
+        allow_empty_labels=False,
         verbose=0,
     ):
         self.max_tokens = max_tokens
@@ -98,6 +103,7 @@ class LabelSequenceClassifier(BaseEstimator):
         self.seed = seed
         self.dev_fraction = dev_fraction
         self.embeddings = embeddings
+        self.allow_empty_labels = allow_empty_labels
         self.verbose = verbose
 
     def _config(self, cls):
@@ -105,12 +111,21 @@ class LabelSequenceClassifier(BaseEstimator):
         return cls(**{f.name: params[f.name] for f in dataclasses.fields(cls)})
 
     def fit(self, texts, label_sets, dev_texts=None, dev_label_sets=None):
-        """Trains on `texts` (strings) and `label_sets` (lists of label names); returns self."""
+        """Trains on `texts` (strings) and `label_sets` (lists of label names); returns self.
+
+        `dev_texts` and `dev_label_sets` (together, or neither) are dev data for early
+        stopping; without them `dev_fraction` of the training data is held out.
+        """
         from mlgen.train import fit
 
-        train = _labelled(texts, label_sets, "fit data")
-        dev = _labelled(dev_texts, dev_label_sets, "dev data") if dev_texts is not None else None
-        self.predictor_ = fit(train, dev, self._config(ModelConfig), self._config(TrainConfig), verbose=self.verbose)
+        if (dev_texts is None) != (dev_label_sets is None):
+            raise InputError("fit: give dev_texts and dev_label_sets together, or neither")
+        model_config, train_config = self._config(ModelConfig), self._config(TrainConfig)
+        train = from_lists(texts, label_sets, "fit data", allow_empty_labels=self.allow_empty_labels)
+        dev = None
+        if dev_texts is not None:
+            dev = from_lists(dev_texts, dev_label_sets, "dev data", allow_empty_labels=self.allow_empty_labels)
+        self.predictor_ = fit(train, dev, model_config, train_config, verbose=self.verbose)
         self.classes_ = self.predictor_.labels
         self.history_ = self.predictor_.history
         return self
@@ -134,22 +149,3 @@ class LabelSequenceClassifier(BaseEstimator):
         """Writes a run folder that `mlgen.load` and the CLI read."""
         check_is_fitted(self, "predictor_")
         self.predictor_.save(folder)
-
-
-def _labelled(texts, label_sets, what: str) -> LabelledData:
-    texts, label_sets = check_texts(texts, what), [_label_set(s, i, what) for i, s in enumerate(label_sets)]
-    if len(texts) != len(label_sets):
-        raise InputError(f"{what}: {len(texts)} texts but {len(label_sets)} label sets")
-    return LabelledData(texts=texts, label_sets=label_sets, rows=list(range(1, len(texts) + 1)), source=what)
-
-
-def _label_set(labels, i: int, what: str) -> list[str]:
-    """Label set `i` as a list of names, duplicates collapsed; an InputError if it is a
-    string (one label must be wrapped: `["earn"]`, not `"earn"`) or holds a non-string."""
-    if isinstance(labels, str):
-        raise InputError(f"{what}: label set {i} is the string {labels!r}; give a list of labels, e.g. [{labels!r}]")
-    labels = list(labels)
-    for label in labels:
-        if not isinstance(label, str):
-            raise InputError(f"{what}: label set {i} holds {type(label).__name__} {label!r}, not a label name string")
-    return list(dict.fromkeys(labels))

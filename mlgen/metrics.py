@@ -69,6 +69,8 @@ def evaluate(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], label
         `unknown_predicted_labels` (label occurrences outside `labels`).
     """
     y_true, y_pred, columns = binarize(gold, pred, labels)
+    hamming = float(skm.hamming_loss(y_true, y_pred)) if len(columns) else 0.0
+    y_true, y_pred = _multilabel(y_true), _multilabel(y_pred)
     known = set(labels)
     occurring = np.flatnonzero(y_true.any(axis=0) | y_pred.any(axis=0))  # the columns macro averages run over
     scores = {}
@@ -79,7 +81,7 @@ def evaluate(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], label
         scores[f"{average}_jaccard"] = float(
             skm.jaccard_score(y_true, y_pred, average=average, zero_division=0, **which)
         )
-    scores["hamming_loss"] = float(skm.hamming_loss(y_true, y_pred)) if len(columns) else 0.0
+    scores["hamming_loss"] = hamming
     scores["subset_accuracy"] = float(skm.accuracy_score(y_true, y_pred))
     scores["n_docs"] = len(gold)
     scores["unknown_gold_labels"] = int(sum(label not in known for s in gold for label in s))
@@ -94,7 +96,11 @@ def per_label(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], labe
     labels outside it. Returns a pandas DataFrame with `PER_LABEL_COLUMNS`.
     """
     y_true, y_pred, columns = binarize(gold, pred, labels)
-    p, r, f, support = skm.precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
+    p, r, f, support = skm.precision_recall_fscore_support(
+        _multilabel(y_true), _multilabel(y_pred), average=None, zero_division=0
+    )
+    n = len(columns)
+    p, r, f, support = p[:n], r[:n], f[:n], support[:n]
     return pd.DataFrame(
         {
             "label": columns,
@@ -106,6 +112,14 @@ def per_label(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], labe
         },
         columns=list(PER_LABEL_COLUMNS),
     )
+
+
+def _multilabel(y: np.ndarray) -> np.ndarray:
+    """`y` with an all-zero column added when it has fewer than two: scikit-learn reads a
+    one-column indicator matrix as a binary target and refuses sample-wise averages. The
+    column is never gold nor predicted, so it changes no score (Hamming loss aside, which
+    `evaluate` computes without it); macro averages skip it as they skip every absent label."""
+    return y if y.shape[1] >= 2 else np.hstack([y, np.zeros((len(y), 2 - y.shape[1]), dtype=y.dtype)])
 
 
 def format_scores(scores: dict) -> str:

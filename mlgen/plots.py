@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import matplotlib
 
@@ -11,6 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+# File types `attention` writes (by the --out suffix).
+FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 _COLORS = {"cnn-rnn": "tab:blue", "cnn-br": "tab:orange", "linear-br": "tab:green"}
 
 
@@ -104,5 +107,6 @@ def attention(explanation, path) -> None:
 
 def _save(fig, path) -> None:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    suffix = Path(path).suffix.lower()
+    fig.savefig(path, dpi=110, format=suffix[1:] if suffix in FORMATS else "png")
     plt.close(fig)

@@ -8,15 +8,18 @@ Nothing here imports TensorFlow until a Keras model is decoded or loaded.
 from __future__ import annotations
 
 import dataclasses
+import numbers
+import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from mlgen import __version__, artifacts, metrics, thresholds
-from mlgen.config import BaselineConfig, ModelConfig, from_dict, load_json, save_json
+from mlgen.config import BaselineConfig, ModelConfig, TrainConfig, from_dict, save_json
 from mlgen.data import LabelledData, check_texts
-from mlgen.errors import InputError
+from mlgen.errors import InputError, first_line
 from mlgen.vocab import BOS_ID, EOS_ID, NUM_SPECIAL, LabelVocabulary
 
 
@@ -182,12 +185,17 @@ class Predictor:
 
     @classmethod
     def load(cls, folder) -> Predictor:
-        """Restores a run folder of this model type written by `save` or `mlgen train`."""
+        """Restores a run folder of this model type written by `save` or `mlgen train`.
+
+        Raises:
+            InputError: naming the folder and the file at fault when the folder is
+                incomplete or damaged.
+        """
         folder = artifacts.check_run_dir(folder)
-        config = load_json(folder / artifacts.CONFIG)
-        predictor = cls._read_model(folder, LabelVocabulary.load(folder / artifacts.LABEL_VOCAB), config)
-        predictor.metrics = load_json(folder / artifacts.METRICS)
-        predictor.history = load_json(folder / artifacts.HISTORY)
+        config = read_config(folder)
+        predictor = cls._read_model(folder, read_vocabulary(folder), config)
+        predictor.metrics = artifacts.read_json(folder, artifacts.METRICS, required=False) or {}
+        predictor.history = artifacts.read_json(folder, artifacts.HISTORY, required=False) or {}
         return predictor
 
     def _write_model(self, folder: Path) -> None:
@@ -253,11 +261,8 @@ class SequencePredictor(Predictor):
             max_labels: most labels per document (default: the model's `max_labels`).
         """
         texts = check_texts(texts)
-        beam_size = self.model_config.beam_size if beam_size is None else beam_size
-        if beam_size < 1:
-            raise InputError(f"--beam-size must be at least 1, got {beam_size}")
-        if max_labels is not None and max_labels < self.model_config.min_labels:
-            raise InputError(f"--max-labels must be at least {self.model_config.min_labels}, got {max_labels}")
+        beam_size = check_count(self.model_config.beam_size if beam_size is None else beam_size, "--beam-size", 1)
+        max_labels = check_count(max_labels, "--max-labels", self.model_config.min_labels)
         return decode_texts(self.model, texts, beam_size=beam_size, max_labels=max_labels)
 
     def explain(self, text: str, beam_size: int | None = None) -> Explanation:
@@ -286,7 +291,9 @@ class SequencePredictor(Predictor):
 
     @classmethod
     def _read_model(cls, folder: Path, vocab: LabelVocabulary, config: dict) -> SequencePredictor:
-        return cls(_load_keras(folder / artifacts.MODEL), vocab, config)
+        from mlgen.model import LabelSequenceModel
+
+        return cls(load_keras(folder, config, vocab, LabelSequenceModel), vocab, config)
 
 
 class ScoringPredictor(Predictor):
@@ -328,9 +335,11 @@ class ScoringPredictor(Predictor):
         """
         if beam_size not in (None, 1):
             raise InputError(f"--beam-size applies to cnn-rnn models; this is a {self.model_type} model")
-        if max_labels is not None and max_labels < 1:
-            raise InputError(f"--max-labels must be at least 1, got {max_labels}")
-        scores = self.scores(check_texts(texts))
+        max_labels = check_count(max_labels, "--max-labels", 1)
+        texts = check_texts(texts)
+        if not texts:
+            return []
+        scores = self.scores(texts)
         chosen = thresholds.apply(scores, self.threshold, self.always_top)
         predictions = []
         for row_scores, row_chosen in zip(scores, chosen):
@@ -352,23 +361,126 @@ class ScoringPredictor(Predictor):
     @classmethod
     def load(cls, folder) -> ScoringPredictor:
         predictor = super().load(folder)
-        threshold = load_json(Path(folder) / artifacts.THRESHOLDS)["threshold"]
-        predictor.threshold = np.asarray(threshold) if isinstance(threshold, list) else threshold
+        threshold = artifacts.read_json(folder, artifacts.THRESHOLDS).get("threshold")
+        if isinstance(threshold, list):
+            threshold = np.asarray(threshold, dtype=object)
+            if threshold.shape != (predictor.vocab.num_labels,) or not all(_is_number(t) for t in threshold):
+                raise artifacts.damaged(
+                    folder, artifacts.THRESHOLDS, f"needs {predictor.vocab.num_labels} numbers, one per label"
+                )
+            threshold = threshold.astype(np.float64)
+        elif not _is_number(threshold):
+            raise artifacts.damaged(folder, artifacts.THRESHOLDS, 'needs a number under "threshold"')
+        predictor.threshold = threshold
         return predictor
 
 
-def _load_keras(path: Path):
-    """A `.keras` model in safe mode, mlgen's layers registered."""
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def check_count(value, flag: str, minimum: int) -> int | None:
+    """`value` as an int (None stays None), or an InputError unless a whole number >= `minimum`."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InputError(f"{flag} must be a whole number, got {value!r}")
+    if value < minimum:
+        raise InputError(f"{flag} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def read_config(folder: Path) -> dict:
+    """`config.json` of a run folder, checked: every section an object whose values
+    make valid configs.
+
+    Raises:
+        InputError: naming the folder and `config.json` when it is not.
+    """
+    config = artifacts.read_json(folder, artifacts.CONFIG)
+    if not isinstance(config.get("model_type", "cnn-rnn"), str):
+        raise artifacts.damaged(folder, artifacts.CONFIG, f"has model_type {config['model_type']!r}, not a name")
+    sections = {"model": ModelConfig, "train": TrainConfig, "baseline": BaselineConfig, "data": None}
+    for key, cls in sections.items():
+        section = config.get(key, {})
+        if not isinstance(section, dict):
+            raise artifacts.damaged(folder, artifacts.CONFIG, f"has a {type(section).__name__} under {key!r}")
+        try:
+            if cls is not None:
+                from_dict(cls, section)
+        except InputError as err:
+            raise artifacts.damaged(folder, artifacts.CONFIG, f"has a bad {key!r} value ({err})") from None
+    return config
+
+
+def read_vocabulary(folder: Path) -> LabelVocabulary:
+    """`label_vocab.json` of a run folder, or an InputError naming it."""
+    data = artifacts.read_json(folder, artifacts.LABEL_VOCAB)
+    try:
+        return LabelVocabulary.from_dict(data)
+    except (InputError, KeyError, TypeError) as err:
+        raise artifacts.damaged(
+            folder, artifacts.LABEL_VOCAB, f"is not a label vocabulary ({first_line(err)})"
+        ) from None
+
+
+def model_file(folder: Path, name: str, config: dict) -> Path:
+    """`folder/name`, the model file of `config`'s model type, or an InputError that says
+    which model file the folder holds instead."""
+    path = folder / name
+    if path.is_file():
+        return path
+    other = {artifacts.MODEL: artifacts.LINEAR, artifacts.LINEAR: artifacts.MODEL}[name]
+    instead = (
+        f"; it holds {other} instead: is its {artifacts.CONFIG} from another run?" if (folder / other).is_file() else ""
+    )
+    model_type = config.get("model_type", "cnn-rnn")
+    raise artifacts.damaged(folder, name, f"is missing (model type {model_type}){instead}")
+
+
+def load_keras(folder: Path, config: dict, vocab: LabelVocabulary, expected: type):
+    """The `.keras` model of a run folder, loaded in safe mode with mlgen's layers registered.
+
+    Raises:
+        InputError: naming the folder and `model.keras` when the file is missing or
+            damaged, was written by another mlgen, holds another kind of model than
+            `expected` (the class `config.json`'s model type needs), or labels other
+            than `vocab`'s.
+    """
     import keras
 
     import mlgen.baselines.cnn_br  # noqa: F401  registers the custom layers and models
     import mlgen.model  # noqa: F401
 
+    path = model_file(folder, artifacts.MODEL, config)
     try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except (ValueError, TypeError, KeyError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(
-            f"{path}: cannot be loaded by mlgen {__version__} (a run folder from an older mlgen must be "
-            f"retrained): {first_line}"
-        ) from None
+        with zipfile.ZipFile(path) as archive:
+            broken = archive.testzip()  # reads every member: a flipped bit fails its CRC
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError, NotImplementedError) as err:
+        raise artifacts.damaged(folder, artifacts.MODEL, f"is damaged: not a readable .keras archive ({err})") from None
+    if broken is not None:
+        raise artifacts.damaged(folder, artifacts.MODEL, f"is damaged: its member {broken} fails the CRC check")
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as err:  # noqa: BLE001  a user's file: every failure becomes one line
+        written = config.get("mlgen_version")
+        if written != __version__:
+            raise InputError(
+                f"{path}: written by mlgen {written}, cannot be loaded by mlgen {__version__} "
+                f"({first_line(err)}); retrain with this version"
+            ) from None
+        raise artifacts.damaged(folder, artifacts.MODEL, f"cannot be loaded ({first_line(err)})") from None
+    if not isinstance(model, expected):
+        raise artifacts.damaged(
+            folder,
+            artifacts.CONFIG,
+            f"says model type {config.get('model_type', 'cnn-rnn')}, but {artifacts.MODEL} holds a "
+            f"{type(model).__name__}",
+        )
+    if list(model.labels) != vocab.labels:
+        raise artifacts.damaged(
+            folder,
+            artifacts.LABEL_VOCAB,
+            f"does not match {artifacts.MODEL} ({vocab.num_labels} labels against the model's {len(model.labels)})",
+        )
+    return model

@@ -6,7 +6,7 @@ Imports stay lazy so that `linear-br` never pulls in TensorFlow.
 from __future__ import annotations
 
 from mlgen import artifacts
-from mlgen.config import BaselineConfig, ModelConfig, TrainConfig, load_json
+from mlgen.config import BaselineConfig, ModelConfig, TrainConfig
 from mlgen.data import LabelledData
 from mlgen.errors import InputError
 
@@ -31,9 +31,20 @@ def predictor_class(model_type: str):
 
 
 def load(folder):
-    """Restores any run folder written by `mlgen train` or `Predictor.save`."""
+    """Restores any run folder written by `mlgen train` or `Predictor.save`.
+
+    Raises:
+        InputError: naming the folder and the file at fault when it is not a complete,
+            readable run folder.
+    """
+    from mlgen.predict import read_config
+
     folder = artifacts.check_run_dir(folder)
-    model_type = load_json(folder / artifacts.CONFIG).get("model_type", "cnn-rnn")
+    model_type = read_config(folder).get("model_type", "cnn-rnn")
+    if model_type not in MODEL_TYPES:
+        raise artifacts.damaged(
+            folder, artifacts.CONFIG, f"has the unknown model type {model_type!r} (known: {', '.join(MODEL_TYPES)})"
+        )
     return predictor_class(model_type).load(folder)
 
 

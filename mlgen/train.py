@@ -18,13 +18,14 @@ import sys
 import time
 
 import keras
+import numpy as np
 
 from mlgen import __version__, metrics, pipeline
 from mlgen.baselines.cnn_br import BinaryRelevanceModel, CNNBRPredictor
 from mlgen.config import ENCODER_FIELDS, LINEAR_FIELDS, BaselineConfig, ModelConfig, TrainConfig, to_dict
 from mlgen.data import LabelledData, train_dev_split
 from mlgen.embeddings import load_word_vectors
-from mlgen.errors import InputError
+from mlgen.errors import InputError, TrainingDiverged
 from mlgen.model import LabelSequenceModel
 from mlgen.predict import Predictor, SequencePredictor
 from mlgen.vocab import PAD_ID, LabelVocabulary
@@ -77,6 +78,27 @@ class TrainingSpeed(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["train_docs_per_s"] = self.num_docs / max(self._last_batch - self._started, 1e-9)
+
+
+class StopOnNonFiniteLoss(keras.callbacks.TerminateOnNaN):
+    """Keras's `TerminateOnNaN`, made an error: raises `TrainingDiverged` at the first
+    batch whose loss is NaN or infinite, so that nothing diverged is ever saved."""
+
+    def __init__(self, learning_rate: float):
+        super().__init__()
+        self.learning_rate = learning_rate
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingDiverged(
+                f"training diverged: the loss became {float(loss)} in epoch {self._epoch + 1}, batch {batch + 1}; "
+                f"nothing was saved; try a lower --learning-rate (now {self.learning_rate:g}) or --clipnorm"
+            )
 
 
 # Each schedule's k when `sampling_rate` is 0.
@@ -216,11 +238,11 @@ def fit(
     stopping = keras.callbacks.EarlyStopping(
         monitor="val_micro_f1", mode="max", patience=train_config.patience, restore_best_weights=True, verbose=0
     )
-    callbacks = [TrainingSpeed(len(train)), dev_callback, stopping]
+    callbacks = [StopOnNonFiniteLoss(train_config.learning_rate), TrainingSpeed(len(train)), dev_callback, stopping]
     if train_config.ema_momentum:
         # The averaged weights are in the model from each epoch's end to the next epoch's
         # start: dev is scored with them and early stopping keeps them.
-        callbacks.insert(1, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+        callbacks.insert(2, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if model_type == "cnn-rnn" and model_config.scheduled_sampling != "none":
         callbacks.insert(0, ScheduledSampling(model_config.scheduled_sampling, model_config.sampling_rate))
     if log_dir is not None:
@@ -235,6 +257,7 @@ def fit(
         shuffle=False,
     )
     fit_seconds = time.perf_counter() - fit_started
+    _check_finite(model, train_config)
     # The best epoch's weights are back: tune its threshold (cnn-br) or EOS bias (cnn-rnn).
     predictor.calibrate(dev)
     dev_scores = metrics.evaluate(dev.label_sets, predictor.predict(dev.texts), vocab.labels)
@@ -279,6 +302,16 @@ def _build_model(cls, vocab, train, model_config, train_config, verbose):
             verbose,
         )
     return model, train_ids
+
+
+def _check_finite(model, train_config: TrainConfig) -> None:
+    """Raises `TrainingDiverged` if a trained weight is NaN or infinite."""
+    bad = [w.path for w in model.weights if not np.isfinite(keras.ops.convert_to_numpy(w.value)).all()]
+    if bad:
+        raise TrainingDiverged(
+            f"training diverged: {len(bad)} weights are not finite (first: {bad[0]}); nothing was saved; "
+            f"try a lower --learning-rate (now {train_config.learning_rate:g})"
+        )
 
 
 def _say(message: str, verbose) -> None:

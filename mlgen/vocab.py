@@ -243,7 +243,18 @@ class LabelVocabulary:
 
     @classmethod
     def from_dict(cls, data: dict) -> LabelVocabulary:
-        return cls(data["labels"], data.get("counts"), order=data.get("order", "frequency"))
+        """The inverse of `to_dict`. Raises InputError unless `data` holds a list of label
+        names, optionally one count per label and an order."""
+        labels, counts = data.get("labels"), data.get("counts")
+        if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+            raise InputError("'labels' must be a list of label names")
+        if counts is not None and (
+            not isinstance(counts, list)
+            or len(counts) != len(labels)
+            or not all(isinstance(c, int) and not isinstance(c, bool) for c in counts)
+        ):
+            raise InputError(f"'counts' must be a list of {len(labels)} whole numbers, one per label")
+        return cls(labels, counts, order=data.get("order", "frequency"))
 
     def save(self, path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from conftest import TINY_FLAGS, write_csv
 
+import mlgen
 from mlgen.cli import main
 
 
@@ -59,7 +60,7 @@ def test_bad_input_is_one_line_and_exit_2(argv, expected, capsys, tmp_path, monk
 def test_train_refuses_to_overwrite_a_folder_that_is_not_a_run(tiny_csvs, tmp_path, capsys):
     (tmp_path / "keep.txt").write_text("mine")
     assert main(["train", "--train", tiny_csvs["train"], "--out", str(tmp_path), *TINY_FLAGS]) == 2
-    assert "not an mlgen run folder" in capsys.readouterr().err
+    assert "holds files mlgen did not write (keep.txt)" in capsys.readouterr().err
     assert (tmp_path / "keep.txt").read_text() == "mine"
 
 
@@ -139,3 +140,62 @@ def test_evaluate_reports_unknown_gold_labels(tiny_run, tmp_path, capsys):
 def test_python_dash_m_mlgen_version():
     result = mlgen_cli("--version")
     assert result.returncode == 0 and result.stdout.startswith("mlgen ")
+
+
+def _linear_run(train, out, *flags):
+    assert main(["train", "--model", "linear-br", "--train", train, "--out", out, *flags]) == 0
+    return out
+
+
+def test_a_latin1_model_reads_utf8_input_as_utf8_never_as_mojibake(tiny_csvs, tmp_path, capsys):
+    frame = pd.read_csv(tiny_csvs["train"], keep_default_na=False)
+    frame["text"] = "caf\u00e9 " + frame["text"]
+    frame.to_csv(tmp_path / "train.csv", index=False, encoding="latin-1")
+    run = _linear_run(tmp_path / "train.csv", tmp_path / "run", "--encoding", "latin-1")
+    for encoding in ("utf-8", "latin-1"):
+        source, out = tmp_path / f"in-{encoding}.csv", tmp_path / f"out-{encoding}.csv"
+        frame.head(5)[["text"]].to_csv(source, index=False, encoding=encoding)
+        capsys.readouterr()
+        assert main(["predict", "--model", run, "--input", source, "--output", out]) == 0
+        note = "valid UTF-8, so read as UTF-8, not as the model's training encoding latin-1"
+        assert (note in capsys.readouterr().err) == (encoding == "utf-8")
+        written = pd.read_csv(out, keep_default_na=False)  # mlgen writes UTF-8
+        assert written["text"].tolist() == frame.head(5)["text"].tolist()
+    assert main(["predict", "--model", run, "--input", source, "--output", out, "--encoding", "utf-8"]) == 2
+
+
+def test_labels_column_given_now_wins_over_remembered_one_hot_columns(tiny_csvs, tmp_path, capsys):
+    frame = pd.read_csv(tiny_csvs["train"], keep_default_na=False)
+    labels = sorted({label for cell in frame["labels"] for label in cell.split("|")})
+    one_hot = frame[["text"]].assign(**{label: frame["labels"].map(lambda c, x=label: int(x in c.split("|")))
+                                        for label in labels})  # fmt: skip
+    one_hot.to_csv(tmp_path / "one_hot.csv", index=False)
+    run = _linear_run(tmp_path / "one_hot.csv", tmp_path / "run", "--label-columns", ",".join(labels))
+    capsys.readouterr()
+    argv = ["evaluate", "--model", run, "--data", tiny_csvs["test"], "--json"]
+    assert main([*argv, "--labels-column", "labels"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_docs"] == 80
+    assert main(argv) == 2  # the remembered one-hot columns are not in this file
+    err = capsys.readouterr().err
+    assert "no one-hot label columns" in err and "--labels-column" in err
+
+
+def test_predict_with_chunks_in_which_no_row_is_valid(tiny_run, tiny_csvs, tmp_path, capsys):
+    _, cnn_rnn = tiny_run
+    linear = _linear_run(tiny_csvs["train"], tmp_path / "linear")
+    source = write_csv(tmp_path / "in.csv", "text\nwheat exports\n\n\nbank rates rose\n")
+    for run in (cnn_rnn, linear):
+        out = tmp_path / f"out-{run.name}.csv"
+        assert main(["predict", "--model", run, "--input", source, "--output", out, "--chunk-size", "1"]) == 0
+        assert "wrote 2 rows" in capsys.readouterr().out
+        assert pd.read_csv(out)["text"].tolist() == ["wheat exports", "bank rates rose"]
+    assert mlgen.load(linear).predict([]) == [] and mlgen.load(cnn_rnn).predict([]) == []
+
+
+def test_evaluate_of_a_file_whose_rows_were_all_dropped(tiny_run, tmp_path, capsys):
+    _, run = tiny_run
+    source = write_csv(tmp_path / "d.csv", "text,labels\n,earn\n \t,acq\n")
+    argv = ["evaluate", "--model", run, "--data", source, "--drop-invalid"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "read 0 documents, dropped 2 invalid rows" in err

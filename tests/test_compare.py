@@ -1,5 +1,7 @@
 """`mlgen compare` end to end on a tiny CSV, and the CLI around the baselines."""
 
+import json
+
 import pandas as pd
 import pytest
 from conftest import TINY_FLAGS
@@ -69,3 +71,28 @@ def test_evaluate_per_label_csv(tiny_run, tiny_csvs, tmp_path):
     assert table.columns.tolist() == list(PER_LABEL_COLUMNS)
     gold = pd.read_csv(tiny_csvs["test"])["labels"].str.split("|").explode().value_counts()
     assert table.set_index("label")["support"].to_dict() == {label: gold.get(label, 0) for label in table["label"]}
+
+
+@pytest.mark.parametrize("empty_sets", [False, True], ids=["one-label-only", "one-label-or-none"])
+def test_one_label_overall_trains_evaluates_and_compares_every_model(tiny_csvs, tmp_path, empty_sets, capsys):
+    # One-class tagging: sample-wise metrics used to crash every model type and compare.
+    frame = pd.read_csv(tiny_csvs["train"], keep_default_na=False)
+    if empty_sets:
+        frame["labels"] = frame["labels"].map(lambda cell: "earn" if "earn" in cell.split("|") else "")
+    else:
+        frame["labels"] = "earn"
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    frame.head(240).to_csv(train, index=False)
+    frame.tail(60).to_csv(test, index=False)
+    out = tmp_path / "cmp"
+    argv = ["compare", "--train", train, "--test", test, "--seeds", "1", "--out", out, "--allow-empty-labels"]
+    assert main([*argv, *TINY_FLAGS]) == 0
+    results = pd.read_csv(out / compare.RESULTS).set_index("model")
+    assert results["micro_f1_mean"].between(0, 1).all()
+    if not empty_sets:
+        assert (results["micro_f1_mean"] == 1.0).all()  # the one label on every document
+    run = tmp_path / "run"
+    assert main(["train", "--train", train, "--out", run, "--allow-empty-labels", *TINY_FLAGS]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--model", run, "--data", test, "--allow-empty-labels", "--json"]) == 0
+    assert 0.0 <= json.loads(capsys.readouterr().out)["samples_f1"] <= 1.0

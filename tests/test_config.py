@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from mlgen.config import ModelConfig, TrainConfig, add_arguments, from_args, from_dict, to_dict
+from mlgen.config import BaselineConfig, ModelConfig, TrainConfig, add_arguments, from_args, from_dict, to_dict
 from mlgen.errors import InputError
 
 
@@ -52,3 +52,41 @@ def test_json_round_trip_restores_tuples():
 def test_out_of_range_values_name_the_flag(cls, kwargs, message):
     with pytest.raises(InputError, match=message):
         cls(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "cls, kwargs, message",
+    [
+        (TrainConfig, {"learning_rate": float("nan")}, "--learning-rate must be a finite number, got nan"),
+        (TrainConfig, {"learning_rate": float("inf")}, "--learning-rate must be a finite number, got inf"),
+        (ModelConfig, {"dropout": float("nan")}, "--dropout must be a finite number"),
+        (BaselineConfig, {"C": float("nan")}, "--C must be a finite number"),
+        (TrainConfig, {"seed": 99999999999}, "--seed must be at most 4294967295"),
+        (TrainConfig, {"epochs": 2.5}, "--epochs must be a whole number, got 2.5"),
+        (ModelConfig, {"cell": 3}, "--cell must be a name"),
+        (ModelConfig, {"filter_sizes": ()}, "--filter-sizes must be one or more whole numbers"),
+        (ModelConfig, {"tune_eos_bias": "yes"}, "--tune-eos-bias must be true or false"),
+    ],
+)
+def test_non_finite_wrong_typed_and_huge_values_are_refused(cls, kwargs, message):
+    with pytest.raises(InputError, match=message):
+        cls(**kwargs)
+
+
+def test_numpy_numbers_from_a_parameter_grid_become_python_numbers():
+    import json
+
+    import numpy as np
+
+    model = ModelConfig(num_filters=np.int64(8), dropout=np.float32(0.25), filter_sizes=np.array([2, 3]).tolist())
+    assert type(model.num_filters) is int and type(model.dropout) is float
+    json.dumps(to_dict(model))
+
+
+@pytest.mark.parametrize("flag, value", [("--learning-rate", "nan"), ("--dropout", "nan"), ("--seed", "99999999999")])
+def test_the_cli_refuses_them_with_one_line(flag, value, capsys):
+    from mlgen.cli import main
+
+    assert main(["train", "--out", "never-written", flag, value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mlgen: error: {flag} must be") and err.count("\n") == 1

@@ -1,9 +1,21 @@
 """The labelled-CSV reader: formats, every bad-input case, drops, chunks, the dev split."""
 
+import gzip
+
 import pytest
 from conftest import write_csv
 
-from mlgen.data import CSVFormat, read_chunks, read_labelled_csv, read_texts, split_labels, train_dev_split
+from mlgen.data import (
+    CSVFormat,
+    check_texts,
+    from_lists,
+    is_utf8,
+    read_chunks,
+    read_labelled_csv,
+    read_texts,
+    split_labels,
+    train_dev_split,
+)
 from mlgen.errors import InputError
 
 GOOD = "text,labels\nfirst doc,b|a\nsecond doc,a\nthird doc, c | a |c\n"
@@ -175,3 +187,68 @@ def test_train_dev_split_is_seeded_disjoint_and_complete(tmp_path):
         train_dev_split(data, 1.5)
     with pytest.raises(InputError, match="empty dev"):
         train_dev_split(data, 0.001)
+
+
+def _damaged(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(data)
+    message = _error(path)
+    assert str(path) in message and "damaged" in message and "re-create" in message
+    return message
+
+
+def test_a_gzip_with_a_flipped_byte(tmp_path):
+    data = bytearray(gzip.compress(("text,labels\n" + "a doc,x\n" * 200).encode()))
+    data[len(data) // 2] ^= 0xFF
+    assert "the gzip data is damaged" in _damaged(tmp_path, "d.csv.gz", bytes(data))
+
+
+def test_a_truncated_gzip(tmp_path):
+    data = gzip.compress(("text,labels\n" + "a doc,x\n" * 200).encode())
+    _damaged(tmp_path, "d.csv.gz", data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("name", ["d.csv.zip", "d.csv.xz", "d.csv.bz2", "d.csv.gz"])
+def test_a_file_that_is_not_what_its_suffix_says(tmp_path, name):
+    _damaged(tmp_path, name, b"this is not compressed at all\n" * 10)
+
+
+def test_an_undecodable_compressed_file_names_the_line(tmp_path):
+    path = write_csv(tmp_path / "d.csv.gz", "text,labels\na,x\ncaf\u00e9,y\n", encoding="latin-1")
+    assert "line 3 (byte 0xe9) is not valid utf-8" in _error(path)
+
+
+def test_a_file_whose_every_row_is_dropped_is_an_error(tmp_path):
+    path = write_csv(tmp_path / "d.csv", "text,labels\n,x\n\n ,y\n")
+    message = _error(path, CSVFormat(drop_invalid=True))
+    assert "read 0 documents, dropped 3 invalid rows" in message and "no documents are left" in message
+
+
+def test_is_utf8(tmp_path):
+    assert is_utf8(write_csv(tmp_path / "a.csv", "text\nplain\n")) is None
+    assert is_utf8(write_csv(tmp_path / "u.csv.gz", "text\ncaf\u00e9\n")) is True
+    assert is_utf8(write_csv(tmp_path / "l.csv", "text\ncaf\u00e9\n", encoding="latin-1")) is False
+
+
+def test_lists_follow_the_csv_readers_rules():
+    data = from_lists(["a doc", "b doc"], [[" earn ", "earn", ""], ("acq",)], "fit data")
+    assert data.label_sets == [["earn"], ["acq"]]  # stripped as the CSV reader strips "earn | earn"
+    assert data.label_sets == read_labelled_csv_like(" earn | earn|", "acq")
+    with pytest.raises(InputError, match=r"fit data: empty text at items 1"):
+        from_lists(["a", "  "], [["x"], ["y"]], "fit data")
+    with pytest.raises(InputError, match=r"fit data: empty labels at items 0; pass allow_empty_labels=True"):
+        from_lists(["a"], [[" "]], "fit data")
+    assert from_lists(["a"], [[]], "fit data", allow_empty_labels=True).label_sets == [[]]
+    with pytest.raises(InputError, match=r"label set 1 is None; give a list of label names"):
+        from_lists(["a", "b"], [["x"], None], "fit data")
+    with pytest.raises(InputError, match="fit data: no documents"):
+        from_lists([], [], "fit data")
+
+
+def read_labelled_csv_like(*cells):
+    return [split_labels(cell) for cell in cells]
+
+
+def test_texts_that_are_not_valid_unicode_are_refused():
+    with pytest.raises(InputError, match=r"texts: item 1 is not valid Unicode text \(surrogates not allowed"):
+        check_texts(["fine", "\ud800"])

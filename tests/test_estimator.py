@@ -54,9 +54,9 @@ def test_fit_input_errors():
 
 
 def test_fit_collapses_duplicate_labels():
-    from mlgen.estimator import _labelled
+    from mlgen.data import from_lists
 
-    assert _labelled(["a"], [("x", "y", "x")], "fit data").label_sets == [["x", "y"]]
+    assert from_lists(["a"], [("x", "y", "x")], "fit data").label_sets == [["x", "y"]]
 
 
 def test_estimator_takes_the_decoder_variants_and_explains(tiny_csvs):
@@ -66,3 +66,35 @@ def test_estimator_takes_the_decoder_variants_and_explains(tiny_csvs):
     assert clf.get_params()["attention"] == "dot" and clf.predictor_.model.decoder_layers == 2
     explanation = clf.explain(train.texts[0])
     assert explanation.weights.shape == (len(explanation.labels), len(explanation.tokens))
+
+
+def test_fit_and_predict_refuse_what_the_csv_reader_refuses():
+    clf = mlgen.LabelSequenceClassifier()
+    with pytest.raises(InputError, match="fit data: label set 1 is None"):
+        clf.fit(["a", "b"], [["x"], None])
+    with pytest.raises(InputError, match="give dev_texts and dev_label_sets together"):
+        clf.fit(["a"], [["x"]], dev_texts=["b"])
+    with pytest.raises(InputError, match="fit data: empty text at items 0"):
+        clf.fit([""], [["x"]])
+    with pytest.raises(InputError, match="fit data: empty labels at items 1; pass allow_empty_labels=True"):
+        clf.fit(["a", "b"], [["x"], []])
+    with pytest.raises(InputError, match="fit data: empty labels at items 0"):
+        clf.fit(["a"], [[" ", ""]])
+
+
+def test_fit_strips_labels_as_the_csv_reader_does(tiny_csvs):
+    train = read_labelled_csv(tiny_csvs["train"]).subset(range(60))
+    padded = [[f" {label} " for label in labels] for labels in train.label_sets]
+    clf = mlgen.LabelSequenceClassifier(**TINY_MODEL, epochs=1, embeddings=None).fit(train.texts, padded)
+    assert set(clf.classes_) <= {label for labels in train.label_sets for label in labels}
+
+
+def test_predict_refuses_bad_texts_and_bad_beam_sizes(tiny_run):
+    predictor, _ = tiny_run
+    with pytest.raises(InputError, match=r"texts: item 0 is not valid Unicode text"):
+        predictor.predict(["\ud800"])
+    for beam_size in (2.5, "3", True):
+        with pytest.raises(InputError, match="--beam-size must be a whole number"):
+            predictor.predict(["wheat"], beam_size=beam_size)
+    with pytest.raises(InputError, match="--max-labels must be a whole number"):
+        predictor.predict(["wheat"], max_labels=1.5)

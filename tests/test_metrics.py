@@ -124,3 +124,16 @@ def test_gold_labels_outside_the_columns_count_as_misses_when_tuning():
     scores, truth = np.array([[0.9, 0.8, 0.7, 0.6]]), np.array([[1, 0, 0, 1]])
     assert thresholds.apply(scores, thresholds.tune(scores, truth)).sum() == 1
     assert thresholds.apply(scores, thresholds.tune(scores, truth, missed=2)).sum() == 4
+
+
+def test_one_label_overall_is_scored_like_any_other_task():
+    # scikit-learn reads a one-column indicator matrix as a binary target and refuses
+    # sample-wise averages; a one-label vocabulary (one-class tagging) must still score.
+    gold, pred = [["spam"], [], ["spam"], ["spam"]], [["spam"], ["spam"], [], ["spam"]]
+    scores = metrics.evaluate(gold, pred, ["spam"])
+    assert scores["micro_f1"] == pytest.approx(2 / 3) and scores["macro_f1"] == pytest.approx(2 / 3)
+    assert scores["samples_f1"] == pytest.approx(0.5) and scores["subset_accuracy"] == pytest.approx(0.5)
+    assert scores["hamming_loss"] == pytest.approx(0.5)  # 2 wrong cells of 4, the padding column not counted
+    table = metrics.per_label(gold, pred, ["spam"])
+    assert table["label"].tolist() == ["spam"] and table["support"].tolist() == [3]
+    assert metrics.evaluate([["a"]] * 3, [["a"]] * 3, ["a"])["samples_f1"] == 1.0

@@ -188,7 +188,7 @@ def test_save_is_atomic(tiny_run, tmp_path, monkeypatch):
 def test_save_refuses_to_replace_a_folder_that_is_not_a_run(tiny_run, tmp_path):
     predictor, _ = tiny_run
     (tmp_path / "notes.txt").write_text("keep me")
-    with pytest.raises(InputError, match="not an mlgen run folder"):
+    with pytest.raises(InputError, match=r"holds files mlgen did not write \(notes.txt\)"):
         predictor.save(tmp_path)
     assert (tmp_path / "notes.txt").read_text() == "keep me"
 
@@ -274,7 +274,30 @@ def test_a_run_folder_keras_cannot_load_is_a_clear_error(tiny_run, tmp_path, cap
     broken = tmp_path / "broken"
     shutil.copytree(folder, broken)
     (broken / artifacts.MODEL).write_bytes(b"not a keras file")
-    with pytest.raises(InputError, match="cannot be loaded by mlgen"):
+    with pytest.raises(InputError, match=r"broken: model.keras is damaged: not a readable .keras archive"):
         mlgen.load(broken)
     assert main(["predict", "--model", broken, "--input", "x.csv", "--output", tmp_path / "o.csv"]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_diverged_run_errors_and_never_replaces_the_good_model(tiny_run, tiny_csvs, tmp_path, capsys):
+    import shutil
+
+    from conftest import TINY_FLAGS
+
+    from mlgen.cli import main
+
+    predictor, folder = tiny_run
+    run = tmp_path / "run"
+    shutil.copytree(folder, run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    # A learning rate this large makes the loss NaN within a few batches (Keras would train on to `loss: nan`).
+    argv = ["train", "--train", tiny_csvs["train"], "--out", run, *TINY_FLAGS, "--learning-rate", "1e30"]
+    assert main([*argv, "--clipnorm", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("mlgen: error: training diverged: the loss became nan in epoch 1")
+    assert "nothing was saved" in err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no staging folder left
+    texts = read_labelled_csv(tiny_csvs["test"]).texts[:5]
+    assert mlgen.load(run).predict(texts) == predictor.predict(texts)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 import time
+import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +21,8 @@ from sklearn.svm import LinearSVC
 from mlgen import __version__, artifacts, metrics
 from mlgen.config import BaselineConfig, TrainConfig, from_dict, to_dict
 from mlgen.data import LabelledData, train_dev_split
-from mlgen.predict import ScoringPredictor
+from mlgen.errors import first_line
+from mlgen.predict import ScoringPredictor, model_file
 from mlgen.vocab import LabelVocabulary
 
 MODEL_TYPE = "linear-br"
@@ -50,6 +53,8 @@ class LinearBRPredictor(ScoringPredictor):
         self.vectorizer.idf_ = np.asarray(idf, dtype=np.float64)
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
+        if not len(texts):
+            return np.zeros((0, self.vocab.num_labels), np.float32)
         features = self.vectorizer.transform(list(texts)).astype(np.float32)  # (n_docs, n_features) sparse
         margins = np.asarray(features @ self.coef.T) + self.intercept  # (n_docs, num_labels)
         if self.baseline_config.classifier == "logreg":
@@ -67,8 +72,23 @@ class LinearBRPredictor(ScoringPredictor):
 
     @classmethod
     def _read_model(cls, folder: Path, vocab: LabelVocabulary, config: dict) -> LinearBRPredictor:
-        with np.load(folder / artifacts.LINEAR, allow_pickle=False) as arrays:
-            return cls(arrays["terms"], arrays["idf"], arrays["coef"], arrays["intercept"], vocab, config)
+        path = model_file(folder, artifacts.LINEAR, config)
+        try:
+            with np.load(path, allow_pickle=False) as arrays:
+                terms, idf, coef, intercept = (arrays[key] for key in ("terms", "idf", "coef", "intercept"))
+        except KeyError as err:
+            raise artifacts.damaged(folder, artifacts.LINEAR, f"lacks the array {err}") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+            raise artifacts.damaged(folder, artifacts.LINEAR, f"is damaged ({first_line(err)})") from None
+        shapes = {"idf": idf.shape, "coef": coef.shape, "intercept": intercept.shape}
+        expected = {"idf": terms.shape, "coef": (vocab.num_labels, *terms.shape), "intercept": (vocab.num_labels,)}
+        if terms.ndim != 1 or shapes != expected:
+            raise artifacts.damaged(
+                folder,
+                artifacts.LINEAR,
+                f"has arrays of shapes {shapes} for {vocab.num_labels} labels and {terms.shape} terms",
+            )
+        return cls(terms, idf, coef, intercept, vocab, config)
 
 
 def fit(

@@ -1,0 +1,319 @@
+"""Bad inputs, tried as a careless or hostile user would: what mlgen answers to each.
+
+Every case runs the real CLI (`python -m mlgen ...`) or a few lines of the Python API in
+a fresh process, inside a scratch folder, and records its exit status, the last line it
+printed to stderr, whether a traceback appeared, and whether the files a user owned in
+that folder are all still there, unchanged. Prints a Markdown table (the one in
+experiments/README.md, "Reliability") and exits 1 if any case printed a traceback or
+lost a file.
+
+    .venv/bin/python experiments/reliability.py [--cases 'gzip,model.keras'] [--json out.json]
+
+Takes about three minutes on 2 cores (each process imports the libraries again).
+"""
+
+# ruff: noqa: E501  (the table of cases reads best one case to a line)
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from mlgen import datasets
+
+TINY = (
+    "--max-tokens 1000 --sequence-length 50 --embedding-dim 16 --filter-sizes 2,3 --num-filters 16 "
+    "--decoder-units 32 --label-embedding-dim 16 --epochs 2 --batch-size 32 --embeddings none --ema-momentum 0"
+).split()
+
+
+def _tiny_csvs(folder: Path) -> None:
+    """train.csv (300 Reuters documents, top 8 labels, 50 words) and test.csv (80)."""
+    frame = datasets.load("reuters21578", "train")
+    top = set(frame["labels"].explode().value_counts().index[:8])
+    frame["labels"] = frame["labels"].map(lambda labels: [label for label in labels if label in top])
+    frame = frame[frame["labels"].map(len) > 0].head(380)
+    frame = frame.assign(
+        text=frame["text"].map(lambda t: " ".join(t.split()[:50])), labels=frame["labels"].map("|".join)
+    )
+    frame.head(300).to_csv(folder / "train.csv", index=False)
+    frame.tail(80).to_csv(folder / "test.csv", index=False)
+
+
+def _write(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+
+
+def _flip(path: Path, at: float = 0.5) -> None:
+    data = bytearray(path.read_bytes())
+    data[int(len(data) * at)] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _copy_run(src: str, dst: str):
+    def setup(d: Path):
+        shutil.copytree(d / src, d / dst)
+
+    return setup
+
+
+def _edit_json(folder: str, name: str, change):
+    def setup(d: Path):
+        path = d / folder / name
+        path.write_text(json.dumps(change(json.loads(path.read_text()))))
+
+    return setup
+
+
+def _then(*steps):
+    def setup(d: Path):
+        for step in steps:
+            step(d)
+
+    return setup
+
+
+def _gz_flipped(d: Path):
+    data = bytearray(gzip.compress((d / "train.csv").read_bytes()))
+    data[len(data) // 2] ^= 0xFF
+    _write(d / "bad.csv.gz", bytes(data))
+
+
+def _keras_bit_flip(d: Path):
+    path = d / "flip" / "model.keras"
+    with zipfile.ZipFile(path) as archive:
+        offset = max(archive.infolist(), key=lambda i: i.file_size).header_offset
+    data = bytearray(path.read_bytes())
+    data[offset + 200] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _project(d: Path):
+    """The issue's folder: a user's project that happens to hold a config.json."""
+    _write(d / "proj" / "config.json", "{}")
+    _write(d / "proj" / "src" / "main.py", "print('mine')\n")
+    shutil.copy(d / "train.csv", d / "proj" / "data.csv")
+
+
+# (area, case, setup or None, argv for `mlgen` or Python code after "py:", files the user owns)
+CASES = [
+    ("output", "`--out` a project folder holding a `config.json`, its own code and the training CSV", _project,
+     "train --model linear-br --train proj/data.csv --out proj", ["proj/config.json", "proj/src/main.py", "proj/data.csv"]),
+    ("output", "the same folder, training CSV elsewhere", _project,
+     "train --model linear-br --train train.csv --out proj", ["proj/config.json", "proj/src/main.py", "proj/data.csv"]),
+    ("output", "`--out` an earlier run folder of mlgen's", _copy_run("linear", "again"),
+     "train --model linear-br --train train.csv --out again", []),
+    ("output", "`--out` an earlier run folder plus a user's notes.txt",
+     _then(_copy_run("linear", "noted"), lambda d: _write(d / "noted" / "notes.txt", "mine")),
+     "train --model linear-br --train train.csv --out noted", ["noted/notes.txt"]),
+    ("output", "`--out .` in a working folder", None, "train --model linear-br --train train.csv --out .", ["train.csv"]),
+    ("output", "`--out` a file", lambda d: _write(d / "file.txt", "mine"),
+     "train --model linear-br --train train.csv --out file.txt", ["file.txt"]),
+    ("output", "`--out` below a file (checked before training)", lambda d: _write(d / "file.txt", "mine"),
+     "train --train train.csv --out file.txt/run", ["file.txt"]),
+    ("output", "`compare --out` a folder with a `results.csv` and a user's thesis",
+     lambda d: (_write(d / "cmp" / "results.csv", "model\n"), _write(d / "cmp" / "thesis.tex", "ch. 1")),
+     "compare --train train.csv --test test.csv --models linear-br --seeds 1 --out cmp", ["cmp/thesis.tex"]),
+    ("output", "`save()` into a folder holding a user's file", lambda d: _write(d / "mine" / "keep.txt", "keep"),
+     "py:import mlgen; mlgen.load('linear').save('mine')", ["mine/keep.txt"]),
+    ("output", "staging folder and partial file left by a killed run (`kill -9`)",
+     lambda d: (_write(d / ".again2.tmp-4000000-x" / "config.json", "{}"), _write(d / ".tmp-4000000-o.csv", "x")),
+     "py:import mlgen, os; mlgen.load('linear').save('again2'); "
+     "from mlgen import artifacts; artifacts.atomic_file('o.csv').__enter__(); "
+     "assert not [p for p in os.listdir('.') if '4000000' in p], os.listdir('.'); print('cleaned up')", []),
+    ("output", "a swap cut between its two renames: only `.run.old-PID` is left", _then(
+        _copy_run("linear", ".cut.old-4000000")), "train --model linear-br --train train.csv --out cut", []),
+    ("numbers", "`--learning-rate nan`", None, "train --train train.csv --out x --learning-rate nan", []),
+    ("numbers", "`--learning-rate inf`", None, "train --train train.csv --out x --learning-rate inf", []),
+    ("numbers", "`--dropout nan`", None, "train --train train.csv --out x --dropout nan", []),
+    ("numbers", "`--C nan`", None, "train --model linear-br --train train.csv --out x --C nan", []),
+    ("numbers", "`--seed 99999999999`", None, "train --model linear-br --train train.csv --out x --seed 99999999999", []),
+    ("numbers", "a loss that becomes NaN (`--learning-rate 1e30 --clipnorm 0`) over a good run",
+     _copy_run("rnn", "good"), f"train --train train.csv --out good {' '.join(TINY)} --learning-rate 1e30 --clipnorm 0",
+     ["good/model.keras", "good/config.json"]),
+    ("numbers", "`--beam-size 0`", None, "predict --model rnn --input test.csv --output o.csv --beam-size 0", []),
+    ("one label", "every document has the one label `earn`",
+     lambda d: _write(d / "one.csv", "text,labels\n" + "".join(f"doc {i} about earnings,earn\n" for i in range(60))),
+     f"train --train one.csv --out one {' '.join(TINY)}", []),
+    ("one label", "one label or none (`--allow-empty-labels`), compared over all three models",
+     lambda d: _write(d / "oneempty.csv", "text,labels\n" + "".join(
+         f"doc {i} {'profit' if i % 2 else 'weather'} news,{'earn' if i % 2 else ''}\n" for i in range(80))),
+     f"compare --train oneempty.csv --test oneempty.csv --seeds 1 --out cmp1 --allow-empty-labels {' '.join(TINY)}", []),
+    ("no documents", "linear-br `predict([])`", None, "py:import mlgen; print(mlgen.load('linear').predict([]))", []),
+    ("no documents", "`predict --chunk-size 1` on a file with blank lines",
+     lambda d: _write(d / "blank.csv", "text\nwheat\n\n\ncorn\n"),
+     "predict --model rnn --input blank.csv --output o.csv --chunk-size 1", []),
+    ("no documents", "`evaluate --drop-invalid` on a file whose rows are all dropped",
+     lambda d: _write(d / "dropped.csv", "text,labels\n,earn\n ,acq\n"),
+     "evaluate --model rnn --data dropped.csv --drop-invalid", []),
+    ("no documents", "`fit([], [])`", None, "py:import mlgen; mlgen.LabelSequenceClassifier().fit([], [])", []),
+    ("compressed", "a gzip with a flipped byte", _gz_flipped, "train --model linear-br --train bad.csv.gz --out x", []),
+    ("compressed", "a truncated gzip", lambda d: _write(d / "cut.csv.gz", gzip.compress(b"text,labels\na,b\n" * 500)[:100]),
+     "train --model linear-br --train cut.csv.gz --out x", []),
+    ("compressed", "a `.zip` that is not a zip", lambda d: _write(d / "bad.csv.zip", b"PK\x03\x04junk" * 20),
+     "train --model linear-br --train bad.csv.zip --out x", []),
+    ("compressed", "an `.xz` that is not xz", lambda d: _write(d / "bad.csv.xz", b"\xfd7zXZ\x00junk" * 20),
+     "train --model linear-br --train bad.csv.xz --out x", []),
+    ("compressed", "a `.bz2` that is not bz2", lambda d: _write(d / "bad.csv.bz2", b"junk" * 20),
+     "train --model linear-br --train bad.csv.bz2 --out x", []),
+    ("run folder", "`model.keras` with one flipped bit in the weights", _then(_copy_run("rnn", "flip"), _keras_bit_flip),
+     "predict --model flip --input test.csv --output o.csv", []),
+    ("run folder", "`model.keras` with a flipped byte", _then(_copy_run("rnn", "flip2"), lambda d: _flip(d / "flip2/model.keras")),
+     "predict --model flip2 --input test.csv --output o.csv", []),
+    ("run folder", "a truncated `model.keras`", _then(_copy_run("rnn", "cut2"), lambda d: (d / "cut2/model.keras").write_bytes(
+        (d / "cut2/model.keras").read_bytes()[:5000])), "evaluate --model cut2 --data test.csv", []),
+    ("run folder", "`config.json` not JSON", _then(_copy_run("linear", "c1"), lambda d: _write(d / "c1/config.json", "{")),
+     "predict --model c1 --input test.csv --output o.csv", []),
+    ("run folder", "`config.json` a list", _then(_copy_run("linear", "c2"), lambda d: _write(d / "c2/config.json", "[]")),
+     "evaluate --model c2 --data test.csv", []),
+    ("run folder", "`config.json` with `\"C\": \"high\"`",
+     _then(_copy_run("linear", "c3"), _edit_json("c3", "config.json", lambda c: {**c, "baseline": {**c["baseline"], "C": "high"}})),
+     "evaluate --model c3 --data test.csv", []),
+    ("run folder", "`config.json` with an unknown model type",
+     _then(_copy_run("linear", "c4"), _edit_json("c4", "config.json", lambda c: {**c, "model_type": "svm"})),
+     "evaluate --model c4 --data test.csv", []),
+    ("run folder", "`config.json` says cnn-br, `model.keras` is a cnn-rnn",
+     _then(_copy_run("rnn", "c5"), _edit_json("c5", "config.json", lambda c: {**c, "model_type": "cnn-br"}),
+           lambda d: _write(d / "c5/thresholds.json", '{"threshold": 0.5}')),
+     "evaluate --model c5 --data test.csv", []),
+    ("run folder", "`config.json` says linear-br, the folder holds `model.keras`",
+     _then(_copy_run("rnn", "c6"), _edit_json("c6", "config.json", lambda c: {**c, "model_type": "linear-br"})),
+     "evaluate --model c6 --data test.csv", []),
+    ("run folder", "no `metrics.json` / `history.json`",
+     _then(_copy_run("linear", "m1"), lambda d: ((d / "m1/metrics.json").unlink(), (d / "m1/history.json").unlink())),
+     "evaluate --model m1 --data test.csv", []),
+    ("run folder", "no `label_vocab.json`", _then(_copy_run("linear", "v1"), lambda d: (d / "v1/label_vocab.json").unlink()),
+     "evaluate --model v1 --data test.csv", []),
+    ("run folder", "`label_vocab.json` with `\"labels\": \"earn\"`",
+     _then(_copy_run("linear", "v2"), lambda d: _write(d / "v2/label_vocab.json", '{"labels": "earn"}')),
+     "evaluate --model v2 --data test.csv", []),
+    ("run folder", "no `thresholds.json`", _then(_copy_run("linear", "t1"), lambda d: (d / "t1/thresholds.json").unlink()),
+     "evaluate --model t1 --data test.csv", []),
+    ("run folder", "`thresholds.json` with one threshold for 8 labels",
+     _then(_copy_run("linear", "t2"), lambda d: _write(d / "t2/thresholds.json", '{"threshold": [0.1]}')),
+     "evaluate --model t2 --data test.csv", []),
+    ("run folder", "no `linear.npz`", _then(_copy_run("linear", "n1"), lambda d: (d / "n1/linear.npz").unlink()),
+     "evaluate --model n1 --data test.csv", []),
+    ("run folder", "`linear.npz` truncated", _then(_copy_run("linear", "n2"), lambda d: (d / "n2/linear.npz").write_bytes(
+        (d / "n2/linear.npz").read_bytes()[:300])), "evaluate --model n2 --data test.csv", []),
+    ("run folder", "a folder that is not a run", lambda d: (d / "empty").mkdir(), "evaluate --model empty --data test.csv", []),
+    ("output path", "`predict --output` a folder (checked before the work)", lambda d: (d / "outdir").mkdir(),
+     "predict --model rnn --input test.csv --output outdir", []),
+    ("output path", "`predict --output` the input file", None,
+     "predict --model linear --input test.csv --output test.csv", ["test.csv"]),
+    ("output path", "`evaluate --per-label` a folder", lambda d: (d / "outdir2").mkdir(),
+     "evaluate --model rnn --data test.csv --per-label outdir2", []),
+    ("output path", "`explain --out` without an image suffix", None, "explain --model rnn --text wheat --out why", []),
+    ("python", "`fit` with a label set of `None`", None,
+     "py:import mlgen; mlgen.LabelSequenceClassifier().fit(['a', 'b'], [['x'], None])", []),
+    ("python", "`fit` with `dev_texts` but no `dev_label_sets`", None,
+     "py:import mlgen; mlgen.LabelSequenceClassifier().fit(['a'], [['x']], dev_texts=['b'])", []),
+    ("python", "`fit` with an empty text", None, "py:import mlgen; mlgen.LabelSequenceClassifier().fit([''], [['x']])", []),
+    ("python", "`fit` with an empty label set", None,
+     "py:import mlgen; mlgen.LabelSequenceClassifier().fit(['a', 'b'], [['x'], []])", []),
+    ("python", "`fit` with `' earn '` and `'earn'`", None,
+     "py:from mlgen.data import from_lists; print(from_lists(['a'], [[' earn ', 'earn']], 'fit data').label_sets)", []),
+    ("python", "`predict` with a lone surrogate `'\\ud800'`", None, "py:import mlgen; mlgen.load('rnn').predict(['\\ud800'])", []),
+    ("python", "`predict` with `beam_size=2.5`", None, "py:import mlgen; mlgen.load('rnn').predict(['wheat'], beam_size=2.5)", []),
+    ("silent", "a latin-1 model predicting a UTF-8 file", lambda d: (
+        _write(d / "latin.csv", (d / "train.csv").read_text().replace("the ", "café ").encode("latin-1")),
+        _write(d / "utf8.csv", "text\ncafé prices rose\n")),
+     "train --model linear-br --train latin.csv --encoding latin-1 --out latin && "
+     "mlgen predict --model latin --input utf8.csv --output o.csv && grep -c 'café' o.csv", []),
+    ("silent", "`evaluate --labels-column labels` on a model trained on one-hot columns", lambda d: _write(
+        d / "onehot.csv", "text,earn,acq\n" + "".join(f"doc {i} profit,{i % 2},{1 - i % 2}\n" for i in range(40)))
+     , "train --model linear-br --train onehot.csv --label-columns earn,acq --out onehot && "
+       "mlgen evaluate --model onehot --data test.csv --labels-column labels", []),
+    ("csv", "no labels column", lambda d: _write(d / "nolabels.csv", "text,tags\na,b\n"),
+     "train --train nolabels.csv --out x", []),
+    ("csv", "an empty file", lambda d: _write(d / "empty.csv", ""), "train --train empty.csv --out x", []),
+    ("csv", "a header and no rows", lambda d: _write(d / "header.csv", "text,labels\n"), "train --train header.csv --out x", []),
+    ("csv", "a latin-1 file read as UTF-8", lambda d: _write(d / "l1.csv", "text,labels\ncafé,x\n".encode("latin-1")),
+     "train --train l1.csv --out x", []),
+    ("csv", "a row with too many fields", lambda d: _write(d / "fields.csv", "text,labels\na,b\nc,d,e,f\n"),
+     "train --train fields.csv --out x", []),
+    ("csv", "empty label cells", lambda d: _write(d / "nolab.csv", "text,labels\na,x\nb,\n"), "train --train nolab.csv --out x", []),
+    ("csv", "one-hot cell `yes`", lambda d: _write(d / "oh.csv", "text,a,b\nx,1,0\ny,0,yes\n"),
+     "train --train oh.csv --label-columns a,b --out x", []),
+    ("csv", "`--encoding klingon`", None, "train --train train.csv --encoding klingon --out x", []),
+]  # fmt: skip
+
+
+def run_case(folder: Path, case) -> dict:
+    area, name, setup, command, owned = case
+    if setup is not None:
+        setup(folder)
+    before = {p: (folder / p).read_bytes() for p in owned}
+    mlgen = f"{sys.executable} -m mlgen"
+    if command.startswith("py:"):
+        # An InputError is the API's answer to bad input: print it as the CLI would.
+        code = (
+            "import sys\nfrom mlgen.errors import InputError\ntry:\n"
+            f"    exec({command[3:]!r})\nexcept InputError as err:\n"
+            "    print(f'{type(err).__name__}: {err}', file=sys.stderr)\n    sys.exit(2)\n"
+        )
+        argv = [sys.executable, "-c", code]
+    else:
+        argv = ["bash", "-c", f'mlgen() {{ {mlgen} "$@"; }}; mlgen {command}']
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(argv, cwd=folder, capture_output=True, text=True, env=env, timeout=600)
+    lines = [line for line in (result.stderr.strip() + "\n" + result.stdout.strip()).splitlines() if line.strip()]
+    errors = [line for line in result.stderr.splitlines() if line.startswith(("mlgen: error:", "InputError:"))]
+    shown = errors[-1] if errors else (result.stdout.strip().splitlines() or lines or [""])[-1]
+    kept = all((folder / p).is_file() and (folder / p).read_bytes() == data for p, data in before.items())
+    return {
+        "area": area,
+        "case": name,
+        "command": command,
+        "exit": result.returncode,
+        "traceback": "Traceback" in result.stderr,
+        "kept": kept,
+        "outcome": shown.replace(str(folder) + "/", "").strip(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", help="comma-separated words; only cases whose description holds one of them")
+    parser.add_argument("--json", help="also write the records here")
+    args = parser.parse_args()
+    cases = CASES
+    if args.cases:
+        words = [w.strip() for w in args.cases.split(",")]
+        cases = [c for c in CASES if any(w in c[1] or w in c[3] for w in words)]
+    records = []
+    with tempfile.TemporaryDirectory() as scratch:
+        base = Path(scratch) / "base"
+        base.mkdir()
+        _tiny_csvs(base)
+        mlgen = [sys.executable, "-m", "mlgen"]
+        subprocess.run([*mlgen, "train", "--model", "linear-br", "--train", "train.csv", "--out", "linear"],
+                       cwd=base, check=True, capture_output=True)  # fmt: skip
+        subprocess.run([*mlgen, "train", "--train", "train.csv", "--out", "rnn", "--verbose", "0", *TINY],
+                       cwd=base, check=True, capture_output=True)  # fmt: skip
+        for i, case in enumerate(cases):
+            folder = Path(scratch) / f"case{i}"
+            shutil.copytree(base, folder)
+            records.append(run_case(folder, case))
+            print(f"{i + 1}/{len(cases)} {case[1]}: exit {records[-1]['exit']}", file=sys.stderr, flush=True)
+    print("| area | bad input | outcome | exit | traceback | user files kept |")
+    print("|---|---|---|---|---|---|")
+    for r in records:
+        outcome = r["outcome"].replace("|", "\\|")
+        print(f"| {r['area']} | {r['case']} | {outcome} | {r['exit']} | {'**yes**' if r['traceback'] else 'no'} | "
+              f"{'yes' if r['kept'] else '**no**'} |")  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+    sys.exit(1 if any(r["traceback"] or not r["kept"] for r in records) else 0)
+
+
+if __name__ == "__main__":
+    main()
