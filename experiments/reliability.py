@@ -156,7 +156,7 @@ CASES = [
      "evaluate --model rnn --data dropped.csv --drop-invalid", []),
     ("no documents", "`fit([], [])`", None, "py:import mlgen; mlgen.LabelSequenceClassifier().fit([], [])", []),
     ("compressed", "a gzip with a flipped byte", _gz_flipped, "train --model linear-br --train bad.csv.gz --out x", []),
-    ("compressed", "a truncated gzip", lambda d: _write(d / "cut.csv.gz", gzip.compress(b"text,labels\na,b\n" * 500)[:100]),
+    ("compressed", "a truncated gzip", lambda d: _write(d / "cut.csv.gz", gzip.compress((d / "train.csv").read_bytes())[:5000]),
      "train --model linear-br --train cut.csv.gz --out x", []),
     ("compressed", "a `.zip` that is not a zip", lambda d: _write(d / "bad.csv.zip", b"PK\x03\x04junk" * 20),
      "train --model linear-br --train bad.csv.zip --out x", []),
@@ -189,7 +189,7 @@ CASES = [
      "evaluate --model c6 --data test.csv", []),
     ("run folder", "no `metrics.json` / `history.json`",
      _then(_copy_run("linear", "m1"), lambda d: ((d / "m1/metrics.json").unlink(), (d / "m1/history.json").unlink())),
-     "evaluate --model m1 --data test.csv", []),
+     "evaluate --model m1 --data test.csv | grep micro_f1", []),
     ("run folder", "no `label_vocab.json`", _then(_copy_run("linear", "v1"), lambda d: (d / "v1/label_vocab.json").unlink()),
      "evaluate --model v1 --data test.csv", []),
     ("run folder", "`label_vocab.json` with `\"labels\": \"earn\"`",
@@ -227,11 +227,11 @@ CASES = [
         _write(d / "latin.csv", (d / "train.csv").read_text().replace("the ", "café ").encode("latin-1")),
         _write(d / "utf8.csv", "text\ncafé prices rose\n")),
      "train --model linear-br --train latin.csv --encoding latin-1 --out latin && "
-     "mlgen predict --model latin --input utf8.csv --output o.csv && grep -c 'café' o.csv", []),
+     "mlgen predict --model latin --input utf8.csv --output o.csv && cut -d, -f1 o.csv | tail -1", []),
     ("silent", "`evaluate --labels-column labels` on a model trained on one-hot columns", lambda d: _write(
         d / "onehot.csv", "text,earn,acq\n" + "".join(f"doc {i} profit,{i % 2},{1 - i % 2}\n" for i in range(40)))
      , "train --model linear-br --train onehot.csv --label-columns earn,acq --out onehot && "
-       "mlgen evaluate --model onehot --data test.csv --labels-column labels", []),
+       "mlgen evaluate --model onehot --data test.csv --labels-column labels | grep micro_f1", []),
     ("csv", "no labels column", lambda d: _write(d / "nolabels.csv", "text,tags\na,b\n"),
      "train --train nolabels.csv --out x", []),
     ("csv", "an empty file", lambda d: _write(d / "empty.csv", ""), "train --train empty.csv --out x", []),

@@ -10,7 +10,6 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import write_csv
 
 import mlgen
 from mlgen import artifacts, compare, registry
@@ -297,7 +296,3 @@ def test_predict_on_a_damaged_folder_prints_no_traceback(linear_folder, tiny_csv
     )  # fmt: skip
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "config.json is not valid JSON" in result.stderr
-
-
-def test_write_csv_helper_is_used(tmp_path):
-    assert write_csv(tmp_path / "a.csv", "x").read_text() == "x"
