@@ -142,14 +142,26 @@ class ModelConfig:
     label_order: str = _field(
         "rare-first",
         "order of labels in a target sequence (rare-first: least frequent first; frequency: most frequent first, the "
-        "paper's; shuffle: a fresh random order per document and epoch)",
-        ("frequency", "rare-first", "alphabetical", "given", "shuffle"),
+        "paper's; shuffle: a fresh random order per document and epoch; model: the order the model itself ranks "
+        "each document's gold labels in, found before every training step)",
+        ("frequency", "rare-first", "alphabetical", "given", "shuffle", "model"),
+    )
+    loss: str = _field(
+        "sequence",
+        "training loss: sequence (cross-entropy of the next label in the order) or set (each step: -log of the "
+        "probability of any gold label not yet emitted; needs --label-order model)",
+        ("sequence", "set"),
     )
 
     def __post_init__(self):
         _validate(self)  # also makes lists from JSON or Python callers tuples
         if 0 < self.max_labels < self.min_labels:
             raise InputError(f"--min-labels {self.min_labels} is more than --max-labels {self.max_labels}")
+        if self.loss == "set" and self.label_order != "model":
+            raise InputError(
+                f"--loss set needs --label-order model (its inputs follow the model's own ranking), "
+                f"got --label-order {self.label_order}"
+            )
         if self.scheduled_sampling == "exponential" and self.sampling_rate >= 1:
             raise InputError(f"--sampling-rate must be below 1 for the exponential schedule, got {self.sampling_rate}")
         if 0 < self.sequence_length < max(self.filter_sizes):

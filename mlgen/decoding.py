@@ -8,7 +8,10 @@ logits and state:
 
 The search feeds each step its own previous prediction. Masks applied before every
 choice: PAD and BOS never; a label never twice; EOS blocked before `min_labels`
-labels and forced after `max_labels`. A finished row emits PAD.
+labels and forced after `max_labels`. A finished row emits PAD. Greedy search can
+also be constrained to a set of allowed labels per row (`allowed`), emitting every
+one of them, most probable first, before EOS: that is how training finds the order
+in which the model itself ranks a document's gold labels.
 
 Both searches return `(ids, probs, log_prob)`:
     ids: int32 `(batch, max_labels + 1)`: label ids in generation order, then EOS, then PAD;
@@ -24,15 +27,16 @@ from __future__ import annotations
 
 from keras import ops, tree
 
-from mlgen.vocab import BOS_ID, EOS_ID, PAD_ID
+from mlgen.vocab import BOS_ID, EOS_ID, NUM_SPECIAL, PAD_ID
 
 NEG_INF = -1e9
 
 
-def _masked_log_probs(logits, banned, finished, t, min_labels, max_labels):
+def _masked_log_probs(logits, banned, finished, t, min_labels, max_labels, exhaust=False):
     """log-softmax over the allowed ids `(rows, vocab)`; finished rows may only emit PAD, at no cost.
 
     `banned` is additive, `(rows, vocab)`: 0 where allowed, `NEG_INF` (or less) where not.
+    With `exhaust`, EOS is blocked in a row while any label id there is still allowed.
     """
     vocab_size = ops.shape(logits)[-1]
     columns = ops.arange(vocab_size)
@@ -41,7 +45,12 @@ def _masked_log_probs(logits, banned, finished, t, min_labels, max_labels):
     step_bias = ops.where(ops.less(t, min_labels), NEG_INF * is_eos, 0.0) + ops.where(
         ops.greater_equal(t, max_labels), NEG_INF * (1.0 - is_eos), 0.0
     )
-    log_probs = ops.log_softmax(ops.cast(logits, "float32") + banned + step_bias[None, :], axis=-1)
+    bias = banned + step_bias[None, :]
+    if exhaust:
+        left = ops.any(ops.logical_and(banned == 0.0, columns[None, :] >= NUM_SPECIAL), axis=1)  # (rows,)
+        left = ops.logical_and(left, ops.less(t, max_labels))  # EOS is still forced after `max_labels`
+        bias = bias + ops.where(left[:, None], NEG_INF * is_eos[None, :], 0.0)
+    log_probs = ops.log_softmax(ops.cast(logits, "float32") + bias, axis=-1)
     stay = ops.where(ops.equal(columns, PAD_ID), 0.0, NEG_INF)[None, :]
     return ops.where(finished[:, None], stay, log_probs)
 
@@ -77,7 +86,7 @@ def _emit(loop, t, token, token_log_prob, was_finished, vocab_size):
     )
 
 
-def greedy_search(step_fn, state, *, vocab_size: int, max_labels: int, min_labels: int = 0):
+def greedy_search(step_fn, state, *, vocab_size: int, max_labels: int, min_labels: int = 0, allowed=None):
     """Picks the most probable allowed id at every step. See the module docstring.
 
     Args:
@@ -86,17 +95,24 @@ def greedy_search(step_fn, state, *, vocab_size: int, max_labels: int, min_label
         vocab_size: width of the logits.
         max_labels: most labels per row (EOS is forced after them).
         min_labels: fewest labels per row (EOS is blocked before them).
+        allowed: optional bool `(batch, vocab_size)`: the label ids each row may emit;
+            the row then emits all of them (up to `max_labels`) before EOS.
     """
     batch = ops.shape(tree.flatten(state)[0])[0]
     loop = _initial(batch, vocab_size, max_labels)
     loop["log_prob"] = ops.zeros((batch,), dtype="float32")
+    if allowed is not None:
+        is_label = ops.arange(vocab_size)[None, :] >= NUM_SPECIAL
+        loop["banned"] = ops.where(ops.logical_and(is_label, ops.logical_not(allowed)), NEG_INF, loop["banned"])
 
     def cond(t, loop, state):
         return ops.logical_and(ops.less_equal(t, max_labels), ops.logical_not(ops.all(loop["finished"])))
 
     def body(t, loop, state):
         logits, state = step_fn(loop["prev"], state)
-        log_probs = _masked_log_probs(logits, loop["banned"], loop["finished"], t, min_labels, max_labels)
+        log_probs = _masked_log_probs(
+            logits, loop["banned"], loop["finished"], t, min_labels, max_labels, exhaust=allowed is not None
+        )
         token = ops.cast(ops.argmax(log_probs, axis=-1), "int32")
         token_log_prob = ops.max(log_probs, axis=-1)
         log_prob = loop["log_prob"] + token_log_prob

@@ -61,6 +61,7 @@ class LabelSequenceClassifier(BaseEstimator):
         beam_size=ModelConfig.beam_size,
         tune_eos_bias=ModelConfig.tune_eos_bias,
         label_order=ModelConfig.label_order,
+        loss=ModelConfig.loss,
         epochs=TrainConfig.epochs,
         batch_size=TrainConfig.batch_size,
         learning_rate=TrainConfig.learning_rate,
@@ -94,6 +95,7 @@ class LabelSequenceClassifier(BaseEstimator):
         self.beam_size = beam_size
         self.tune_eos_bias = tune_eos_bias
         self.label_order = label_order
+        self.loss = loss
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate

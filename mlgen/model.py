@@ -105,6 +105,14 @@ class LabelSequenceModel(CNNTextModel):
             feature vector) trains beside the decoder with this weight on its binary
             cross-entropy, and decoding adds `label_prior_weight` times its
             log-sigmoid to every step's label logits (a product of the two models).
+        targets: `"given"`: train on the label order of the data; `"model"`: on the
+            order in which the model itself ranks each document's gold labels, found
+            before every training step by a gradient-free greedy search allowed only
+            those labels (the greedy form of order-free targets, PLA).
+        loss: `"sequence"`: cross-entropy of the next label; `"set"`: each step's
+            target is the set of gold labels not yet emitted (EOS once none is left),
+            and `SetCrossEntropy` scores the probability of the whole set (needs
+            `targets="model"`, which gives the next input).
 
     Call arguments:
         inputs: `(token_ids, decoder_input)`: int `(batch, sequence_length)` and
@@ -134,6 +142,8 @@ class LabelSequenceModel(CNNTextModel):
         max_labels: int = 10,
         min_labels: int = 1,
         label_loss_weight: float = 0.0,
+        targets: str = "given",
+        loss: str = "sequence",
         **kwargs,
     ):
         super().__init__(
@@ -158,6 +168,10 @@ class LabelSequenceModel(CNNTextModel):
         self.min_labels = min_labels
         self.num_label_ids = len(self.labels) + NUM_SPECIAL
         self.label_loss_weight = label_loss_weight
+        if targets not in ("given", "model") or loss not in ("sequence", "set") or (loss, targets) == ("set", "given"):
+            raise ValueError(f"unsupported targets={targets!r} with loss={loss!r}")
+        self.targets = targets
+        self.loss_type = loss
 
         self.label_names = LabelVocabulary(self.labels).lookup_layer(invert=True)  # ids -> names, saved inside
         self.label_embedding = keras.layers.Embedding(self.num_label_ids, label_embedding_dim, name="label_embedding")
@@ -270,6 +284,45 @@ class LabelSequenceModel(CNNTextModel):
         use_own = ops.logical_and(draw < self.sampling_probability, ops.not_equal(decoder_input, PAD_ID))
         return ops.where(use_own, predicted, decoder_input)
 
+    def train_step(self, data):
+        return super().train_step(self.training_pairs(data))
+
+    def test_step(self, data):
+        return super().test_step(self.training_pairs(data))
+
+    def training_pairs(self, data):
+        """The `((token_ids, decoder_input), target)` a step trains on, from the data's.
+
+        With `targets="given"` they are the data's. With `"model"`, the decoder input is
+        BOS and each document's gold labels in the order a greedy search allowed only
+        them ranks them (no gradient; dropout off), and the target is that order, then
+        EOS: int `(batch, steps)`. With `loss="set"` the target is instead float
+        `(batch, steps, num_label_ids)`: the gold labels not yet fed at each step (EOS
+        once none is left; zeros on PAD steps), any of which is a correct next label.
+        """
+        if self.targets == "given":
+            return data
+        (token_ids, decoder_input), _ = data
+        steps = ops.shape(decoder_input)[1]
+        gold = ops.max(ops.one_hot(decoder_input, self.num_label_ids), axis=1) > 0  # (batch, ids); BOS/PAD too
+        step_fn, states = self.step_function(token_ids)
+        order, _, _ = decoding.greedy_search(
+            step_fn, states, vocab_size=self.num_label_ids, max_labels=steps - 1, allowed=gold
+        )  # (batch, steps): the gold labels, most probable first, then EOS, then PAD
+        order = ops.stop_gradient(order)
+        fed = ops.where(order[:, :-1] >= NUM_SPECIAL, order[:, :-1], PAD_ID)
+        decoder_input = ops.concatenate([decoder_input[:, :1], ops.cast(fed, decoder_input.dtype)], axis=1)
+        if self.loss_type == "sequence":
+            return (token_ids, decoder_input), order
+        # Gold labels not fed before step t: the gold set minus the inputs up to t.
+        fed_so_far = ops.cumsum(ops.one_hot(decoder_input, self.num_label_ids), axis=1) > 0  # (batch, steps, ids)
+        is_label = ops.arange(self.num_label_ids) >= NUM_SPECIAL
+        remaining = ops.logical_and(ops.logical_and(gold[:, None, :], ops.logical_not(fed_so_far)), is_label)
+        eos = ops.one_hot(ops.full(ops.shape(order), EOS_ID), self.num_label_ids) > 0
+        target = ops.where((order == EOS_ID)[:, :, None], eos, remaining)
+        target = ops.logical_and(target, (order != PAD_ID)[:, :, None])
+        return (token_ids, decoder_input), ops.cast(target, "float32")
+
     def step_function(self, token_ids, beam_size: int = 1):
         """`(step_fn, initial_states)` for `mlgen.decoding` over token ids `(batch, length)`.
 
@@ -351,5 +404,30 @@ class LabelSequenceModel(CNNTextModel):
             max_labels=self.max_labels,
             min_labels=self.min_labels,
             label_loss_weight=self.label_loss_weight,
+            targets=self.targets,
+            loss=self.loss_type,
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="mlgen")
+class SetCrossEntropy(keras.losses.Loss):
+    """The set loss of order-free training: `-log sum_{y in targets} p(y)` per step,
+    averaged over the steps that have a target (Set-RNN / OCD style: any gold label not
+    yet emitted is a correct next label).
+
+    Call arguments:
+        y_true: 0/1 `(batch, steps, num_ids)`: the correct next ids of each step (all
+            zeros on PAD steps).
+        y_pred: logits `(batch, steps, num_ids)`.
+    """
+
+    def __init__(self, name="set_cross_entropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        logits = ops.cast(y_pred, "float32")
+        correct = ops.logsumexp(ops.where(y_true > 0, logits, decoding.NEG_INF), axis=-1)  # (batch, steps)
+        valid = ops.cast(ops.any(y_true > 0, axis=-1), "float32")
+        loss = (ops.logsumexp(logits, axis=-1) - correct) * valid
+        return ops.sum(loss) / ops.maximum(ops.sum(valid), 1.0)

@@ -26,7 +26,7 @@ from mlgen.config import ENCODER_FIELDS, LINEAR_FIELDS, BaselineConfig, ModelCon
 from mlgen.data import LabelledData, train_dev_split
 from mlgen.embeddings import load_word_vectors
 from mlgen.errors import InputError, TrainingDiverged
-from mlgen.model import LabelSequenceModel
+from mlgen.model import LabelSequenceModel, SetCrossEntropy
 from mlgen.predict import Predictor, SequencePredictor
 from mlgen.vocab import PAD_ID, LabelVocabulary
 
@@ -176,8 +176,8 @@ def fit(
     keras.utils.set_random_seed(train_config.seed)
     if dev is None:
         train, dev = train_dev_split(train, train_config.dev_fraction, train_config.seed)
-    # "shuffle" reorders each document's labels every epoch; ids still follow frequency.
-    order = "frequency" if model_config.label_order == "shuffle" else model_config.label_order
+    # "shuffle" and "model" reorder each document's labels as they train; ids still follow frequency.
+    order = "frequency" if model_config.label_order in ("shuffle", "model") else model_config.label_order
     vocab = LabelVocabulary.build(train.label_sets, order=order)
     longest = max(len(s) for s in train.label_sets)
     min_labels = model_config.min_labels if all(train.label_sets) else 0  # documents may have no label
@@ -203,6 +203,8 @@ def fit(
         config["model"] = to_dict(model_config)
         make_dataset = functools.partial(pipeline.make_dataset, shuffle_labels=model_config.label_order == "shuffle")
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID)
+        if model_config.loss == "set":
+            loss = SetCrossEntropy()
     else:
         model, train_ids = _build_model(BinaryRelevanceModel, vocab, train, model_config, train_config, verbose)
         config["model"] = {k: v for k, v in to_dict(model_config).items() if k in ENCODER_FIELDS}
@@ -280,6 +282,7 @@ def _build_model(cls, vocab, train, model_config, train_config, verbose):
     if cls is LabelSequenceModel:
         decoding_only = ("beam_size", "label_order", "tune_eos_bias", "sampling_rate")
         options = {k: v for k, v in to_dict(model_config).items() if k not in decoding_only}
+        options["targets"] = "model" if model_config.label_order == "model" else "given"
         input_shape = ((None, model_config.sequence_length), (None, None))
     else:
         options = {k: v for k, v in to_dict(model_config).items() if k in ENCODER_FIELDS}

@@ -119,3 +119,17 @@ def test_greedy_search_and_beam_search_directly():
 def test_beam_size_must_be_positive():
     with pytest.raises(ValueError, match="beam_size"):
         run(chain(TRAP), beam_size=0)
+
+
+def test_allowed_labels_are_all_emitted_most_probable_first_then_eos():
+    # The chain prefers A, then EOS; row 0 may only emit B and C, row 1 only A, row 2 nothing.
+    step = chain({BOS_ID: {A: 0.6, C: 0.3, B: 0.1}, A: {EOS_ID: 0.9, B: 0.1}, C: {EOS_ID: 0.8, B: 0.2},
+                  B: {EOS_ID: 0.9, C: 0.1}})  # fmt: skip
+    allowed = np.zeros((3, V), bool)
+    allowed[0, [B, C]] = True
+    allowed[1, A] = True
+    bias = np.zeros((3, V), "float32")
+    ids, _, _ = (np.asarray(x) for x in greedy_search(step, [bias], vocab_size=V, max_labels=3, allowed=allowed))
+    assert ids[0].tolist() == [C, B, EOS_ID, PAD_ID]  # C ranks above B at step 0; EOS waits for B
+    assert ids[1].tolist() == [A, EOS_ID, PAD_ID, PAD_ID]
+    assert ids[2].tolist() == [EOS_ID, PAD_ID, PAD_ID, PAD_ID]

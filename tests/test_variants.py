@@ -27,6 +27,8 @@ VARIANTS = [
     {"scheduled_sampling": "inverse-sigmoid", "attention": "general"},
     {"label_order": "shuffle"},
     {"label_order": "frequency"},
+    {"label_order": "model"},
+    {"label_order": "model", "loss": "set", "scheduled_sampling": "linear"},
     {"word_dropout": 0.2},
 ]
 
@@ -156,3 +158,70 @@ def test_scheduled_sampling_feeds_the_models_own_predictions(small):
     for probability, expected in ((0.0, gold), (1.0, np.where(gold > 0, own, 0))):
         model.sampling_probability.assign(probability)
         np.testing.assert_array_equal(np.asarray(model._sampled_input(states, memory, gold)), expected)
+
+
+def _training_pairs(tiny_run, tiny_csvs, targets, loss="sequence", n=8):
+    """`training_pairs` of the tiny run's model on its first `n` training documents, as
+    numpy `(token_ids, decoder_input, target)`, with `targets` and `loss` set for the call."""
+    from mlgen import pipeline
+
+    predictor, _ = tiny_run
+    model = predictor.model
+    data = read_labelled_csv(tiny_csvs["train"]).subset(range(n))
+    token_ids = pipeline.vectorize(model.text_vectorizer, data.texts)
+    (batch,) = pipeline.make_dataset(token_ids, data.label_sets, predictor.vocab, batch_size=n).take(1)
+    model.targets, model.loss_type = targets, loss
+    try:
+        (token_ids, decoder_input), target = model.training_pairs(batch)
+    finally:
+        model.targets, model.loss_type = "given", "sequence"
+    return np.asarray(token_ids), np.asarray(decoder_input), np.asarray(target), data.label_sets
+
+
+def test_model_order_targets_rank_each_documents_gold_labels_by_the_model(tiny_run, tiny_csvs):
+    from keras import ops
+
+    from mlgen.vocab import BOS_ID, EOS_ID, PAD_ID
+
+    predictor, _ = tiny_run
+    token_ids, decoder_input, target, label_sets = _training_pairs(tiny_run, tiny_csvs, "model")
+    step_fn, states = predictor.model.step_function(token_ids)
+    logits, _ = step_fn(ops.full((len(token_ids),), BOS_ID, dtype="int32"), states)
+    logits = np.asarray(logits)
+    assert any(len(labels) > 1 for labels in label_sets)
+    for row, labels in enumerate(label_sets):
+        n, fed = len(labels), decoder_input[row]
+        gold_ids = sorted(predictor.vocab.id(label) for label in labels)
+        assert fed[0] == BOS_ID and sorted(fed[1 : n + 1]) == gold_ids and (fed[n + 1 :] == PAD_ID).all()
+        assert target[row, :n].tolist() == fed[1 : n + 1].tolist() and target[row, n] == EOS_ID
+        assert fed[1] == max(gold_ids, key=lambda i: logits[row, i])  # the model's favourite gold label first
+
+
+def test_set_loss_targets_are_the_gold_labels_not_yet_fed(tiny_run, tiny_csvs):
+    from mlgen.vocab import EOS_ID, NUM_SPECIAL, PAD_ID
+
+    predictor, _ = tiny_run
+    _, decoder_input, target, label_sets = _training_pairs(tiny_run, tiny_csvs, "model", "set")
+    for row, labels in enumerate(label_sets):
+        gold = {predictor.vocab.id(label) for label in labels}
+        for t in range(target.shape[1]):
+            wanted = set(np.flatnonzero(target[row, t]).tolist())
+            fed = set(decoder_input[row, : t + 1].tolist()) - {PAD_ID}
+            if t < len(labels):
+                assert wanted == gold - fed and all(i >= NUM_SPECIAL for i in wanted)
+            else:
+                assert wanted == ({EOS_ID} if t == len(labels) else set())
+
+
+def test_set_cross_entropy_is_minus_log_the_probability_of_the_set():
+    from mlgen.model import SetCrossEntropy
+
+    logits = np.log(np.array([[[0.1, 0.2, 0.3, 0.4], [0.25, 0.25, 0.25, 0.25], [0.7, 0.1, 0.1, 0.1]]], "float32"))
+    y_true = np.array([[[0, 0, 1, 1], [1, 0, 0, 0], [0, 0, 0, 0]]], "float32")  # the last step is PAD
+    loss = float(SetCrossEntropy()(y_true, logits))
+    assert loss == pytest.approx((-np.log(0.7) - np.log(0.25)) / 2, rel=1e-5)
+
+
+def test_set_loss_needs_the_models_order():
+    with pytest.raises(InputError, match="--loss set needs --label-order model"):
+        ModelConfig(loss="set")
