@@ -146,6 +146,12 @@ class ModelConfig:
         "each document's gold labels in, found before every training step)",
         ("frequency", "rare-first", "alphabetical", "given", "shuffle", "model"),
     )
+    feedback: str = _field(
+        "hard",
+        "the previous label a decoder step sees: its embedding (hard), or a learned gate between it and the mean "
+        "label embedding under the previous step's distribution (global: SGM's global embedding)",
+        ("hard", "global"),
+    )
     loss: str = _field(
         "sequence",
         "training loss: sequence (cross-entropy of the next label in the order) or set (each step: -log of the "

@@ -62,6 +62,7 @@ class LabelSequenceClassifier(BaseEstimator):
         tune_eos_bias=ModelConfig.tune_eos_bias,
         label_order=ModelConfig.label_order,
         loss=ModelConfig.loss,
+        feedback=ModelConfig.feedback,
         epochs=TrainConfig.epochs,
         batch_size=TrainConfig.batch_size,
         learning_rate=TrainConfig.learning_rate,
@@ -96,6 +97,7 @@ class LabelSequenceClassifier(BaseEstimator):
         self.tune_eos_bias = tune_eos_bias
         self.label_order = label_order
         self.loss = loss
+        self.feedback = feedback
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate

@@ -16,7 +16,10 @@ from mlgen import decoding
 from mlgen.layers.attention import LuongAttention
 from mlgen.layers.decoder_cell import LabelDecoderCell
 from mlgen.layers.encoder import CNNTextEncoder
-from mlgen.vocab import EOS_ID, NUM_SPECIAL, PAD_ID, LabelVocabulary
+from mlgen.vocab import BOS_ID, EOS_ID, NUM_SPECIAL, PAD_ID, LabelVocabulary
+
+# Global feedback's softmax temperature over the previous step's logits (SGM's released code).
+FEEDBACK_TEMPERATURE = 0.1
 
 
 class CNNTextModel(keras.Model):
@@ -109,6 +112,14 @@ class LabelSequenceModel(CNNTextModel):
             order in which the model itself ranks each document's gold labels, found
             before every training step by a gradient-free greedy search allowed only
             those labels (the greedy form of order-free targets, PLA).
+        feedback: how the previous label enters a step. `"hard"`: its embedding.
+            `"global"` (SGM's global embedding, Yang et al. 2018): a learned gate `H`
+            between that embedding `e` and the probability-weighted mean `ē` of all
+            label embeddings under the previous step's distribution (softmax of its
+            logits at temperature `FEEDBACK_TEMPERATURE`): `(1 - H) * e + H * ē`. Decoding
+            computes it step by step; teacher forcing takes `ē` from a first,
+            gradient-free pass over the gold inputs (the previous steps' distributions
+            as the model gives them).
         loss: `"sequence"`: cross-entropy of the next label; `"set"`: each step's
             target is the set of gold labels not yet emitted (EOS once none is left),
             and `SetCrossEntropy` scores the probability of the whole set (needs
@@ -144,6 +155,7 @@ class LabelSequenceModel(CNNTextModel):
         label_loss_weight: float = 0.0,
         targets: str = "given",
         loss: str = "sequence",
+        feedback: str = "hard",
         **kwargs,
     ):
         super().__init__(
@@ -172,6 +184,9 @@ class LabelSequenceModel(CNNTextModel):
             raise ValueError(f"unsupported targets={targets!r} with loss={loss!r}")
         self.targets = targets
         self.loss_type = loss
+        if feedback not in ("hard", "global"):
+            raise ValueError(f"unknown feedback {feedback!r}")
+        self.feedback = feedback
 
         self.label_names = LabelVocabulary(self.labels).lookup_layer(invert=True)  # ids -> names, saved inside
         self.label_embedding = keras.layers.Embedding(self.num_label_ids, label_embedding_dim, name="label_embedding")
@@ -187,6 +202,9 @@ class LabelSequenceModel(CNNTextModel):
         self.attention = None if attention == "none" else LuongAttention(decoder_units, attention, name="attention")
         self.output_dropout = keras.layers.Dropout(dropout)
         self.head = keras.layers.Dense(self.num_label_ids, name="head")
+        self.feedback_gate = None
+        if feedback == "global":  # H = sigmoid(W1 e + W2 ē + b)
+            self.feedback_gate = keras.layers.Dense(label_embedding_dim, activation="sigmoid", name="feedback_gate")
         # Multi-task: one sigmoid per label on the text feature vector (a binary-relevance head).
         self.label_head = keras.layers.Dense(len(self.labels), name="label_head") if label_loss_weight else None
         # Only models that sample draw from the global seed (a default model's weights stay as they were).
@@ -202,6 +220,8 @@ class LabelSequenceModel(CNNTextModel):
         if self.attention is not None:
             self.attention.build((None, None, self.decoder_units), (None, None, self.encoder.output_dim))
         self.head.build((None, self.decoder_units))
+        if self.feedback_gate is not None:
+            self.feedback_gate.build((None, 2 * self.label_embedding_dim))
         if self.label_head is not None:
             self.label_head.build((None, self.encoder.output_dim))
         # Added to the EOS logit when decoding (not in training): tuned on dev after
@@ -251,10 +271,35 @@ class LabelSequenceModel(CNNTextModel):
         embedded = self.label_embedding(decoder_input)  # (batch, steps, label_embedding_dim)
         # The mask is passed explicitly: PAD steps neither update the state nor reach the loss.
         mask = ops.not_equal(decoder_input, PAD_ID)
+        if self.feedback == "global":
+            first, _ = self._run_decoder(states, memory, embedded, mask, training=False)
+            probs = ops.stop_gradient(self._feedback_probs(self.head(first)))  # (batch, steps, ids)
+            start = ops.one_hot(ops.full(ops.shape(decoder_input)[:1], BOS_ID, dtype="int32"), self.num_label_ids)[
+                :, None, :
+            ]
+            embedded = self._feedback_input(embedded, ops.concatenate([start, probs[:, :-1]], axis=1))
+        return self._run_decoder(states, memory, embedded, mask, training)
+
+    def _run_decoder(self, states, memory, embedded, mask, training):
         outputs = self.decoder(embedded, initial_state=states, mask=mask, training=training)
         if self.attention is None:
             return outputs, None
         return self.attention(outputs, *memory)
+
+    def _feedback_probs(self, logits):
+        """The previous step's distribution that global feedback averages the label embeddings by."""
+        return ops.softmax(ops.cast(logits, "float32") / FEEDBACK_TEMPERATURE, axis=-1)
+
+    def _feedback_input(self, embedded, previous_probs):
+        """Global feedback: `(1 - H) * e + H * ē`, `ē = previous_probs @ label embeddings`.
+
+        Args:
+            embedded: the previous labels' embeddings `e`, `(..., label_embedding_dim)`.
+            previous_probs: the previous steps' distributions `(..., num_label_ids)`.
+        """
+        mean = ops.matmul(previous_probs, self.label_embedding.embeddings)  # (..., label_embedding_dim)
+        gate = self.feedback_gate(ops.concatenate([embedded, mean], axis=-1))
+        return (1.0 - gate) * embedded + gate * mean
 
     def call(self, inputs, training=None):
         token_ids, decoder_input = inputs
@@ -334,6 +379,8 @@ class LabelSequenceModel(CNNTextModel):
         """
         context, memory = self.read(token_ids, training=False)
         states = self.cell.decoding_state(context)
+        if self.feedback == "global":  # the state carries the previous step's distribution
+            states = (states, ops.one_hot(ops.full(ops.shape(context)[:1], BOS_ID, dtype="int32"), self.num_label_ids))
         # Added to every step's logits: the EOS bias and, with a label head, its weighted log-sigmoid.
         added = ops.one_hot(EOS_ID, self.num_label_ids) * self.eos_bias  # (num_label_ids,)
         if self.label_head is not None:
@@ -341,12 +388,19 @@ class LabelSequenceModel(CNNTextModel):
             added = added + ops.repeat(ops.pad(prior, [[0, 0], [NUM_SPECIAL, 0]]), beam_size, axis=0)
 
         def step_fn(prev_ids, states):
-            output, states = self.cell.decoding_step(self.label_embedding(prev_ids), states)
+            embedded = self.label_embedding(prev_ids)
+            if self.feedback == "global":
+                states, previous_probs = states
+                embedded = self._feedback_input(embedded, previous_probs)
+            output, states = self.cell.decoding_step(embedded, states)
             if memory is not None:
                 query = ops.reshape(output, (-1, beam_size, self.decoder_units))  # (batch, beam, units)
                 output, _ = self.attention(query, *memory)
                 output = ops.reshape(output, (-1, self.decoder_units))
-            return self.head(output) + added, states
+            logits = self.head(output)
+            if self.feedback == "global":
+                states = (states, self._feedback_probs(logits))
+            return logits + added, states
 
         return step_fn, states
 
@@ -406,6 +460,7 @@ class LabelSequenceModel(CNNTextModel):
             label_loss_weight=self.label_loss_weight,
             targets=self.targets,
             loss=self.loss_type,
+            feedback=self.feedback,
         )
         return config
 

@@ -29,6 +29,8 @@ VARIANTS = [
     {"label_order": "frequency"},
     {"label_order": "model"},
     {"label_order": "model", "loss": "set", "scheduled_sampling": "linear"},
+    {"feedback": "global"},
+    {"feedback": "global", "attention": "dot", "cell": "lstm", "label_order": "model"},
     {"word_dropout": 0.2},
 ]
 
@@ -225,3 +227,27 @@ def test_set_cross_entropy_is_minus_log_the_probability_of_the_set():
 def test_set_loss_needs_the_models_order():
     with pytest.raises(InputError, match="--loss set needs --label-order model"):
         ModelConfig(loss="set")
+
+
+def test_global_feedback_mixes_the_label_embedding_with_the_expected_one():
+    from mlgen.model import LabelSequenceModel
+
+    model = LabelSequenceModel(["a", "b", "c"], **{**TINY_MODEL_ARGS, "feedback": "global"})
+    model.build(((None, 8), (None, None)))
+    table = np.asarray(model.label_embedding.embeddings)
+    ids = np.array([3, 4, 5])
+    embedded = table[ids]
+    same = np.eye(6, dtype="float32")[ids]  # the previous step was sure of the label fed
+    np.testing.assert_allclose(np.asarray(model._feedback_input(embedded, same)), embedded, rtol=1e-5, atol=1e-6)
+    uniform = np.full((3, 6), 1 / 6, "float32")
+    mixed = np.asarray(model._feedback_input(embedded, uniform))
+    mean = table.mean(axis=0)
+    gate = np.asarray(model.feedback_gate(np.concatenate([embedded, np.tile(mean, (3, 1))], axis=1)))
+    np.testing.assert_allclose(mixed, (1 - gate) * embedded + gate * mean, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(mixed, embedded)
+
+
+TINY_MODEL_ARGS = dict(
+    max_tokens=50, sequence_length=8, embedding_dim=4, filter_sizes=(2,), num_filters=4, decoder_units=4,
+    label_embedding_dim=4,
+)  # fmt: skip
