@@ -33,6 +33,7 @@ METRICS = "metrics.json"
 HISTORY = "history.json"
 THRESHOLDS = "thresholds.json"  # binary relevance: the decision threshold(s) tuned on dev
 LINEAR = "linear.npz"  # linear-br: TF-IDF weights and classifier coefficients (no pickle)
+DECISION = "decision.json"  # cnn-rnn: the decision rule fitted on dev
 LOGS = "logs"
 
 
@@ -57,7 +58,7 @@ RUN_FOLDER = FolderKind(
     "mlgen run folder",
     CONFIG,
     "mlgen_version",
-    frozenset({MODEL, CONFIG, LABEL_VOCAB, METRICS, HISTORY, THRESHOLDS, LINEAR, LOGS}),
+    frozenset({MODEL, CONFIG, LABEL_VOCAB, METRICS, HISTORY, THRESHOLDS, LINEAR, DECISION, LOGS}),
 )
 
 

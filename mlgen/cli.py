@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", metavar="CSV", help="labelled file to evaluate on")
     evaluate.add_argument("--beam-size", type=int, help="beam size (default: the model's)")
     evaluate.add_argument("--max-labels", type=int, help="most labels per document (default: the model's)")
+    _add_decision_argument(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     evaluate.add_argument(
         "--per-label", metavar="CSV", help="also write per-label support, predicted count, precision, recall, F1"
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", required=True, metavar="CSV", help="file to write (.csv, .tsv, .gz)")
     predict.add_argument("--beam-size", type=int, help="beam size (default: the model's)")
     predict.add_argument("--max-labels", type=int, help="most labels per document (default: the model's)")
+    _add_decision_argument(predict)
     predict.add_argument("--chunk-size", type=int, default=10000, help="rows read at a time (default: 10000)")
     _add_csv_arguments(predict)
     predict.set_defaults(func=_predict)
@@ -159,6 +161,15 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("mlgen: interrupted", file=sys.stderr)
         return 130
+
+
+def _add_decision_argument(parser) -> None:
+    parser.add_argument(
+        "--decision",
+        choices=("mode", "marginal"),
+        help="cnn-rnn: the most probable label sequence (mode: best for subset accuracy), or the labels whose beam "
+        "marginal reaches the threshold fitted on dev (marginal); default: the rule the model chose on dev",
+    )
 
 
 def _add_data_source(parser) -> None:
@@ -381,8 +392,11 @@ def _evaluate(args) -> int:
     report = predictor.vocab.unknown_report(data)
     if report:
         print(report, file=sys.stderr)
-    predicted = predictor.predict(data.texts, beam_size=args.beam_size, max_labels=args.max_labels)
+    predicted = predictor.predict(
+        data.texts, beam_size=args.beam_size, max_labels=args.max_labels, decision=args.decision
+    )
     scores = metrics.evaluate(data.label_sets, predicted, predictor.labels)
+    scores["decision"] = args.decision or predictor.decision_rule
     if args.per_label:
         table = metrics.per_label(data.label_sets, predicted, predictor.labels)
         with artifacts.atomic_file(args.per_label) as partial:
@@ -410,7 +424,9 @@ def _predict(args) -> int:
     header = True
     with artifacts.atomic_file(output) as partial, opener(partial, "wt", encoding="utf-8", newline="") as f:
         for frame, data in read_chunks(args.input, fmt, with_labels=False, chunksize=args.chunk_size):
-            predictions = predictor.predict_scores(data.texts, beam_size=args.beam_size, max_labels=args.max_labels)
+            predictions = predictor.predict_scores(
+                data.texts, beam_size=args.beam_size, max_labels=args.max_labels, decision=args.decision
+            )
             frame = frame.assign(
                 predicted_labels=[fmt.label_sep.join(p.labels) for p in predictions],
                 label_scores=[fmt.label_sep.join(f"{s:.4f}" for s in p.scores) for p in predictions],

@@ -94,6 +94,7 @@ def compare(
                 {
                     "model": model_type,
                     "seed": seed,
+                    "decision": predictor.decision_rule,
                     **{key: scores[key] for key in metrics.SCORE_KEYS},
                     "train_seconds": predictor.metrics["train_seconds"],
                     "predict_docs_per_s": docs_per_s,
@@ -135,28 +136,32 @@ def compare(
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per model (in first-seen order): mean and std (ddof 1; 0 for one seed) of every number."""
-    numbers = [c for c in runs.columns if c not in ("model", "seed")]
-    grouped = runs.groupby("model", sort=False)[numbers]
-    mean = grouped.mean().add_suffix("_mean")
-    std = grouped.std(ddof=1).fillna(0.0).add_suffix("_std")
+    """Per model (in first-seen order): mean and std (ddof 1; 0 for one seed) of every
+    number, and the decision rules its seeds used (`"marginal 2, mode 1"`)."""
+    numbers = [c for c in runs.columns if c not in ("model", "seed") and pd.api.types.is_numeric_dtype(runs[c])]
+    grouped = runs.groupby("model", sort=False)
+    mean = grouped[numbers].mean().add_suffix("_mean")
+    std = grouped[numbers].std(ddof=1).fillna(0.0).add_suffix("_std")
     columns = [f"{c}_{stat}" for c in numbers for stat in ("mean", "std")]
     table = pd.concat([mean, std], axis=1)[columns]
-    table.insert(0, "seeds", runs.groupby("model", sort=False).size())
+    table.insert(0, "seeds", grouped.size())
+    if "decision" in runs:
+        rules = grouped["decision"].agg(lambda r: ", ".join(f"{k} {n}" for k, n in Counter(r).most_common()))
+        table.insert(1, "decision", rules)
     return table.reset_index()
 
 
 def markdown(results: pd.DataFrame, test: LabelledData, seeds: int) -> str:
     """`results` as a Markdown table of `mean ± std`, one row per model."""
-    header = ["model", *TABLE_KEYS]
+    header = ["model", "decision", *TABLE_KEYS]
     lines = [
         f"Test: {test.source} ({len(test)} documents); mean ± std over {seeds} seed(s).",
         "",
         "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] + ["---:"] * len(TABLE_KEYS)) + "|",
+        "|" + "|".join(["---", "---"] + ["---:"] * len(TABLE_KEYS)) + "|",
     ]
     for _, row in results.iterrows():
-        cells = [row["model"]]
+        cells = [row["model"], row.get("decision", "")]
         for key in TABLE_KEYS:
             digits = 0 if key in ("train_seconds", "predict_docs_per_s") else 4
             cells.append(f"{row[f'{key}_mean']:.{digits}f} ± {row[f'{key}_std']:.{digits}f}")

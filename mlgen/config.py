@@ -136,6 +136,13 @@ class ModelConfig:
         minimum=0,
     )
     beam_size: int = _field(1, "default beam size for decoding (1: greedy)", minimum=1)
+    decision: str = _field(
+        "mode",
+        "how predictions become label sets: mode (the most probable sequence: greedy or beam search), marginal "
+        "(labels whose share of the beam-5 probability mass reaches a threshold tuned on dev), or auto (fit the "
+        "marginal rule on dev after training and keep it if it beats mode there)",
+        ("mode", "marginal", "auto"),
+    )
     tune_eos_bias: bool = _field(
         False, "after training, shift the end-of-sequence logit by the bias with the best dev micro-F1"
     )

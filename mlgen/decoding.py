@@ -124,15 +124,21 @@ def greedy_search(step_fn, state, *, vocab_size: int, max_labels: int, min_label
     return loop["ids"], loop["probs"], loop["log_prob"]
 
 
-def beam_search(step_fn, state, *, beam_size: int, vocab_size: int, max_labels: int, min_labels: int = 0):
+def beam_search(
+    step_fn, state, *, beam_size: int, vocab_size: int, max_labels: int, min_labels: int = 0, return_beams=False
+):
     """Keeps the `beam_size` most probable sequences; returns the best. See the module docstring.
 
     Each batch row is repeated `beam_size` times (rows `b * beam_size + k`). Step 0
     expands beam 0 only. A finished hypothesis stays in the beam with its score, so
     it is returned unless `beam_size` unfinished ones score higher: with no length
     penalty this finds the most probable sequence the beam can reach.
+
+    With `return_beams`, returns every hypothesis instead, best first: ids and probs
+    `(batch, beam_size, max_labels + 1)` and log-probabilities `(batch, beam_size)`
+    (`NEG_INF` or less for a slot no distinct sequence filled).
     """
-    if beam_size == 1:
+    if beam_size == 1 and not return_beams:
         return greedy_search(step_fn, state, vocab_size=vocab_size, max_labels=max_labels, min_labels=min_labels)
     batch = ops.shape(tree.flatten(state)[0])[0]
     rows = batch * beam_size
@@ -161,14 +167,29 @@ def beam_search(step_fn, state, *, beam_size: int, vocab_size: int, max_labels: 
         return t + 1, loop, state
 
     _, loop, _ = ops.while_loop(cond, body, (ops.convert_to_tensor(0, "int32"), loop, state))
+    if return_beams:  # top_k keeps each row's hypotheses sorted, best first
+        steps = ops.shape(loop["ids"])[1]
+        return (
+            ops.reshape(loop["ids"], (batch, beam_size, steps)),
+            ops.reshape(loop["probs"], (batch, beam_size, steps)),
+            loop["scores"],
+        )
     best = offsets[::beam_size] + ops.cast(ops.argmax(loop["scores"], axis=1), "int32")  # (batch,)
     return ops.take(loop["ids"], best, axis=0), ops.take(loop["probs"], best, axis=0), ops.max(loop["scores"], axis=1)
 
 
-def search(step_fn, state, *, beam_size: int = 1, vocab_size: int, max_labels: int, min_labels: int = 0):
-    """Greedy search for `beam_size == 1`, beam search above."""
+def search(
+    step_fn, state, *, beam_size: int = 1, vocab_size: int, max_labels: int, min_labels: int = 0, return_beams=False
+):
+    """Greedy search for `beam_size == 1`, beam search above (every hypothesis with `return_beams`)."""
     if beam_size < 1:
         raise ValueError(f"beam_size must be at least 1, got {beam_size}")
     return beam_search(
-        step_fn, state, beam_size=beam_size, vocab_size=vocab_size, max_labels=max_labels, min_labels=min_labels
+        step_fn,
+        state,
+        beam_size=beam_size,
+        vocab_size=vocab_size,
+        max_labels=max_labels,
+        min_labels=min_labels,
+        return_beams=return_beams,
     )

@@ -59,6 +59,7 @@ class LabelSequenceClassifier(BaseEstimator):
         min_labels=ModelConfig.min_labels,
         label_loss_weight=ModelConfig.label_loss_weight,
         beam_size=ModelConfig.beam_size,
+        decision=ModelConfig.decision,
         tune_eos_bias=ModelConfig.tune_eos_bias,
         label_order=ModelConfig.label_order,
         loss=ModelConfig.loss,
@@ -94,6 +95,7 @@ class LabelSequenceClassifier(BaseEstimator):
         self.min_labels = min_labels
         self.label_loss_weight = label_loss_weight
         self.beam_size = beam_size
+        self.decision = decision
         self.tune_eos_bias = tune_eos_bias
         self.label_order = label_order
         self.loss = loss
@@ -137,12 +139,12 @@ class LabelSequenceClassifier(BaseEstimator):
     def predict(self, texts) -> list[list[str]]:
         """The label set of each text, labels in generation order."""
         check_is_fitted(self, "predictor_")
-        return self.predictor_.predict(texts, beam_size=self.beam_size)
+        return self.predictor_.predict(texts)  # with the fitted beam_size and decision
 
     def predict_scores(self, texts):
         """Per text: labels, their probabilities and the sequence log-probability."""
         check_is_fitted(self, "predictor_")
-        return self.predictor_.predict_scores(texts, beam_size=self.beam_size)
+        return self.predictor_.predict_scores(texts)
 
     def explain(self, text: str):
         """Per predicted label, the attention weights over `text`'s tokens (`attention` models)."""

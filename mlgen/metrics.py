@@ -124,7 +124,7 @@ def _multilabel(y: np.ndarray) -> np.ndarray:
 
 def format_scores(scores: dict) -> str:
     """The scores as aligned `name  value` lines."""
-    keys = [*SCORE_KEYS, *(k for k in ("unknown_gold_labels", "unknown_predicted_labels") if scores.get(k))]
+    keys = [*SCORE_KEYS, *(k for k in ("unknown_gold_labels", "unknown_predicted_labels", "decision") if scores.get(k))]
     width = max(map(len, keys)) + 2
     lines = []
     for key in keys:

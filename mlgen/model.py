@@ -404,24 +404,26 @@ class LabelSequenceModel(CNNTextModel):
 
         return step_fn, states
 
-    def generate(self, texts, beam_size: int = 1, max_labels: int | None = None):
+    def generate(self, texts, beam_size: int = 1, max_labels: int | None = None, return_beams: bool = False):
         """Decodes a batch of raw strings `(batch,)`, feeding back the model's own predictions.
 
         Returns:
             `(ids, probs, log_prob)`: ids/probs `(batch, max_labels + 1)` (labels in
             generation order, then EOS, then PAD) and the sequence log-probability
-            `(batch,)`. See `mlgen.decoding`; `label_names(ids)` gives the names.
+            `(batch,)`; with `return_beams`, every beam hypothesis, best first:
+            `(batch, beam_size, max_labels + 1)` and `(batch, beam_size)`. See
+            `mlgen.decoding`.
         """
         step_fn, states = self.step_function(self.text_vectorizer(texts), beam_size)
-        ids, probs, log_prob = decoding.search(
+        return decoding.search(
             step_fn,
             states,
             beam_size=beam_size,
             vocab_size=self.num_label_ids,
             max_labels=self.max_labels if max_labels is None else max_labels,
             min_labels=self.min_labels,
+            return_beams=return_beams,
         )
-        return ids, probs, log_prob
 
     def attention_weights(self, token_ids, decoder_input):
         """Attention weights `(batch, steps, length)` for given label sequences (teacher
@@ -431,13 +433,13 @@ class LabelSequenceModel(CNNTextModel):
         states, memory = self.encode(token_ids, training=False)
         return self.decode(states, memory, decoder_input, training=False)[1]
 
-    def generate_function(self, beam_size: int = 1, max_labels: int | None = None):
+    def generate_function(self, beam_size: int = 1, max_labels: int | None = None, return_beams: bool = False):
         """`generate` compiled with `tf.function` for any batch size, cached per settings."""
-        key = (beam_size, max_labels)
+        key = (beam_size, max_labels, return_beams)
         if key not in self._generate_functions:
 
             def generate(texts):
-                return self.generate(texts, beam_size=beam_size, max_labels=max_labels)
+                return self.generate(texts, beam_size=beam_size, max_labels=max_labels, return_beams=return_beams)
 
             # No autograph: the search loop is an explicit `ops.while_loop`.
             self._generate_functions[key] = tf.function(

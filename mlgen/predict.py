@@ -128,6 +128,37 @@ def _search_batches(model, texts, beam_size, max_labels, batch_size) -> list[Pre
     return predictions
 
 
+def label_marginals(model, texts: Sequence[str], beam_size: int, max_labels: int | None = None, batch_size=None):
+    """Each label's share of the beam's probability mass, `(len(texts), num_labels)`.
+
+    A beam search keeps `beam_size` label sequences per text; each label scores the
+    summed probability (normalised over the beam) of the hypotheses that hold it: an
+    estimate of P(label in the set) from the sequence model.
+    """
+    import tensorflow as tf
+
+    batch_size = batch_size or predict_batch_size(model.sequence_length)
+    generate = model.generate_function(beam_size, max_labels, return_beams=True)
+    marginals = np.zeros((len(texts), len(model.labels)), np.float32)
+    for start in range(0, len(texts), batch_size):
+        batch = tf.constant([str(t) for t in texts[start : start + batch_size]], dtype=tf.string)
+        ids, _, scores = (x.numpy() for x in generate(batch))  # (b, beam, steps), (b, beam)
+        weights = np.exp(scores - scores.max(axis=1, keepdims=True))
+        weights /= weights.sum(axis=1, keepdims=True)
+        emitted = (ids >= NUM_SPECIAL) & (np.cumsum(ids == EOS_ID, axis=2) == 0)
+        rows, beams, steps = np.nonzero(emitted)
+        np.add.at(marginals, (start + rows, ids[rows, beams, steps] - NUM_SPECIAL), weights[rows, beams])
+    return marginals
+
+
+def dev_truth(vocab: LabelVocabulary, dev: LabelledData) -> tuple[np.ndarray, int]:
+    """Dev gold as a multi-hot `(n_docs, num_labels)` and the count of gold labels outside
+    the vocabulary (misses no decision can avoid), for tuning thresholds."""
+    known = vocab.drop_unknown(dev.label_sets)
+    missed = sum(len(set(s)) for s in dev.label_sets) - sum(len(set(s)) for s in known)
+    return vocab.to_multi_hot(known), missed
+
+
 class Predictor:
     """A trained model with its label vocabulary and config: texts in, label sets out.
 
@@ -155,16 +186,29 @@ class Predictor:
         return self.vocab.labels
 
     def predict_scores(
-        self, texts: Sequence[str], beam_size: int | None = None, max_labels: int | None = None
+        self,
+        texts: Sequence[str],
+        beam_size: int | None = None,
+        max_labels: int | None = None,
+        decision: str | None = None,
     ) -> list[Prediction]:
         """Per text: its labels (most confident or first generated first) and their scores."""
         raise NotImplementedError
 
     def predict(
-        self, texts: Sequence[str], beam_size: int | None = None, max_labels: int | None = None
+        self,
+        texts: Sequence[str],
+        beam_size: int | None = None,
+        max_labels: int | None = None,
+        decision: str | None = None,
     ) -> list[list[str]]:
         """The label set of each text."""
-        return [p.labels for p in self.predict_scores(texts, beam_size, max_labels)]
+        return [p.labels for p in self.predict_scores(texts, beam_size, max_labels, decision)]
+
+    @property
+    def decision_rule(self) -> str:
+        """What turns scores into label sets by default (reported by `evaluate` and `compare`)."""
+        return "threshold"
 
     def calibrate(self, dev: LabelledData) -> None:
         """Fits what is tuned on dev data after (or during) training; nothing by default."""
@@ -221,49 +265,145 @@ class SequencePredictor(Predictor):
     EOS_BIASES = (0.0, -0.5, 0.5, -1.0, 1.0, -1.5, -2.0)
     # Label-prior weights `calibrate` tries, the training-time weight first.
     PRIOR_WEIGHTS = (1.0, 0.0, 0.5, 2.0, 3.0)
+    # The decision rules (`decision`): the most probable sequence, or thresholded beam marginals.
+    DECISIONS = ("mode", "marginal")
+    # Beam size whose hypotheses the marginals are taken over (unless `beam_size` says more).
+    MARGINAL_BEAM = 5
+    # The dev scores `fit_decision` keeps of each rule.
+    DECISION_SCORES = ("micro_f1", "macro_f1", "subset_accuracy", "micro_precision", "micro_recall")
 
-    def __init__(self, model, vocab: LabelVocabulary, config: dict):
+    def __init__(self, model, vocab: LabelVocabulary, config: dict, decision: dict | None = None):
         super().__init__(vocab, config)
         self.model = model
         self.model_config = from_dict(ModelConfig, config.get("model", {}))
+        # The fitted decision rule (`decision.json`): {"rule": "mode"} until `calibrate` fits one.
+        self.decision = decision or {"rule": "mode"}
+
+    @property
+    def decision_rule(self) -> str:
+        return self.decision["rule"]
 
     def calibrate(self, dev: LabelledData) -> None:
-        """Tunes what decoding adds to the decoder's logits, each on dev micro-F1.
+        """Tunes what decoding adds to the decoder's logits, then the decision rule, on dev micro-F1.
 
         - The label prior's weight (models trained with `label_loss_weight` > 0): the
           one of `PRIOR_WEIGHTS` with the best dev micro-F1.
         - Then, with `tune_eos_bias`, the EOS bias among `EOS_BIASES`: a negative bias
           makes the decoder stop later (more labels, more recall), a positive one sooner.
+        - Then the decision rule (`fit_decision`), unless `decision` is `"mode"`.
         """
         if self.model.label_head is not None:
             self._tune(self.model.label_prior_weight, self.PRIOR_WEIGHTS, dev)
         if self.model_config.tune_eos_bias:
             self._tune(self.model.eos_bias, self.EOS_BIASES, dev)
+        if self.model_config.decision != "mode":
+            self.fit_decision(dev)
 
     def _tune(self, variable, values, dev: LabelledData) -> None:
         """Sets `variable` to the first of `values` with the best dev micro-F1."""
         best_f1, best_value = -1.0, values[0]
         for value in values:
             variable.assign(value)
-            f1 = metrics.evaluate(dev.label_sets, self.predict(dev.texts), self.labels)["micro_f1"]
+            f1 = metrics.evaluate(dev.label_sets, self.predict(dev.texts, decision="mode"), self.labels)["micro_f1"]
             if f1 > best_f1:
                 best_f1, best_value = f1, value
         variable.assign(best_value)
 
+    def fit_decision(self, dev: LabelledData) -> dict:
+        """Fits the `"marginal"` rule on dev and chooses the rule predictions use by default.
+
+        The marginal rule predicts the labels whose beam marginal (`label_marginals`)
+        reaches a threshold tuned on dev for micro-F1 (`mlgen.thresholds.tune`), at least
+        `min_labels` of them. With `decision="auto"` it becomes the default only if it
+        beats the most probable sequence (`"mode"`) on dev when each half of dev is
+        scored with the threshold tuned on the other half (so the tuned rule is not
+        favoured by having seen the documents it is scored on); `"marginal"` always
+        takes it. Returns (and keeps in `decision`) the rule, its threshold and both
+        rules' dev scores (`DECISION_SCORES`).
+        """
+        y_true, missed = dev_truth(self.vocab, dev)
+        missed_per_doc = np.array([len(set(s)) for s in dev.label_sets]) - y_true.sum(axis=1)
+        beam_size = max(self.MARGINAL_BEAM, self.model_config.beam_size)
+        marginals = label_marginals(self.model, dev.texts, beam_size)
+        at_least = self.model.min_labels > 0
+        halves = np.random.default_rng(0).permutation(len(dev)) % 2
+        crossed = np.zeros_like(marginals, dtype=bool)
+        for half in (0, 1):
+            other = halves != half
+            threshold = thresholds.tune(
+                marginals[other], y_true[other], always_top=at_least, missed=int(missed_per_doc[other].sum())
+            )
+            crossed[~other] = thresholds.apply(marginals[~other], threshold, always_top=at_least)
+        predicted = {"mode": self.predict(dev.texts, decision="mode"), "marginal": self.vocab.from_multi_hot(crossed)}
+        scores = {}
+        for name, label_sets in predicted.items():
+            all_scores = metrics.evaluate(dev.label_sets, label_sets, self.labels)
+            scores[name] = {key: all_scores[key] for key in self.DECISION_SCORES}
+        better = scores["marginal"]["micro_f1"] > scores["mode"]["micro_f1"]
+        self.decision = {
+            "rule": "marginal" if self.model_config.decision == "marginal" or better else "mode",
+            "threshold": thresholds.tune(marginals, y_true, always_top=at_least, missed=missed),
+            "beam_size": beam_size,
+            "dev_scores": scores,  # marginal: cross-fitted over the two halves of dev
+        }
+        return self.decision
+
     def predict_scores(
-        self, texts: Sequence[str], beam_size: int | None = None, max_labels: int | None = None
+        self,
+        texts: Sequence[str],
+        beam_size: int | None = None,
+        max_labels: int | None = None,
+        decision: str | None = None,
     ) -> list[Prediction]:
-        """Labels in generation order, a probability per label and the sequence log-probability.
+        """Per text its labels and their scores, by the decision rule.
+
+        `"mode"`: the most probable sequence (greedy or beam search), labels in
+        generation order, each with its probability at the step it was generated, and
+        the sequence log-probability. `"marginal"`: the labels whose beam marginal
+        reaches the threshold fitted on dev, highest first, scored by their marginals
+        (`log_prob` None).
 
         Args:
             texts: raw documents.
-            beam_size: 1 for greedy search (default: the model's `beam_size`).
+            beam_size: the search's beam (default: the model's `beam_size`; for
+                `"marginal"`, the beam the threshold was fitted with).
             max_labels: most labels per document (default: the model's `max_labels`).
+            decision: `"mode"` or `"marginal"` (default: the rule fitted on dev).
         """
         texts = check_texts(texts)
-        beam_size = check_count(self.model_config.beam_size if beam_size is None else beam_size, "--beam-size", 1)
-        max_labels = check_count(max_labels, "--max-labels", self.model_config.min_labels)
-        return decode_texts(self.model, texts, beam_size=beam_size, max_labels=max_labels)
+        rule = self.decision["rule"] if decision is None else decision
+        if rule not in self.DECISIONS:
+            raise InputError(f"--decision must be one of {', '.join(self.DECISIONS)}, got {rule!r}")
+        max_labels = check_count(max_labels, "--max-labels", self.model.min_labels)
+        if rule == "mode":
+            beam_size = check_count(self.model_config.beam_size if beam_size is None else beam_size, "--beam-size", 1)
+            return decode_texts(self.model, texts, beam_size=beam_size, max_labels=max_labels)
+        if "threshold" not in self.decision:
+            raise InputError(
+                "--decision marginal needs a threshold fitted on dev; this model was trained with --decision mode"
+            )
+        beam_size = check_count(self.decision["beam_size"] if beam_size is None else beam_size, "--beam-size", 1)
+        if beam_size < 2:
+            raise InputError(
+                f"--decision marginal takes its marginals over a beam of at least 2, got --beam-size {beam_size}; "
+                f"pass --decision mode for greedy search"
+            )
+        scores = label_marginals(self.model, texts, beam_size)
+        chosen = thresholds.apply(scores, self.decision["threshold"], always_top=self.model.min_labels > 0)
+        limit = self.model.max_labels if max_labels is None else max_labels
+        predictions = []
+        for row_scores, row_chosen in zip(scores, chosen):
+            # The chosen labels are the best-scoring ones; at least `min_labels`, at most `limit`.
+            count = min(max(int(row_chosen.sum()), self.model.min_labels), limit)
+            columns = np.argsort(-row_scores, kind="stable")[:count]
+            predictions.append(
+                Prediction(
+                    labels=[self.labels[j] for j in columns],
+                    scores=[float(row_scores[j]) for j in columns],
+                    log_prob=None,
+                )
+            )
+        return predictions
 
     def explain(self, text: str, beam_size: int | None = None) -> Explanation:
         """The predicted labels of `text` and the attention weights behind each one.
@@ -274,7 +414,7 @@ class SequencePredictor(Predictor):
         if self.model.attention is None:
             raise InputError("explain needs a cnn-rnn model trained with --attention dot|general|concat")
         text = check_texts([text])[0]
-        labels = self.predict([text], beam_size=beam_size)[0]
+        labels = self.predict([text], beam_size=beam_size, decision="mode")[0]  # in generation order
         token_ids = np.asarray(self.model.text_vectorizer(np.array([text])))  # (1, sequence_length)
         length = int(np.count_nonzero(token_ids[0]))
         vocabulary = self.model.text_vectorizer.get_vocabulary()
@@ -288,12 +428,20 @@ class SequencePredictor(Predictor):
 
     def _write_model(self, folder: Path) -> None:
         self.model.save(folder / artifacts.MODEL)
+        save_json(self.decision, folder / artifacts.DECISION)
 
     @classmethod
     def _read_model(cls, folder: Path, vocab: LabelVocabulary, config: dict) -> SequencePredictor:
         from mlgen.model import LabelSequenceModel
 
-        return cls(load_keras(folder, config, vocab, LabelSequenceModel), vocab, config)
+        decision = artifacts.read_json(folder, artifacts.DECISION, required=False)  # absent before mlgen 0.3
+        if decision is not None and (
+            decision.get("rule") not in cls.DECISIONS
+            or ("threshold" in decision and not _is_number(decision["threshold"]))
+            or ("beam_size" in decision and not isinstance(decision["beam_size"], int))
+        ):
+            raise artifacts.damaged(folder, artifacts.DECISION, "is not a decision rule mlgen wrote")
+        return cls(load_keras(folder, config, vocab, LabelSequenceModel), vocab, config, decision)
 
 
 class ScoringPredictor(Predictor):
@@ -321,13 +469,15 @@ class ScoringPredictor(Predictor):
 
     def calibrate(self, dev: LabelledData) -> None:
         """Tunes the threshold for the best dev micro-F1 (`mlgen.thresholds.tune`)."""
-        known = self.vocab.drop_unknown(dev.label_sets)
-        missed = sum(len(set(s)) for s in dev.label_sets) - sum(len(set(s)) for s in known)
-        y_true = self.vocab.to_multi_hot(known)
+        y_true, missed = dev_truth(self.vocab, dev)
         self.threshold = thresholds.tune(self.scores(dev.texts), y_true, self.per_label, self.always_top, missed)
 
     def predict_scores(
-        self, texts: Sequence[str], beam_size: int | None = None, max_labels: int | None = None
+        self,
+        texts: Sequence[str],
+        beam_size: int | None = None,
+        max_labels: int | None = None,
+        decision: str | None = None,
     ) -> list[Prediction]:
         """Labels that reach the threshold, highest score first, with their scores.
 
@@ -335,6 +485,8 @@ class ScoringPredictor(Predictor):
         """
         if beam_size not in (None, 1):
             raise InputError(f"--beam-size applies to cnn-rnn models; this is a {self.model_type} model")
+        if decision not in (None, "threshold"):
+            raise InputError(f"--decision applies to cnn-rnn models; this is a {self.model_type} model")
         max_labels = check_count(max_labels, "--max-labels", 1)
         texts = check_texts(texts)
         if not texts:

@@ -280,7 +280,7 @@ def _build_model(cls, vocab, train, model_config, train_config, verbose):
     """The network with its text vocabulary from `train` and, if asked, word vectors
     loaded; and `train`'s token ids."""
     if cls is LabelSequenceModel:
-        decoding_only = ("beam_size", "label_order", "tune_eos_bias", "sampling_rate")
+        decoding_only = ("beam_size", "decision", "label_order", "tune_eos_bias", "sampling_rate")
         options = {k: v for k, v in to_dict(model_config).items() if k not in decoding_only}
         options["targets"] = "model" if model_config.label_order == "model" else "given"
         input_shape = ((None, model_config.sequence_length), (None, None))

@@ -133,3 +133,15 @@ def test_allowed_labels_are_all_emitted_most_probable_first_then_eos():
     assert ids[0].tolist() == [C, B, EOS_ID, PAD_ID]  # C ranks above B at step 0; EOS waits for B
     assert ids[1].tolist() == [A, EOS_ID, PAD_ID, PAD_ID]
     assert ids[2].tolist() == [EOS_ID, PAD_ID, PAD_ID, PAD_ID]
+
+
+def test_return_beams_gives_every_hypothesis_best_first():
+    ids, probs, scores = (np.asarray(x) for x in search(chain(TRAP), [np.zeros((2, V), "float32")], beam_size=3,
+                                                        vocab_size=V, max_labels=4, return_beams=True))  # fmt: skip
+    assert ids.shape == (2, 3, 5) and probs.shape == (2, 3, 5) and scores.shape == (2, 3)
+    assert (np.diff(scores, axis=1) <= 0).all()  # best first
+    best_ids, _, best_score = run(chain(TRAP), batch=2, beam_size=3)
+    np.testing.assert_array_equal(ids[:, 0], best_ids)
+    np.testing.assert_allclose(scores[:, 0], best_score, rtol=1e-6)
+    np.testing.assert_allclose(np.log(np.where(probs > 0, probs, 1)).sum(axis=-1), scores, rtol=1e-5)
+    assert len({tuple(row) for row in ids[0]}) == 3  # three distinct sequences

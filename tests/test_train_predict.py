@@ -301,3 +301,103 @@ def test_a_diverged_run_errors_and_never_replaces_the_good_model(tiny_run, tiny_
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no staging folder left
     texts = read_labelled_csv(tiny_csvs["test"]).texts[:5]
     assert mlgen.load(run).predict(texts) == predictor.predict(texts)
+
+
+@pytest.fixture
+def marginal_run(tiny_run, tiny_csvs, tmp_path):
+    """The tiny run with its marginal decision fitted on dev (restored afterwards)."""
+    predictor, _ = tiny_run
+    dev = read_labelled_csv(tiny_csvs["dev"])
+    before = predictor.decision
+    try:
+        yield predictor, predictor.fit_decision(dev), dev
+    finally:
+        predictor.decision = before
+
+
+def test_label_marginals_are_each_labels_share_of_the_beam(tiny_run, tiny_csvs):
+    from mlgen.predict import label_marginals
+
+    predictor, _ = tiny_run
+    texts = read_labelled_csv(tiny_csvs["test"]).texts[:6]
+    marginals = label_marginals(predictor.model, texts, beam_size=4)
+    ids, _, scores = (x.numpy() for x in predictor.model.generate(np.array(texts, dtype=object), 4, return_beams=True))
+    weights = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
+    expected = np.zeros_like(marginals)
+    for row in range(len(texts)):
+        for beam in range(4):
+            for i in ids[row, beam]:
+                if i == EOS_ID:
+                    break
+                expected[row, i - NUM_SPECIAL] += weights[row, beam]
+    np.testing.assert_allclose(marginals, expected, rtol=1e-5, atol=1e-6)
+    assert marginals.shape == (6, len(predictor.labels)) and (marginals <= 1 + 1e-6).all()
+    assert (marginals.sum(axis=1) >= 1 - 1e-5).all()  # min_labels 1: every hypothesis holds a label
+
+
+def test_the_marginal_decision_is_fitted_on_dev_and_thresholds_the_marginals(marginal_run, tiny_csvs):
+    from mlgen.predict import label_marginals
+
+    predictor, decision, dev = marginal_run
+    scores = decision["dev_scores"]
+    assert decision["rule"] in ("mode", "marginal") and set(scores) == {"mode", "marginal"}
+    assert decision["rule"] == ("marginal" if scores["marginal"]["micro_f1"] > scores["mode"]["micro_f1"] else "mode")
+    assert scores["mode"]["micro_f1"] == pytest.approx(predictor.metrics["dev"]["micro_f1"])
+    texts = read_labelled_csv(tiny_csvs["test"]).texts[:20]
+    marginals = label_marginals(predictor.model, texts, decision["beam_size"])
+    for row, prediction in zip(marginals, predictor.predict_scores(texts, decision="marginal")):
+        above = {predictor.labels[j] for j in np.flatnonzero(row >= decision["threshold"])}
+        assert set(prediction.labels) == (above or {predictor.labels[int(np.argmax(row))]})
+        assert prediction.scores == sorted(prediction.scores, reverse=True) and prediction.log_prob is None
+    assert predictor.predict(texts) == predictor.predict(texts, decision=decision["rule"])  # the default
+
+
+def test_the_fitted_decision_survives_reload_and_is_the_default(marginal_run, tmp_path, tiny_csvs):
+    predictor, decision, _ = marginal_run
+    predictor.decision = {**decision, "rule": "marginal"}
+    predictor.save(tmp_path / "run")
+    loaded = mlgen.load(tmp_path / "run")
+    assert loaded.decision == predictor.decision
+    texts = read_labelled_csv(tiny_csvs["test"]).texts[:20]
+    assert loaded.predict(texts) == predictor.predict(texts, decision="marginal")
+    assert loaded.predict(texts, decision="mode") == predictor.predict(texts, decision="mode")
+    from mlgen.cli import main
+
+    assert main(["evaluate", "--model", tmp_path / "run", "--data", tiny_csvs["test"], "--json"]) == 0
+
+
+def test_decision_errors(tiny_run, tmp_path):
+    predictor, folder = tiny_run
+    with pytest.raises(InputError, match="--decision must be one of mode, marginal"):
+        predictor.predict(["wheat"], decision="best")
+    with pytest.raises(
+        InputError, match="needs a threshold fitted on dev; this model was trained with --decision mode"
+    ):
+        predictor.predict(["wheat"], decision="marginal")
+    import shutil
+
+    shutil.copytree(folder, tmp_path / "run")
+    (tmp_path / "run" / "decision.json").write_text('{"rule": "magic"}')
+    with pytest.raises(InputError, match="decision.json is not a decision rule mlgen wrote"):
+        mlgen.load(tmp_path / "run")
+    (tmp_path / "run" / "decision.json").unlink()  # a run folder from before decisions: the mode
+    assert mlgen.load(tmp_path / "run").decision == {"rule": "mode"}
+
+
+def test_training_with_the_marginal_decision_fits_and_saves_it(tiny_csvs, tmp_path, capsys):
+    from conftest import TINY_FLAGS
+
+    from mlgen.cli import main
+
+    run = tmp_path / "run"
+    argv = ["train", "--train", tiny_csvs["train"], "--dev", tiny_csvs["dev"], "--out", run, *TINY_FLAGS]
+    assert main([*argv, "--decision", "marginal"]) == 0
+    saved = json.loads((run / "decision.json").read_text())
+    assert saved["rule"] == "marginal" and saved["beam_size"] == 5 and 0 < saved["threshold"] < 1
+    assert json.loads((run / "config.json").read_text())["model"]["decision"] == "marginal"
+    capsys.readouterr()
+    for decision in ("marginal", "mode"):
+        assert main(["evaluate", "--model", run, "--data", tiny_csvs["test"], "--json", "--decision", decision]) == 0
+        assert json.loads(capsys.readouterr().out)["decision"] == decision
+    with pytest.raises(InputError, match="takes its marginals over a beam of at least 2"):
+        mlgen.load(run).predict(["wheat"], beam_size=1)
