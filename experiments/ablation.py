@@ -65,6 +65,7 @@ BEAT_BR = {
     "order model": {"label_order": "model"},
     "set loss": {"label_order": "model", "loss": "set"},
     "feedback global": {"feedback": "global"},
+    "label head": {"label_loss_weight": 1.0},  # with decision auto: the head's probability in the marginal rule
 }
 SUITES = {"decoder": (VARIANTS, BASE), "beat-br": (BEAT_BR, {})}
 REPORT_KEYS = ("micro_f1", "macro_f1", "subset_accuracy")

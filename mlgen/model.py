@@ -447,6 +447,18 @@ class LabelSequenceModel(CNNTextModel):
             )
         return self._generate_functions[key]
 
+    def label_probabilities_function(self):
+        """Raw strings `(batch,)` -> the label head's probabilities `(batch, num_labels)`, compiled once."""
+        if self.label_head is None:
+            raise ValueError("this model has no label head (train with --label-loss-weight above 0)")
+        if "label_probabilities" not in self._generate_functions:
+            self._generate_functions["label_probabilities"] = tf.function(
+                lambda texts: ops.sigmoid(self.label_head(self.read(self.text_vectorizer(texts), training=False)[0])),
+                input_signature=[tf.TensorSpec([None], tf.string)],
+                autograph=False,
+            )
+        return self._generate_functions["label_probabilities"]
+
     def get_config(self):
         config = super().get_config()
         config.update(

@@ -151,6 +151,19 @@ def label_marginals(model, texts: Sequence[str], beam_size: int, max_labels: int
     return marginals
 
 
+def label_head_probabilities(model, texts: Sequence[str], batch_size=None) -> np.ndarray:
+    """The label head's sigmoid per label `(len(texts), num_labels)` (models with `label_loss_weight`)."""
+    import tensorflow as tf
+
+    batch_size = batch_size or predict_batch_size(model.sequence_length)
+    probabilities = model.label_probabilities_function()
+    chunks = [
+        probabilities(tf.constant([str(t) for t in texts[i : i + batch_size]], tf.string)).numpy()
+        for i in range(0, len(texts), batch_size)
+    ]
+    return np.concatenate(chunks) if chunks else np.zeros((0, len(model.labels)), np.float32)
+
+
 def dev_truth(vocab: LabelVocabulary, dev: LabelledData) -> tuple[np.ndarray, int]:
     """Dev gold as a multi-hot `(n_docs, num_labels)` and the count of gold labels outside
     the vocabulary (misses no decision can avoid), for tuning thresholds."""
@@ -269,6 +282,8 @@ class SequencePredictor(Predictor):
     DECISIONS = ("mode", "marginal")
     # Beam size whose hypotheses the marginals are taken over (unless `beam_size` says more).
     MARGINAL_BEAM = 5
+    # Weights of the label head's probability in the marginal rule's scores that `fit_decision` tries.
+    HEAD_WEIGHTS = (0.25, 0.5, 0.75, 1.0)
     # The dev scores `fit_decision` keeps of each rule.
     DECISION_SCORES = ("micro_f1", "macro_f1", "subset_accuracy", "micro_precision", "micro_recall")
 
@@ -312,39 +327,53 @@ class SequencePredictor(Predictor):
     def fit_decision(self, dev: LabelledData) -> dict:
         """Fits the `"marginal"` rule on dev and chooses the rule predictions use by default.
 
-        The marginal rule predicts the labels whose beam marginal (`label_marginals`)
-        reaches a threshold tuned on dev for micro-F1 (`mlgen.thresholds.tune`), at least
-        `min_labels` of them. With `decision="auto"` it becomes the default only if it
-        beats the most probable sequence (`"mode"`) on dev when each half of dev is
-        scored with the threshold tuned on the other half (so the tuned rule is not
-        favoured by having seen the documents it is scored on); `"marginal"` always
-        takes it. Returns (and keeps in `decision`) the rule, its threshold and both
+        The marginal rule scores each label by its beam marginal (`label_marginals`),
+        mixed, in models with a label head, with the head's probability: `(1 - w) *
+        marginal + w * head`, `w` one of `HEAD_WEIGHTS`; it predicts the labels whose
+        score reaches a threshold tuned on dev for micro-F1 (`mlgen.thresholds.tune`),
+        at least `min_labels` of them. Each `w` is scored on dev with each half of dev
+        thresholded by the threshold tuned on the other half (so a tuned rule is not
+        favoured by having seen the documents it is scored on), and the best is kept.
+        With `decision="auto"` the marginal rule becomes the default only if it beats
+        the most probable sequence (`"mode"`) there; `"marginal"` always takes it.
+        Returns (and keeps in `decision`) the rule, its weight and threshold, and both
         rules' dev scores (`DECISION_SCORES`).
         """
         y_true, missed = dev_truth(self.vocab, dev)
         missed_per_doc = np.array([len(set(s)) for s in dev.label_sets]) - y_true.sum(axis=1)
         beam_size = max(self.MARGINAL_BEAM, self.model_config.beam_size)
         marginals = label_marginals(self.model, dev.texts, beam_size)
+        head = label_head_probabilities(self.model, dev.texts) if self.model.label_head is not None else None
         at_least = self.model.min_labels > 0
         halves = np.random.default_rng(0).permutation(len(dev)) % 2
-        crossed = np.zeros_like(marginals, dtype=bool)
-        for half in (0, 1):
-            other = halves != half
-            threshold = thresholds.tune(
-                marginals[other], y_true[other], always_top=at_least, missed=int(missed_per_doc[other].sum())
-            )
-            crossed[~other] = thresholds.apply(marginals[~other], threshold, always_top=at_least)
-        predicted = {"mode": self.predict(dev.texts, decision="mode"), "marginal": self.vocab.from_multi_hot(crossed)}
-        scores = {}
-        for name, label_sets in predicted.items():
-            all_scores = metrics.evaluate(dev.label_sets, label_sets, self.labels)
-            scores[name] = {key: all_scores[key] for key in self.DECISION_SCORES}
-        better = scores["marginal"]["micro_f1"] > scores["mode"]["micro_f1"]
+
+        def cross_fitted(scores):
+            chosen = np.zeros_like(scores, dtype=bool)
+            for half in (0, 1):
+                other = halves != half
+                threshold = thresholds.tune(
+                    scores[other], y_true[other], always_top=at_least, missed=int(missed_per_doc[other].sum())
+                )
+                chosen[~other] = thresholds.apply(scores[~other], threshold, always_top=at_least)
+            return metrics.evaluate(dev.label_sets, self.vocab.from_multi_hot(chosen), self.labels)
+
+        candidates = {}
+        for weight in (0.0, *(self.HEAD_WEIGHTS if head is not None else ())):
+            scores = marginals if weight == 0 else (1 - weight) * marginals + weight * head
+            candidates[weight] = (scores, cross_fitted(scores))
+        weight = max(candidates, key=lambda w: candidates[w][1]["micro_f1"])  # ties: the smaller weight
+        scores, marginal_scores = candidates[weight]
+        mode_scores = metrics.evaluate(dev.label_sets, self.predict(dev.texts, decision="mode"), self.labels)
+        better = marginal_scores["micro_f1"] > mode_scores["micro_f1"]
         self.decision = {
             "rule": "marginal" if self.model_config.decision == "marginal" or better else "mode",
-            "threshold": thresholds.tune(marginals, y_true, always_top=at_least, missed=missed),
+            "threshold": thresholds.tune(scores, y_true, always_top=at_least, missed=missed),
+            "head_weight": weight,
             "beam_size": beam_size,
-            "dev_scores": scores,  # marginal: cross-fitted over the two halves of dev
+            "dev_scores": {  # marginal: cross-fitted over the two halves of dev
+                name: {key: result[key] for key in self.DECISION_SCORES}
+                for name, result in (("mode", mode_scores), ("marginal", marginal_scores))
+            },
         }
         return self.decision
 
@@ -389,6 +418,9 @@ class SequencePredictor(Predictor):
                 f"pass --decision mode for greedy search"
             )
         scores = label_marginals(self.model, texts, beam_size)
+        weight = self.decision.get("head_weight", 0.0)
+        if weight:
+            scores = (1 - weight) * scores + weight * label_head_probabilities(self.model, texts)
         chosen = thresholds.apply(scores, self.decision["threshold"], always_top=self.model.min_labels > 0)
         limit = self.model.max_labels if max_labels is None else max_labels
         predictions = []
@@ -439,6 +471,7 @@ class SequencePredictor(Predictor):
             decision.get("rule") not in cls.DECISIONS
             or ("threshold" in decision and not _is_number(decision["threshold"]))
             or ("beam_size" in decision and not isinstance(decision["beam_size"], int))
+            or not (_is_number(decision.get("head_weight", 0.0)) and 0 <= decision.get("head_weight", 0.0) <= 1)
         ):
             raise artifacts.damaged(folder, artifacts.DECISION, "is not a decision rule mlgen wrote")
         return cls(load_keras(folder, config, vocab, LabelSequenceModel), vocab, config, decision)

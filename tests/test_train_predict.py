@@ -336,15 +336,18 @@ def test_label_marginals_are_each_labels_share_of_the_beam(tiny_run, tiny_csvs):
 
 
 def test_the_marginal_decision_is_fitted_on_dev_and_thresholds_the_marginals(marginal_run, tiny_csvs):
-    from mlgen.predict import label_marginals
+    from mlgen.predict import label_head_probabilities, label_marginals
 
     predictor, decision, dev = marginal_run
     scores = decision["dev_scores"]
     assert decision["rule"] in ("mode", "marginal") and set(scores) == {"mode", "marginal"}
     assert decision["rule"] == ("marginal" if scores["marginal"]["micro_f1"] > scores["mode"]["micro_f1"] else "mode")
     assert scores["mode"]["micro_f1"] == pytest.approx(predictor.metrics["dev"]["micro_f1"])
+    assert decision["head_weight"] in (0.0, *predictor.HEAD_WEIGHTS)  # the tiny model has a label head
     texts = read_labelled_csv(tiny_csvs["test"]).texts[:20]
-    marginals = label_marginals(predictor.model, texts, decision["beam_size"])
+    weight = decision["head_weight"]
+    marginals = (1 - weight) * label_marginals(predictor.model, texts, decision["beam_size"])
+    marginals += weight * label_head_probabilities(predictor.model, texts)
     for row, prediction in zip(marginals, predictor.predict_scores(texts, decision="marginal")):
         above = {predictor.labels[j] for j in np.flatnonzero(row >= decision["threshold"])}
         assert set(prediction.labels) == (above or {predictor.labels[int(np.argmax(row))]})
@@ -401,3 +404,14 @@ def test_training_with_the_marginal_decision_fits_and_saves_it(tiny_csvs, tmp_pa
         assert json.loads(capsys.readouterr().out)["decision"] == decision
     with pytest.raises(InputError, match="takes its marginals over a beam of at least 2"):
         mlgen.load(run).predict(["wheat"], beam_size=1)
+
+
+def test_label_head_probabilities_are_the_heads_sigmoid(tiny_run, tiny_csvs):
+    from mlgen.predict import label_head_probabilities
+
+    predictor, _ = tiny_run
+    model = predictor.model
+    texts = read_labelled_csv(tiny_csvs["test"]).texts[:5]
+    features, _ = model.read(model.text_vectorizer(np.array(texts, dtype=object)), training=False)
+    expected = 1 / (1 + np.exp(-np.asarray(model.label_head(features))))
+    np.testing.assert_allclose(label_head_probabilities(model, texts), expected, rtol=1e-5, atol=1e-6)
