@@ -47,9 +47,11 @@ class Prediction:
     Attributes:
         labels: the labels in generation order.
         scores: each label's score: for cnn-rnn its probability at the step it was
-            generated, for binary relevance its probability or margin.
-        log_prob: log-probability of the whole sequence, EOS included (None for
-            binary-relevance models, which score labels independently).
+            generated (the `"mode"` decision) or its label score (`"marginal"`), for
+            binary relevance its probability or margin.
+        log_prob: log-probability of the whole sequence, EOS included (None for the
+            marginal decision and for binary-relevance models, which score labels
+            independently).
     """
 
     labels: list[str]
@@ -265,6 +267,10 @@ class Predictor:
 
 class SequencePredictor(Predictor):
     """The CNN-RNN model: labels generated one at a time, greedy or beam search.
+
+    Two decision rules turn the decoder into label sets (`predict_scores`): the most
+    probable sequence (`"mode"`) and thresholded label scores from the beam
+    (`"marginal"`), fitted on dev by `fit_decision`; `decision` holds the fitted one.
 
     Example:
         >>> clf = mlgen.load("runs/reuters21578")
