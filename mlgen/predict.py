@@ -166,6 +166,32 @@ def label_head_probabilities(model, texts: Sequence[str], batch_size=None) -> np
     return np.concatenate(chunks) if chunks else np.zeros((0, len(model.labels)), np.float32)
 
 
+def scored_predictions(labels, scores: np.ndarray, chosen: np.ndarray, max_labels=None, min_labels: int = 0):
+    """`Prediction`s of labels chosen from per-label scores, highest score first.
+
+    Args:
+        labels: the label names, one per column.
+        scores: `(n_docs, num_labels)`; chosen: bool, the same shape.
+        max_labels: keep at most this many per document (None: all chosen).
+        min_labels: add the best unchosen labels up to this many.
+    """
+    predictions = []
+    for row_scores, row_chosen in zip(scores, chosen):
+        columns = np.flatnonzero(row_chosen)
+        columns = columns[np.argsort(-row_scores[columns], kind="stable")]
+        if len(columns) < min_labels:
+            rest = np.flatnonzero(~row_chosen)
+            rest = rest[np.argsort(-row_scores[rest], kind="stable")][: min_labels - len(columns)]
+            columns = np.concatenate([columns, rest])
+        columns = columns[:max_labels]
+        predictions.append(
+            Prediction(
+                labels=[labels[j] for j in columns], scores=[float(row_scores[j]) for j in columns], log_prob=None
+            )
+        )
+    return predictions
+
+
 def dev_truth(vocab: LabelVocabulary, dev: LabelledData) -> tuple[np.ndarray, int]:
     """Dev gold as a multi-hot `(n_docs, num_labels)` and the count of gold labels outside
     the vocabulary (misses no decision can avoid), for tuning thresholds."""
@@ -429,19 +455,7 @@ class SequencePredictor(Predictor):
             scores = (1 - weight) * scores + weight * label_head_probabilities(self.model, texts)
         chosen = thresholds.apply(scores, self.decision["threshold"], always_top=self.model.min_labels > 0)
         limit = self.model.max_labels if max_labels is None else max_labels
-        predictions = []
-        for row_scores, row_chosen in zip(scores, chosen):
-            # The chosen labels are the best-scoring ones; at least `min_labels`, at most `limit`.
-            count = min(max(int(row_chosen.sum()), self.model.min_labels), limit)
-            columns = np.argsort(-row_scores, kind="stable")[:count]
-            predictions.append(
-                Prediction(
-                    labels=[self.labels[j] for j in columns],
-                    scores=[float(row_scores[j]) for j in columns],
-                    log_prob=None,
-                )
-            )
-        return predictions
+        return scored_predictions(self.labels, scores, chosen, limit, self.model.min_labels)
 
     def explain(self, text: str, beam_size: int | None = None) -> Explanation:
         """The predicted labels of `text` and the attention weights behind each one.
@@ -531,19 +545,9 @@ class ScoringPredictor(Predictor):
         if not texts:
             return []
         scores = self.scores(texts)
-        chosen = thresholds.apply(scores, self.threshold, self.always_top)
-        predictions = []
-        for row_scores, row_chosen in zip(scores, chosen):
-            columns = np.flatnonzero(row_chosen)
-            columns = columns[np.argsort(-row_scores[columns], kind="stable")][:max_labels]
-            predictions.append(
-                Prediction(
-                    labels=[self.labels[j] for j in columns],
-                    scores=[float(row_scores[j]) for j in columns],
-                    log_prob=None,
-                )
-            )
-        return predictions
+        return scored_predictions(
+            self.labels, scores, thresholds.apply(scores, self.threshold, self.always_top), max_labels
+        )
 
     def write(self, folder) -> None:
         super().write(folder)
