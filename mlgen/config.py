@@ -137,7 +137,7 @@ class ModelConfig:
     )
     beam_size: int = _field(1, "default beam size for decoding (1: greedy)", minimum=1)
     decision: str = _field(
-        "mode",
+        "auto",
         "how predictions become label sets: mode (the most probable sequence: greedy or beam search), marginal "
         "(labels whose share of the beam-5 probability mass reaches a threshold tuned on dev), or auto (fit the "
         "marginal rule on dev after training and keep it if it beats mode there)",

@@ -387,23 +387,27 @@ def test_decision_errors(tiny_run, tmp_path):
     assert mlgen.load(tmp_path / "run").decision == {"rule": "mode"}
 
 
-def test_training_with_the_marginal_decision_fits_and_saves_it(tiny_csvs, tmp_path, capsys):
+@pytest.mark.parametrize("decision", ["marginal", "auto"])
+def test_training_fits_the_decision_and_saves_it(tiny_csvs, tmp_path, capsys, decision):
     from conftest import TINY_FLAGS
 
     from mlgen.cli import main
 
     run = tmp_path / "run"
     argv = ["train", "--train", tiny_csvs["train"], "--dev", tiny_csvs["dev"], "--out", run, *TINY_FLAGS]
-    assert main([*argv, "--decision", "marginal"]) == 0
+    assert main([*argv, "--decision", decision]) == 0
     saved = json.loads((run / "decision.json").read_text())
-    assert saved["rule"] == "marginal" and saved["beam_size"] == 5 and 0 < saved["threshold"] < 1
-    assert json.loads((run / "config.json").read_text())["model"]["decision"] == "marginal"
+    assert saved["beam_size"] == 5 and 0 < saved["threshold"] < 1
+    scores = saved["dev_scores"]
+    better = scores["marginal"]["micro_f1"] > scores["mode"]["micro_f1"]
+    assert saved["rule"] == ("marginal" if decision == "marginal" or better else "mode")
+    assert json.loads((run / "config.json").read_text())["model"]["decision"] == decision
     capsys.readouterr()
     for decision in ("marginal", "mode"):
         assert main(["evaluate", "--model", run, "--data", tiny_csvs["test"], "--json", "--decision", decision]) == 0
         assert json.loads(capsys.readouterr().out)["decision"] == decision
     with pytest.raises(InputError, match="takes its marginals over a beam of at least 2"):
-        mlgen.load(run).predict(["wheat"], beam_size=1)
+        mlgen.load(run).predict(["wheat"], beam_size=1, decision="marginal")
 
 
 def test_label_head_probabilities_are_the_heads_sigmoid(tiny_run, tiny_csvs):
