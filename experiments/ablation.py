@@ -151,7 +151,7 @@ def _with_decision(record: dict, predictor, dev, test) -> dict:
         "variant": f"{record['variant']} + decision auto",
         **{f"dev_{k}": chosen[k] for k in REPORT_KEYS},
         **{f"test_{k}": scores[k] for k in REPORT_KEYS},
-        "decision": {key: decision[key] for key in ("rule", "threshold", "dev_scores")},
+        "decision": {key: decision[key] for key in ("rule", "threshold", "head_weight", "dev_scores")},
         "train_cpu_seconds": round(record["train_cpu_seconds"] + time.process_time() - started, 1),
     }
 
