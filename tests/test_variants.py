@@ -30,7 +30,7 @@ VARIANTS = [
     {"label_order": "model"},
     {"label_order": "model", "loss": "set", "scheduled_sampling": "linear"},
     {"feedback": "global"},
-    {"feedback": "global", "attention": "dot", "cell": "lstm", "label_order": "model"},
+    {"feedback": "global", "attention": "dot", "label_order": "model"},
     {"word_dropout": 0.2},
 ]
 
