@@ -209,7 +209,7 @@ class LabelSequenceModel(CNNTextModel):
         self.label_head = keras.layers.Dense(len(self.labels), name="label_head") if label_loss_weight else None
         # Only models that sample draw from the global seed (a default model's weights stay as they were).
         self.seed_generator = keras.random.SeedGenerator() if scheduled_sampling != "none" else None
-        self._compiled = {}
+        self._compiled_functions = {}
 
     def build(self, input_shape):
         token_shape, decoder_shape = input_shape
@@ -436,28 +436,28 @@ class LabelSequenceModel(CNNTextModel):
     def generate_function(self, beam_size: int = 1, max_labels: int | None = None, return_beams: bool = False):
         """`generate` compiled with `tf.function` for any batch size, cached per settings."""
         key = (beam_size, max_labels, return_beams)
-        if key not in self._compiled:
+        if key not in self._compiled_functions:
 
             def generate(texts):
                 return self.generate(texts, beam_size=beam_size, max_labels=max_labels, return_beams=return_beams)
 
             # No autograph: the search loop is an explicit `ops.while_loop`.
-            self._compiled[key] = tf.function(
+            self._compiled_functions[key] = tf.function(
                 generate, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False
             )
-        return self._compiled[key]
+        return self._compiled_functions[key]
 
     def label_probabilities_function(self):
         """Raw strings `(batch,)` -> the label head's probabilities `(batch, num_labels)`, compiled once."""
         if self.label_head is None:
             raise ValueError("this model has no label head (train with --label-loss-weight above 0)")
-        if "label_probabilities" not in self._compiled:
-            self._compiled["label_probabilities"] = tf.function(
+        if "label_probabilities" not in self._compiled_functions:
+            self._compiled_functions["label_probabilities"] = tf.function(
                 lambda texts: ops.sigmoid(self.label_head(self.read(self.text_vectorizer(texts), training=False)[0])),
                 input_signature=[tf.TensorSpec([None], tf.string)],
                 autograph=False,
             )
-        return self._compiled["label_probabilities"]
+        return self._compiled_functions["label_probabilities"]
 
     def get_config(self):
         config = super().get_config()
