@@ -2,7 +2,8 @@
 
 Two suites (`--suite`): `decoder`, the decoder variants against a fixed base (`BASE`,
 sessions 2-7), and `beat-br`, issue 16's options against today's defaults
-(`BEAT_BR`). In `beat-br` every run also fits the marginal decision on dev
+(`BEAT_BR`, with `--decision mode` so that each plain row is the most probable sequence). In `beat-br`
+every run also fits the marginal decision on dev
 (`SequencePredictor.fit_decision`, the rule `--decision auto` keeps) and adds a
 second record, `<variant> + decision auto`, scored with the rule it chose (its dev
 micro-F1 is the cross-fitted one when it chose the marginal rule).
@@ -67,7 +68,8 @@ BEAT_BR = {
     "feedback global": {"feedback": "global"},
     "label head": {"label_loss_weight": 1.0},  # with decision auto: the head's probability in the marginal rule
 }
-SUITES = {"decoder": (VARIANTS, BASE), "beat-br": (BEAT_BR, {})}
+# The plain rows keep the most probable sequence, so that `+ decision auto` rows isolate the decision.
+SUITES = {"decoder": (VARIANTS, BASE), "beat-br": (BEAT_BR, {"decision": "mode"})}
 REPORT_KEYS = ("micro_f1", "macro_f1", "subset_accuracy")
 
 
