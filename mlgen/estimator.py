@@ -137,12 +137,13 @@ class LabelSequenceClassifier(BaseEstimator):
         return self
 
     def predict(self, texts) -> list[list[str]]:
-        """The label set of each text, labels in generation order."""
+        """The label set of each text, by the decision rule fitted on dev (`predictor_.decision`):
+        generation order for the most probable sequence, highest score first for the marginal rule."""
         check_is_fitted(self, "predictor_")
         return self.predictor_.predict(texts)  # with the fitted beam_size and decision
 
     def predict_scores(self, texts):
-        """Per text: labels, their probabilities and the sequence log-probability."""
+        """Per text: labels and their scores (see `SequencePredictor.predict_scores`)."""
         check_is_fitted(self, "predictor_")
         return self.predictor_.predict_scores(texts)
 
