@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mlgen import __version__, datasets, registry
 from mlgen.config import (
-    ENCODER_FIELDS,
+    CNN_BR_FIELDS,
     LINEAR_FIELDS,
     BaselineConfig,
     ModelConfig,
@@ -31,9 +31,9 @@ from mlgen.errors import InputError, first_line
 MODELS = registry.MODEL_TYPES
 # The config fields each model type reads; a flag outside them is an error, not ignored.
 _FIELDS = {
-    "cnn-rnn": {f.name for cls in (ModelConfig, TrainConfig) for f in dataclasses.fields(cls)},
-    "cnn-br": {*ENCODER_FIELDS, *(f.name for f in dataclasses.fields(TrainConfig))}
-    | ({f.name for f in dataclasses.fields(BaselineConfig)} - set(LINEAR_FIELDS)),
+    "cnn-rnn": {f.name for cls in (ModelConfig, TrainConfig) for f in dataclasses.fields(cls)} | set(LINEAR_FIELDS),
+    "cnn-br": {*CNN_BR_FIELDS, *(f.name for f in dataclasses.fields(TrainConfig))}
+    | {f.name for f in dataclasses.fields(BaselineConfig)},  # linear-br's fields: its ensemble
     "linear-br": {f.name for f in dataclasses.fields(BaselineConfig)} | {"seed", "dev_fraction"},
 }
 
@@ -275,10 +275,13 @@ def _check_flags(args) -> None:
         for f in dataclasses.fields(cls)
         if getattr(args, f.name, None) is not None
     ]
-    unused = [name for name in given if name not in _FIELDS[args.model]]
+    used, by = _FIELDS[args.model], f"--model {args.model}"
+    if args.model != "linear-br" and args.ensemble == "none":
+        used, by = used - set(LINEAR_FIELDS), f"{by} --ensemble none"  # they configure the ensemble
+    unused = [name for name in given if name not in used]
     if unused:
         flags = ", ".join("--" + name.replace("_", "-") for name in unused)
-        raise InputError(f"{flags}: not used by --model {args.model}; see `mlgen train --help`")
+        raise InputError(f"{flags}: not used by {by}; see `mlgen train --help`")
 
 
 def _train(args) -> int:
@@ -397,6 +400,7 @@ def _evaluate(args) -> int:
     )
     scores = metrics.evaluate(data.label_sets, predicted, predictor.labels)
     scores["decision"] = args.decision or predictor.decision_rule
+    scores["ensemble"] = predictor.ensemble_weights
     if args.per_label:
         table = metrics.per_label(data.label_sets, predicted, predictor.labels)
         with artifacts.atomic_file(args.per_label) as partial:

@@ -94,7 +94,7 @@ def compare(
                 {
                     "model": model_type,
                     "seed": seed,
-                    "decision": predictor.decision_rule,
+                    "decision": predictor.decision_rule + (" + linear-br" if _uses_ensemble(predictor) else ""),
                     **{key: scores[key] for key in metrics.SCORE_KEYS},
                     "train_seconds": predictor.metrics["train_seconds"],
                     "predict_docs_per_s": docs_per_s,
@@ -169,13 +169,22 @@ def markdown(results: pd.DataFrame, test: LabelledData, seeds: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def timed_predict(predictor, texts, beam_size: int | None = None) -> tuple[list[list[str]], float]:
-    """Predictions for `texts` and documents per second (after a warm-up call that compiles)."""
-    predictor.predict(texts[:_WARMUP_DOCS], beam_size=beam_size)
+def timed_predict(predictor, texts, beam_size: int | None = None, decision: str | None = None):
+    """Predictions for `texts` and documents per second (after a warm-up call that compiles):
+    `(label sets, docs/s)`."""
+    predictor.predict(texts[:_WARMUP_DOCS], beam_size=beam_size, decision=decision)
     started = time.perf_counter()
-    predicted = predictor.predict(texts, beam_size=beam_size)
+    predicted = predictor.predict(texts, beam_size=beam_size, decision=decision)
     return predicted, len(texts) / max(time.perf_counter() - started, 1e-9)
 
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def _uses_ensemble(predictor) -> bool:
+    """Whether the fitted predictions draw on the linear-br ensemble (a non-zero weight)."""
+    weights = predictor.ensemble_weights or {}
+    if predictor.decision_rule == "mode":
+        return bool(weights.get("linear_weight"))
+    return any(weights.values())

@@ -166,6 +166,15 @@ class ModelConfig:
         ("sequence", "set"),
     )
 
+    ensemble: str = _field(
+        "linear-br",
+        "linear-br: also fit a linear-br model (TF-IDF + one linear classifier per label; --classifier, --C, "
+        "--ngram-max, --min-df, --sublinear-tf) on the training data and combine it with the network after "
+        "training, in proportions fitted on dev (zero included): its margins added to the network's label logits "
+        "(at every decoding step) and its sigmoid mixed into the label scores; none: the network alone",
+        ("none", "linear-br"),
+    )
+
     def __post_init__(self):
         _validate(self)  # also makes lists from JSON or Python callers tuples
         if 0 < self.max_labels < self.min_labels:
@@ -248,6 +257,8 @@ ENCODER_FIELDS = (
     "word_dropout",
 )
 LINEAR_FIELDS = ("classifier", "C", "ngram_max", "min_df", "sublinear_tf")
+# What cnn-br reads of ModelConfig: the encoder, and the linear-br ensemble.
+CNN_BR_FIELDS = (*ENCODER_FIELDS, "ensemble")
 
 
 def _hints(cls) -> dict:

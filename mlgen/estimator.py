@@ -64,6 +64,7 @@ class LabelSequenceClassifier(BaseEstimator):
         label_order=ModelConfig.label_order,
         loss=ModelConfig.loss,
         feedback=ModelConfig.feedback,
+        ensemble=ModelConfig.ensemble,
         epochs=TrainConfig.epochs,
         batch_size=TrainConfig.batch_size,
         learning_rate=TrainConfig.learning_rate,
@@ -100,6 +101,7 @@ class LabelSequenceClassifier(BaseEstimator):
         self.label_order = label_order
         self.loss = loss
         self.feedback = feedback
+        self.ensemble = ensemble
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate

@@ -368,8 +368,11 @@ class LabelSequenceModel(CNNTextModel):
         target = ops.logical_and(target, (order != PAD_ID)[:, :, None])
         return (token_ids, decoder_input), ops.cast(target, "float32")
 
-    def step_function(self, token_ids, beam_size: int = 1):
+    def step_function(self, token_ids, beam_size: int = 1, prior=None):
         """`(step_fn, initial_states)` for `mlgen.decoding` over token ids `(batch, length)`.
+
+        `prior`, float `(batch, num_labels)` or None, is added to each document's label
+        logits at every step (the linear-br ensemble's weighted margins).
 
         `step_fn(prev_ids (rows,), states) -> (logits (rows, num_label_ids), states)`,
         rows = batch * beam_size (beam search repeats each document's states). The
@@ -384,7 +387,9 @@ class LabelSequenceModel(CNNTextModel):
         # Added to every step's logits: the EOS bias and, with a label head, its weighted log-sigmoid.
         added = ops.one_hot(EOS_ID, self.num_label_ids) * self.eos_bias  # (num_label_ids,)
         if self.label_head is not None:
-            prior = ops.log_sigmoid(self.label_head(context)) * self.label_prior_weight  # (batch, labels)
+            head = ops.log_sigmoid(self.label_head(context)) * self.label_prior_weight  # (batch, labels)
+            added = added + ops.repeat(ops.pad(head, [[0, 0], [NUM_SPECIAL, 0]]), beam_size, axis=0)
+        if prior is not None:
             added = added + ops.repeat(ops.pad(prior, [[0, 0], [NUM_SPECIAL, 0]]), beam_size, axis=0)
 
         def step_fn(prev_ids, states):
@@ -404,8 +409,12 @@ class LabelSequenceModel(CNNTextModel):
 
         return step_fn, states
 
-    def generate(self, texts, beam_size: int = 1, max_labels: int | None = None, return_beams: bool = False):
+    def generate(
+        self, texts, beam_size: int = 1, max_labels: int | None = None, return_beams: bool = False, prior=None
+    ):
         """Decodes a batch of raw strings `(batch,)`, feeding back the model's own predictions.
+
+        `prior`: float `(batch, num_labels)` added to every step's label logits, or None.
 
         Returns:
             `(ids, probs, log_prob)`: ids/probs `(batch, max_labels + 1)` (labels in
@@ -414,7 +423,7 @@ class LabelSequenceModel(CNNTextModel):
             `(batch, beam_size, max_labels + 1)` and `(batch, beam_size)`. See
             `mlgen.decoding`.
         """
-        step_fn, states = self.step_function(self.text_vectorizer(texts), beam_size)
+        step_fn, states = self.step_function(self.text_vectorizer(texts), beam_size, prior)
         return decoding.search(
             step_fn,
             states,
@@ -433,18 +442,24 @@ class LabelSequenceModel(CNNTextModel):
         states, memory = self.encode(token_ids, training=False)
         return self.decode(states, memory, decoder_input, training=False)[1]
 
-    def generate_function(self, beam_size: int = 1, max_labels: int | None = None, return_beams: bool = False):
-        """`generate` compiled with `tf.function` for any batch size, cached per settings."""
-        key = (beam_size, max_labels, return_beams)
+    def generate_function(
+        self, beam_size: int = 1, max_labels: int | None = None, return_beams: bool = False, with_prior: bool = False
+    ):
+        """`generate` compiled with `tf.function` for any batch size, cached per settings.
+
+        It takes the texts `(batch,)`, and with `with_prior` also the prior `(batch, num_labels)`.
+        """
+        key = (beam_size, max_labels, return_beams, with_prior)
         if key not in self._compiled_functions:
 
-            def generate(texts):
-                return self.generate(texts, beam_size=beam_size, max_labels=max_labels, return_beams=return_beams)
+            def generate(texts, prior=None):
+                return self.generate(texts, beam_size, max_labels, return_beams, prior)
 
+            signature = [tf.TensorSpec([None], tf.string)]
+            if with_prior:
+                signature.append(tf.TensorSpec([None, len(self.labels)], tf.float32))
             # No autograph: the search loop is an explicit `ops.while_loop`.
-            self._compiled_functions[key] = tf.function(
-                generate, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False
-            )
+            self._compiled_functions[key] = tf.function(generate, input_signature=signature, autograph=False)
         return self._compiled_functions[key]
 
     def label_probabilities_function(self):

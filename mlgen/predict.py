@@ -72,7 +72,12 @@ def predict_batch_size(sequence_length: int) -> int:
 
 
 def decode_texts(
-    model, texts: Sequence[str], beam_size: int = 1, max_labels: int | None = None, batch_size: int | None = None
+    model,
+    texts: Sequence[str],
+    beam_size: int = 1,
+    max_labels: int | None = None,
+    batch_size: int | None = None,
+    prior: np.ndarray | None = None,
 ) -> list[Prediction]:
     """Runs the model's compiled search over `texts` in batches. The one decoding path.
 
@@ -89,14 +94,17 @@ def decode_texts(
         beam_size: 1 for greedy search, more for beam search.
         max_labels: most labels per document (default: the model's).
         batch_size: documents per compiled call (default: `predict_batch_size`).
+        prior: float `(len(texts), num_labels)` added to every step's label logits, or None.
     """
     max_labels = model.max_labels if max_labels is None else max_labels
     if beam_size > 1 or max_labels <= FIRST_PASS_LABELS or model.min_labels >= FIRST_PASS_LABELS:
-        return _search_batches(model, texts, beam_size, max_labels, batch_size)
-    predictions = _search_batches(model, texts, 1, FIRST_PASS_LABELS, batch_size)
+        return _search_batches(model, texts, beam_size, max_labels, batch_size, prior)
+    predictions = _search_batches(model, texts, 1, FIRST_PASS_LABELS, batch_size, prior)
     capped = [i for i, p in enumerate(predictions) if len(p.labels) == FIRST_PASS_LABELS]
     if capped:
-        again = _search_batches(model, [texts[i] for i in capped], 1, max_labels, batch_size)
+        again = _search_batches(
+            model, [texts[i] for i in capped], 1, max_labels, batch_size, None if prior is None else prior[capped]
+        )
         for i, prediction in zip(capped, again):
             predictions[i] = prediction
     return predictions
@@ -106,17 +114,11 @@ def decode_texts(
 FIRST_PASS_LABELS = 3
 
 
-def _search_batches(model, texts, beam_size, max_labels, batch_size) -> list[Prediction]:
+def _search_batches(model, texts, beam_size, max_labels, batch_size, prior=None) -> list[Prediction]:
     """One compiled search (`LabelSequenceModel.generate_function`) per batch of `texts`."""
-    import tensorflow as tf
-
-    batch_size = batch_size or predict_batch_size(model.sequence_length)
-    generate = model.generate_function(beam_size, max_labels)
     names = model.labels
     predictions = []
-    for start in range(0, len(texts), batch_size):
-        batch = tf.constant([str(t) for t in texts[start : start + batch_size]], dtype=tf.string)
-        ids, probs, log_prob = (x.numpy() for x in generate(batch))
+    for ids, probs, log_prob in _generate(model, texts, batch_size, prior, beam_size, max_labels):
         # A label is an id >= NUM_SPECIAL before the row's EOS (PAD follows EOS).
         keep = (ids >= NUM_SPECIAL) & (np.cumsum(ids == EOS_ID, axis=1) == 0)
         for row_ids, row_probs, row_keep, row_log_prob in zip(ids, probs, keep, log_prob.tolist()):
@@ -130,21 +132,33 @@ def _search_batches(model, texts, beam_size, max_labels, batch_size) -> list[Pre
     return predictions
 
 
-def label_marginals(model, texts: Sequence[str], beam_size: int, max_labels: int | None = None, batch_size=None):
+def _generate(model, texts, batch_size, prior, *settings, **options):
+    """Yields the numpy outputs of the compiled search (`LabelSequenceModel.generate_function`
+    with `settings` and `options`) for each batch of `texts` in turn."""
+    import tensorflow as tf
+
+    batch_size = batch_size or predict_batch_size(model.sequence_length)
+    generate = model.generate_function(*settings, **options, with_prior=prior is not None)
+    for start in range(0, len(texts), batch_size):
+        inputs = [tf.constant([str(t) for t in texts[start : start + batch_size]], dtype=tf.string)]
+        if prior is not None:
+            inputs.append(tf.constant(prior[start : start + batch_size], dtype=tf.float32))
+        yield tuple(x.numpy() for x in generate(*inputs))
+
+
+def label_marginals(
+    model, texts: Sequence[str], beam_size: int, max_labels: int | None = None, batch_size=None, prior=None
+):
     """Each label's share of the beam's probability mass, `(len(texts), num_labels)`.
 
     A beam search keeps `beam_size` label sequences per text; each label scores the
     summed probability (normalised over the beam) of the hypotheses that hold it: an
-    estimate of P(label in the set) from the sequence model.
+    estimate of P(label in the set) from the sequence model. `prior`: as for `decode_texts`.
     """
-    import tensorflow as tf
-
     batch_size = batch_size or predict_batch_size(model.sequence_length)
-    generate = model.generate_function(beam_size, max_labels, return_beams=True)
     marginals = np.zeros((len(texts), len(model.labels)), np.float32)
-    for start in range(0, len(texts), batch_size):
-        batch = tf.constant([str(t) for t in texts[start : start + batch_size]], dtype=tf.string)
-        ids, _, scores = (x.numpy() for x in generate(batch))  # (b, beam, steps), (b, beam)
+    batches = _generate(model, texts, batch_size, prior, beam_size, max_labels, return_beams=True)
+    for start, (ids, _, scores) in zip(range(0, len(texts), batch_size), batches):  # (b, beam, steps), (b, beam)
         weights = np.exp(scores - scores.max(axis=1, keepdims=True))
         weights /= weights.sum(axis=1, keepdims=True)
         emitted = (ids >= NUM_SPECIAL) & (np.cumsum(ids == EOS_ID, axis=2) == 0)
@@ -200,6 +214,13 @@ def dev_truth(vocab: LabelVocabulary, dev: LabelledData) -> tuple[np.ndarray, in
     return vocab.to_multi_hot(known), missed
 
 
+# The linear-br ensemble (`ModelConfig.ensemble`), fitted on dev after training: the weights of
+# linear-br's margins added to the network's label logits, and the shares of its sigmoid mixed
+# into the label scores, that are tried besides 0 (0 and 0: the network alone).
+LINEAR_WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+LINEAR_MIXES = (0.1, 0.2, 0.35, 0.5, 0.6, 0.7, 0.8)
+
+
 class Predictor:
     """A trained model with its label vocabulary and config: texts in, label sets out.
 
@@ -221,6 +242,8 @@ class Predictor:
         self.config = config
         self.metrics: dict = {}
         self.history: dict = {}
+        # The linear-br model beside the network (`ModelConfig.ensemble`), or None.
+        self.linear = None
 
     @property
     def labels(self) -> list[str]:
@@ -251,6 +274,13 @@ class Predictor:
         """What turns scores into label sets by default (reported by `evaluate` and `compare`)."""
         return "threshold"
 
+    @property
+    def ensemble_weights(self) -> dict | None:
+        """The fitted weights of the linear-br ensemble (`linear_weight`: on its margins
+        added to the logits; `linear_mix`: its sigmoid's share of the label scores), or
+        None without one."""
+        return None
+
     def calibrate(self, dev: LabelledData) -> None:
         """Fits what is tuned on dev data after (or during) training; nothing by default."""
 
@@ -258,6 +288,8 @@ class Predictor:
         """Writes the run files into an existing `folder` (see `mlgen.artifacts`)."""
         folder = Path(folder)
         self._write_model(folder)
+        if self.linear is not None:
+            self.linear._write_model(folder)
         self.vocab.save(folder / artifacts.LABEL_VOCAB)
         save_json(self.config, folder / artifacts.CONFIG)
         save_json(self.metrics, folder / artifacts.METRICS)
@@ -330,6 +362,12 @@ class SequencePredictor(Predictor):
     def decision_rule(self) -> str:
         return self.decision["rule"]
 
+    @property
+    def ensemble_weights(self) -> dict | None:
+        if self.linear is None:
+            return None
+        return {key: self.decision.get(key, 0.0) for key in ("linear_weight", "linear_mix")}
+
     def calibrate(self, dev: LabelledData) -> None:
         """Tunes what decoding adds to the decoder's logits, then the decision rule, on dev micro-F1.
 
@@ -337,13 +375,14 @@ class SequencePredictor(Predictor):
           one of `PRIOR_WEIGHTS` with the best dev micro-F1.
         - Then, with `tune_eos_bias`, the EOS bias among `EOS_BIASES`: a negative bias
           makes the decoder stop later (more labels, more recall), a positive one sooner.
-        - Then the decision rule (`fit_decision`), unless `decision` is `"mode"`.
+        - Then the decision rule and the linear-br ensemble's weights (`fit_decision`),
+          unless `decision` is `"mode"` without an ensemble.
         """
         if self.model.label_head is not None:
             self._tune(self.model.label_prior_weight, self.PRIOR_WEIGHTS, dev)
         if self.model_config.tune_eos_bias:
             self._tune(self.model.eos_bias, self.EOS_BIASES, dev)
-        if self.model_config.decision != "mode":
+        if self.model_config.decision != "mode" or self.linear is not None:
             self.fit_decision(dev)
 
     def _tune(self, variable, values, dev: LabelledData) -> None:
@@ -356,58 +395,100 @@ class SequencePredictor(Predictor):
                 best_f1, best_value = f1, value
         variable.assign(best_value)
 
-    def fit_decision(self, dev: LabelledData) -> dict:
-        """Fits the `"marginal"` rule on dev and chooses the rule predictions use by default.
+    def fit_decision(self, dev: LabelledData, decision: str | None = None) -> dict:
+        """Fits on dev the decision rule, and the weights of the linear-br ensemble, that
+        predictions use by default.
 
-        The marginal rule scores each label by its beam marginal (`label_marginals`),
-        mixed, in models with a label head, with the head's probability: `(1 - w) *
-        marginal + w * head`, `w` one of `HEAD_WEIGHTS`; it predicts the labels whose
-        score reaches a threshold tuned on dev for micro-F1 (`mlgen.thresholds.tune`),
-        at least `min_labels` of them. Each `w` is scored on dev with each half of dev
-        thresholded by the threshold tuned on the other half (so a tuned rule is not
-        favoured by having seen the documents it is scored on), and the best is kept.
-        With `decision="auto"` the marginal rule becomes the default only if it beats
-        the most probable sequence (`"mode"`) there; `"marginal"` always takes it.
-        Returns (and keeps in `decision`) the rule, its weight and threshold, and both
-        rules' dev scores (`DECISION_SCORES`).
+        The candidates, for each weight `linear_weight` of linear-br's margins added to
+        every step's label logits (0, and with an ensemble each of `LINEAR_WEIGHTS`):
+
+        - `"mode"`: the most probable sequence;
+        - `"marginal"`: each label scored by `(1 - h - m) * marginal + h * head + m *
+          sigmoid(margin)`, its beam marginal (`label_marginals`) mixed with the label
+          head's probability (`h` in `HEAD_WEIGHTS`, models with a head) and linear-br's
+          sigmoid (`m` in `LINEAR_MIXES`, with an ensemble), the labels reaching a
+          threshold predicted (at least `min_labels`). Each is scored with each half of
+          dev thresholded by the threshold tuned on the other half
+          (`mlgen.thresholds.cross_fit`), so that a tuned rule is not favoured by having
+          seen the documents it is scored on.
+
+        `decision` (default: `ModelConfig.decision`) `"mode"` chooses among the mode
+        candidates, `"marginal"` among the marginal ones, `"auto"` among both; the best
+        dev micro-F1 wins, and ties keep the earlier candidate (the plain most probable
+        sequence first). Returns (and keeps in `decision`) the rule with its weights and
+        threshold, and the dev scores of the best candidate of each family
+        (`dev_scores`: `"mode"`, the network's plain most probable sequence, always
+        reported; `"marginal"`, its best marginal rule; `"linear-br"`, the best candidate
+        with the ensemble), the winner's family under `"chosen"`.
         """
         y_true, missed = dev_truth(self.vocab, dev)
         missed_per_doc = np.array([len(set(s)) for s in dev.label_sets]) - y_true.sum(axis=1)
         beam_size = max(self.MARGINAL_BEAM, self.model_config.beam_size)
-        marginals = label_marginals(self.model, dev.texts, beam_size)
-        head = label_head_probabilities(self.model, dev.texts) if self.model.label_head is not None else None
         at_least = self.model.min_labels > 0
-        halves = np.random.default_rng(0).permutation(len(dev)) % 2
+        halves = thresholds.halves(len(dev))
+        margins = self.linear.margins(dev.texts) if self.linear is not None else None
+        head = label_head_probabilities(self.model, dev.texts) if self.model.label_head is not None else None
+        rules = {"mode": ("mode",), "marginal": ("marginal",)}.get(
+            decision or self.model_config.decision, self.DECISIONS
+        )
+        head_weights = (0.0, *(self.HEAD_WEIGHTS if head is not None else ()))
+        linear_mixes = (0.0, *(LINEAR_MIXES if margins is not None else ()))
 
-        def cross_fitted(scores):
-            chosen = np.zeros_like(scores, dtype=bool)
-            for half in (0, 1):
-                other = halves != half
-                threshold = thresholds.tune(
-                    scores[other], y_true[other], always_top=at_least, missed=int(missed_per_doc[other].sum())
+        def scored(sets):
+            return metrics.evaluate(dev.label_sets, sets, self.labels)
+
+        candidates = []  # (dev scores, the rule and its weights)
+        marginals = {}  # linear weight -> beam marginals (n_docs, num_labels)
+        for linear_weight in (0.0, *(LINEAR_WEIGHTS if margins is not None else ())):
+            prior = linear_weight * margins if linear_weight else None
+            if "mode" in rules or not linear_weight:  # the plain mode's dev scores are always reported
+                predictions = decode_texts(self.model, dev.texts, self.model_config.beam_size, prior=prior)
+                candidates.append(
+                    (scored([p.labels for p in predictions]), {"rule": "mode", "linear_weight": linear_weight})
                 )
-                chosen[~other] = thresholds.apply(scores[~other], threshold, always_top=at_least)
-            return metrics.evaluate(dev.label_sets, self.vocab.from_multi_hot(chosen), self.labels)
-
-        candidates = {}
-        for weight in (0.0, *(self.HEAD_WEIGHTS if head is not None else ())):
-            scores = marginals if weight == 0 else (1 - weight) * marginals + weight * head
-            candidates[weight] = (scores, cross_fitted(scores))
-        weight = max(candidates, key=lambda w: candidates[w][1]["micro_f1"])  # ties: the smaller weight
-        scores, marginal_scores = candidates[weight]
-        mode_scores = metrics.evaluate(dev.label_sets, self.predict(dev.texts, decision="mode"), self.labels)
-        better = marginal_scores["micro_f1"] > mode_scores["micro_f1"]
-        self.decision = {
-            "rule": "marginal" if self.model_config.decision == "marginal" or better else "mode",
-            "threshold": thresholds.tune(scores, y_true, always_top=at_least, missed=missed),
-            "head_weight": weight,
-            "beam_size": beam_size,
-            "dev_scores": {  # marginal: cross-fitted over the two halves of dev
-                name: {key: result[key] for key in self.DECISION_SCORES}
-                for name, result in (("mode", mode_scores), ("marginal", marginal_scores))
-            },
+            if "marginal" not in rules:
+                continue
+            marginals[linear_weight] = label_marginals(self.model, dev.texts, beam_size, prior=prior)
+            for head_weight in head_weights:
+                for linear_mix in (m for m in linear_mixes if head_weight + m <= 1):
+                    scores = _mixed_scores(marginals[linear_weight], head, margins, head_weight, linear_mix)
+                    chosen = thresholds.cross_fit(scores, y_true, halves, at_least, missed_per_doc)
+                    rule = dict(
+                        rule="marginal", linear_weight=linear_weight, head_weight=head_weight, linear_mix=linear_mix
+                    )
+                    candidates.append((scored(self.vocab.from_multi_hot(chosen)), rule))
+        eligible = [i for i, (_, rule) in enumerate(candidates) if rule["rule"] in rules]
+        best = max(eligible, key=lambda i: candidates[i][0]["micro_f1"])  # ties: the first
+        fitted = dict(candidates[best][1], beam_size=beam_size)
+        marginal = [
+            c for c in candidates if c[1]["rule"] == "marginal" and c[1]["linear_weight"] == fitted["linear_weight"]
+        ]
+        if marginal:  # the threshold of the best marginal rule at the chosen weight (what --decision marginal runs)
+            rule = max(marginal, key=lambda c: c[0]["micro_f1"])[1]
+            scores = _mixed_scores(
+                marginals[rule["linear_weight"]], head, margins, rule["head_weight"], rule["linear_mix"]
+            )
+            fitted.update(
+                rule,
+                rule=fitted["rule"],
+                threshold=thresholds.tune(scores, y_true, always_top=at_least, missed=missed),
+            )
+        families = {
+            "mode": lambda r: r["rule"] == "mode" and not r["linear_weight"],
+            "marginal": lambda r: r["rule"] == "marginal" and not (r["linear_weight"] or r["linear_mix"]),
+            "linear-br": lambda r: r["linear_weight"] or r.get("linear_mix"),
         }
-        return self.decision
+        fitted["dev_scores"] = {}
+        for family, member in families.items():
+            members = [c[0] for c in candidates if member(c[1])]
+            if members:
+                fitted["dev_scores"][family] = {
+                    key: max(members, key=lambda s: s["micro_f1"])[key] for key in self.DECISION_SCORES
+                }
+            if member(candidates[best][1]):
+                fitted["chosen"] = family
+        self.decision = fitted
+        return fitted
 
     def predict_scores(
         self,
@@ -420,9 +501,10 @@ class SequencePredictor(Predictor):
 
         `"mode"`: the most probable sequence (greedy or beam search), labels in
         generation order, each with its probability at the step it was generated, and
-        the sequence log-probability. `"marginal"`: the labels whose beam marginal
-        reaches the threshold fitted on dev, highest first, scored by their marginals
-        (`log_prob` None).
+        the sequence log-probability. `"marginal"`: the labels whose mixed score (see
+        `fit_decision`) reaches the threshold fitted on dev, highest first, scored by it
+        (`log_prob` None). With a linear-br ensemble, both rules decode with its margins,
+        times the fitted `linear_weight`, added to the logits.
 
         Args:
             texts: raw documents.
@@ -436,9 +518,12 @@ class SequencePredictor(Predictor):
         if rule not in self.DECISIONS:
             raise InputError(f"--decision must be one of {', '.join(self.DECISIONS)}, got {rule!r}")
         max_labels = check_count(max_labels, "--max-labels", self.model.min_labels)
+        linear_weight, linear_mix = self.decision.get("linear_weight", 0.0), self.decision.get("linear_mix", 0.0)
+        margins = self.linear.margins(texts) if linear_weight or (rule == "marginal" and linear_mix) else None
+        prior = linear_weight * margins if linear_weight else None
         if rule == "mode":
             beam_size = check_count(self.model_config.beam_size if beam_size is None else beam_size, "--beam-size", 1)
-            return decode_texts(self.model, texts, beam_size=beam_size, max_labels=max_labels)
+            return decode_texts(self.model, texts, beam_size=beam_size, max_labels=max_labels, prior=prior)
         if "threshold" not in self.decision:
             raise InputError(
                 "--decision marginal needs a threshold fitted on dev; this model was trained with --decision mode"
@@ -449,10 +534,11 @@ class SequencePredictor(Predictor):
                 f"--decision marginal takes its marginals over a beam of at least 2, got --beam-size {beam_size}; "
                 f"pass --decision mode for greedy search"
             )
-        scores = label_marginals(self.model, texts, beam_size)
-        weight = self.decision.get("head_weight", 0.0)
-        if weight:
-            scores = (1 - weight) * scores + weight * label_head_probabilities(self.model, texts)
+        head_weight = self.decision.get("head_weight", 0.0)
+        head = label_head_probabilities(self.model, texts) if head_weight else None
+        scores = _mixed_scores(
+            label_marginals(self.model, texts, beam_size, prior=prior), head, margins, head_weight, linear_mix
+        )
         chosen = thresholds.apply(scores, self.decision["threshold"], always_top=self.model.min_labels > 0)
         limit = self.model.max_labels if max_labels is None else max_labels
         return scored_predictions(self.labels, scores, chosen, limit, self.model.min_labels)
@@ -487,26 +573,41 @@ class SequencePredictor(Predictor):
         from mlgen.model import LabelSequenceModel
 
         decision = artifacts.read_json(folder, artifacts.DECISION, required=False)  # absent before mlgen 0.3
+        linear = read_ensemble(folder, vocab, config)
         if decision is not None and (
             decision.get("rule") not in cls.DECISIONS
             or ("threshold" in decision and not _is_number(decision["threshold"]))
             or ("beam_size" in decision and not isinstance(decision["beam_size"], int))
-            or not (_is_number(decision.get("head_weight", 0.0)) and 0 <= decision.get("head_weight", 0.0) <= 1)
+            or not _is_weight(decision.get("head_weight", 0.0), 1)
+            or not _is_weight(decision.get("linear_mix", 0.0), 1)
+            or not _is_weight(decision.get("linear_weight", 0.0))
         ):
             raise artifacts.damaged(folder, artifacts.DECISION, "is not a decision rule mlgen wrote")
-        return cls(load_keras(folder, config, vocab, LabelSequenceModel), vocab, config, decision)
+        if decision is not None and linear is None and (decision.get("linear_weight") or decision.get("linear_mix")):
+            raise artifacts.damaged(
+                folder, artifacts.DECISION, f"weighs a linear-br ensemble that {artifacts.CONFIG} lacks"
+            )
+        predictor = cls(load_keras(folder, config, vocab, LabelSequenceModel), vocab, config, decision)
+        predictor.linear = linear
+        return predictor
 
 
 class ScoringPredictor(Predictor):
     """Binary relevance: one score per label, a label predicted when it reaches the threshold.
 
     Subclasses give `scores(texts) -> (n_docs, num_labels)`. The threshold (one, or one
-    per label) is tuned on dev by `calibrate` and saved in `thresholds.json`.
+    per label) is tuned on dev by `calibrate` and saved in `thresholds.json`, with the
+    weights of a linear-br ensemble (cnn-br with `ensemble="linear-br"`).
 
     Attributes:
         threshold: a float or a float array `(num_labels,)`.
         per_label: `calibrate` tunes one threshold per label.
         always_top: a document nothing reaches gets its top-scoring label.
+        linear_weight, linear_mix: with `linear`, the label scores are
+            `(1 - linear_mix) * sigmoid(logit(p) + linear_weight * margin) + linear_mix
+            * sigmoid(margin)` of the network's probability `p` and linear-br's margin.
+        dev_scores: dev scores of the network alone and with the ensemble, as
+            `calibrate` compared them.
     """
 
     def __init__(self, vocab: LabelVocabulary, config: dict, threshold=0.0):
@@ -515,15 +616,57 @@ class ScoringPredictor(Predictor):
         self.per_label = baseline.threshold == "per-label"
         self.always_top = baseline.always_top
         self.threshold = threshold
+        self.linear_weight = self.linear_mix = 0.0
+        self.dev_scores: dict = {}
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
-        """Per-label scores `(len(texts), num_labels)`; larger means more likely."""
+        """The model's own per-label scores `(len(texts), num_labels)`; larger means more likely."""
         raise NotImplementedError
 
+    @property
+    def ensemble_weights(self) -> dict | None:
+        if self.linear is None:
+            return None
+        return {"linear_weight": self.linear_weight, "linear_mix": self.linear_mix}
+
+    def label_scores(self, texts: Sequence[str]) -> np.ndarray:
+        """The scores the threshold applies to `(len(texts), num_labels)`: `scores`, combined
+        with the linear-br ensemble's margins when there is one."""
+        scores = self.scores(texts)
+        if self.linear is None or not (self.linear_weight or self.linear_mix):
+            return scores
+        return _fused_scores(scores, self.linear.margins(texts), self.linear_weight, self.linear_mix)
+
     def calibrate(self, dev: LabelledData) -> None:
-        """Tunes the threshold for the best dev micro-F1 (`mlgen.thresholds.tune`)."""
+        """Tunes the threshold for the best dev micro-F1 (`mlgen.thresholds.tune`).
+
+        With a linear-br ensemble, first its weights: every pair of `LINEAR_WEIGHTS` and
+        `LINEAR_MIXES` (0 and 0, the network alone, first) is scored on dev with a global
+        threshold cross-fitted over two halves of dev (`mlgen.thresholds.cross_fit`), as
+        cnn-rnn's `fit_decision` scores its rules; the best is kept (ties: the first).
+        """
         y_true, missed = dev_truth(self.vocab, dev)
-        self.threshold = thresholds.tune(self.scores(dev.texts), y_true, self.per_label, self.always_top, missed)
+        scores = self.scores(dev.texts)
+        if self.linear is not None:
+            missed_per_doc = np.array([len(set(s)) for s in dev.label_sets]) - y_true.sum(axis=1)
+            halves, margins = thresholds.halves(len(dev)), self.linear.margins(dev.texts)
+            candidates = []
+            for weight in (0.0, *LINEAR_WEIGHTS):
+                for mix in (0.0, *LINEAR_MIXES):
+                    fused = _fused_scores(scores, margins, weight, mix)
+                    chosen = thresholds.cross_fit(fused, y_true, halves, self.always_top, missed_per_doc)
+                    candidates.append(
+                        (metrics.evaluate(dev.label_sets, self.vocab.from_multi_hot(chosen), self.labels), weight, mix)
+                    )
+            best = max(candidates, key=lambda c: c[0]["micro_f1"])
+            _, self.linear_weight, self.linear_mix = best
+            self.dev_scores = {
+                "network": {key: candidates[0][0][key] for key in SequencePredictor.DECISION_SCORES},
+                "linear-br": {key: best[0][key] for key in SequencePredictor.DECISION_SCORES},
+            }
+            if self.linear_weight or self.linear_mix:
+                scores = _fused_scores(scores, margins, self.linear_weight, self.linear_mix)
+        self.threshold = thresholds.tune(scores, y_true, self.per_label, self.always_top, missed)
 
     def predict_scores(
         self,
@@ -544,19 +687,23 @@ class ScoringPredictor(Predictor):
         texts = check_texts(texts)
         if not texts:
             return []
-        scores = self.scores(texts)
+        scores = self.label_scores(texts)
         return scored_predictions(
             self.labels, scores, thresholds.apply(scores, self.threshold, self.always_top), max_labels
         )
 
     def write(self, folder) -> None:
         super().write(folder)
-        save_json({"threshold": np.asarray(self.threshold).tolist()}, Path(folder) / artifacts.THRESHOLDS)
+        calibrated = {"threshold": np.asarray(self.threshold).tolist()}
+        if self.linear is not None:
+            calibrated.update(linear_weight=self.linear_weight, linear_mix=self.linear_mix, dev_scores=self.dev_scores)
+        save_json(calibrated, Path(folder) / artifacts.THRESHOLDS)
 
     @classmethod
     def load(cls, folder) -> ScoringPredictor:
         predictor = super().load(folder)
-        threshold = artifacts.read_json(folder, artifacts.THRESHOLDS).get("threshold")
+        calibrated = artifacts.read_json(folder, artifacts.THRESHOLDS)
+        threshold = calibrated.get("threshold")
         if isinstance(threshold, list):
             threshold = np.asarray(threshold, dtype=object)
             if threshold.shape != (predictor.vocab.num_labels,) or not all(_is_number(t) for t in threshold):
@@ -567,11 +714,52 @@ class ScoringPredictor(Predictor):
         elif not _is_number(threshold):
             raise artifacts.damaged(folder, artifacts.THRESHOLDS, 'needs a number under "threshold"')
         predictor.threshold = threshold
+        if predictor.linear is not None:
+            weight, mix = calibrated.get("linear_weight"), calibrated.get("linear_mix")
+            if not (_is_weight(weight) and _is_weight(mix, 1)):
+                raise artifacts.damaged(
+                    folder, artifacts.THRESHOLDS, "needs the linear-br ensemble's linear_weight and linear_mix"
+                )
+            predictor.linear_weight, predictor.linear_mix = float(weight), float(mix)
+            predictor.dev_scores = calibrated.get("dev_scores", {})
         return predictor
 
 
 def _is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _is_weight(value, most: float = np.inf) -> bool:
+    return _is_number(value) and 0 <= value <= most
+
+
+def _mixed_scores(marginals, head, margins, head_weight: float, linear_mix: float) -> np.ndarray:
+    """`(1 - head_weight - linear_mix) * marginals + head_weight * head + linear_mix *
+    sigmoid(margins)`, all `(n_docs, num_labels)` (see `SequencePredictor.fit_decision`)."""
+    scores = (1.0 - head_weight - linear_mix) * marginals
+    if head_weight:
+        scores = scores + head_weight * head
+    if linear_mix:
+        scores = scores + linear_mix / (1.0 + np.exp(-margins))
+    return scores
+
+
+def _fused_scores(probabilities, margins, weight: float, mix: float) -> np.ndarray:
+    """`(1 - mix) * sigmoid(logit(probabilities) + weight * margins) + mix * sigmoid(margins)`,
+    all `(n_docs, num_labels)` (see `ScoringPredictor`)."""
+    p = np.clip(np.asarray(probabilities, np.float64), 1e-7, 1 - 1e-7)
+    fused = 1.0 / (1.0 + np.exp(-(np.log(p) - np.log1p(-p) + weight * margins)))
+    return (1.0 - mix) * fused + mix / (1.0 + np.exp(-margins))
+
+
+def read_ensemble(folder: Path, vocab: LabelVocabulary, config: dict):
+    """The linear-br model of a run folder trained with `ensemble="linear-br"` (its
+    `linear.npz`), or None (run folders of mlgen 0.3 and earlier have no ensemble)."""
+    if config.get("model", {}).get("ensemble") != "linear-br" or config.get("model_type") == "linear-br":
+        return None
+    from mlgen.baselines.linear import LinearBRPredictor
+
+    return LinearBRPredictor._read_model(folder, vocab, config)
 
 
 def check_count(value, flag: str, minimum: int) -> int | None:

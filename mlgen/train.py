@@ -21,8 +21,9 @@ import keras
 import numpy as np
 
 from mlgen import __version__, metrics, pipeline
+from mlgen.baselines import linear
 from mlgen.baselines.cnn_br import BinaryRelevanceModel, CNNBRPredictor
-from mlgen.config import ENCODER_FIELDS, LINEAR_FIELDS, BaselineConfig, ModelConfig, TrainConfig, to_dict
+from mlgen.config import CNN_BR_FIELDS, ENCODER_FIELDS, LINEAR_FIELDS, BaselineConfig, ModelConfig, TrainConfig, to_dict
 from mlgen.data import LabelledData, train_dev_split
 from mlgen.embeddings import load_word_vectors
 from mlgen.errors import InputError, TrainingDiverged
@@ -207,10 +208,12 @@ def fit(
             loss = SetCrossEntropy()
     else:
         model, train_ids = _build_model(BinaryRelevanceModel, vocab, train, model_config, train_config, verbose)
-        config["model"] = {k: v for k, v in to_dict(model_config).items() if k in ENCODER_FIELDS}
+        config["model"] = {k: v for k, v in to_dict(model_config).items() if k in CNN_BR_FIELDS}
         config["baseline"] = {k: v for k, v in to_dict(baseline_config).items() if k not in LINEAR_FIELDS}
         make_dataset = pipeline.make_multi_hot_dataset
         loss = keras.losses.BinaryCrossentropy(from_logits=True)
+    if model_config.ensemble == "linear-br":
+        config.setdefault("baseline", {}).update({k: getattr(baseline_config, k) for k in LINEAR_FIELDS})
     config["train"] = to_dict(train_config)
     config["data"] = {"train": train.source, "dev": dev.source, "train_docs": len(train), "dev_docs": len(dev)}
     predictor = (SequencePredictor if model_type == "cnn-rnn" else CNNBRPredictor)(model, vocab, config)
@@ -260,7 +263,10 @@ def fit(
     )
     fit_seconds = time.perf_counter() - fit_started
     _check_finite(model, train_config)
-    # The best epoch's weights are back: tune its threshold (cnn-br) or EOS bias (cnn-rnn).
+    if model_config.ensemble == "linear-br":  # joins only now: epochs are scored on the network alone
+        predictor.linear = linear.fit(train, dev, baseline_config, train_config, vocab=vocab, verbose=0)
+    # The best epoch's weights are back: tune what decoding adds (cnn-rnn) or the threshold (cnn-br),
+    # and the ensemble's weights.
     predictor.calibrate(dev)
     dev_scores = metrics.evaluate(dev.label_sets, predictor.predict(dev.texts), vocab.labels)
 
@@ -280,7 +286,7 @@ def _build_model(cls, vocab, train, model_config, train_config, verbose):
     """The network with its text vocabulary from `train` and, if asked, word vectors
     loaded; and `train`'s token ids."""
     if cls is LabelSequenceModel:
-        decoding_only = ("beam_size", "decision", "label_order", "tune_eos_bias", "sampling_rate")
+        decoding_only = ("beam_size", "decision", "label_order", "tune_eos_bias", "sampling_rate", "ensemble")
         options = {k: v for k, v in to_dict(model_config).items() if k not in decoding_only}
         options["targets"] = "model" if model_config.label_order == "model" else "given"
         input_shape = ((None, model_config.sequence_length), (None, None))

@@ -24,6 +24,7 @@ TINY_MODEL = dict(
     tune_eos_bias=True,
     label_loss_weight=1.0,
     decision="mode",  # the decision tests fit the others; tiny runs skip the extra beam search
+    ensemble="none",  # tests/test_ensemble.py trains the linear-br ensemble
 )
 # No weight averaging: two epochs of ~10 steps are too few for an average at momentum 0.99.
 TINY_TRAIN = dict(epochs=2, batch_size=32, patience=2, seed=0, embeddings=None, ema_momentum=0.0)
@@ -31,7 +32,7 @@ TINY_FLAGS = [
     "--max-tokens", "1000", "--sequence-length", "50", "--embedding-dim", "16", "--filter-sizes", "2,3",
     "--num-filters", "16", "--decoder-units", "32", "--label-embedding-dim", "16",
     "--epochs", "2", "--batch-size", "32", "--seed", "0", "--embeddings", "none", "--ema-momentum", "0",
-    "--decision", "mode",
+    "--decision", "mode", "--ensemble", "none",
 ]  # fmt: skip
 
 

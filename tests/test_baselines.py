@@ -9,7 +9,7 @@ from conftest import TINY_MODEL, TINY_TRAIN
 
 import mlgen
 from mlgen import artifacts, metrics, registry
-from mlgen.config import ENCODER_FIELDS, BaselineConfig, ModelConfig, TrainConfig, load_json
+from mlgen.config import CNN_BR_FIELDS, BaselineConfig, ModelConfig, TrainConfig, load_json
 from mlgen.data import read_labelled_csv
 from mlgen.errors import InputError
 
@@ -29,7 +29,7 @@ def linear_run(tiny_data, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def cnn_br_run(tiny_data, tmp_path_factory):
-    encoder = {k: v for k, v in TINY_MODEL.items() if k in ENCODER_FIELDS}
+    encoder = {k: v for k, v in TINY_MODEL.items() if k in CNN_BR_FIELDS}
     predictor = registry.fit(
         "cnn-br",
         tiny_data["train"],
@@ -77,7 +77,7 @@ def test_cnn_br_shares_the_encoder_and_learns(cnn_br_run):
     assert predictor.history["loss"][-1] < predictor.history["loss"][0]
     assert predictor.metrics["dev"]["micro_f1"] == max(predictor.history["val_micro_f1"])
     config = load_json(folder / artifacts.CONFIG)
-    assert set(config["model"]) == set(ENCODER_FIELDS) and config["baseline"]["threshold"] == "global"
+    assert set(config["model"]) == set(CNN_BR_FIELDS) and config["baseline"]["threshold"] == "global"
     assert config["model"]["sequence_length"] == TINY_MODEL["sequence_length"] == predictor.model.sequence_length
     assert config["model"]["word_dropout"] == 0.25 == predictor.model.encoder.word_dropout
 

@@ -52,7 +52,10 @@ def test_compare_runs_every_seed(tiny_csvs, tmp_path):
         (["compare", "--seeds", "0", "--out", "x"], "--seeds must be at least 1"),
         (["compare", "--train", "t.csv", "--out", "x"], "--train needs --test"),
         (["train", "--model", "linear-br", "--cell", "lstm", "--out", "x"], "--cell: not used by --model linear-br"),
-        (["train", "--model", "cnn-br", "--C", "2", "--out", "x"], "--C: not used by --model cnn-br"),
+        (
+            ["train", "--model", "cnn-br", "--ensemble", "none", "--C", "2", "--out", "x"],
+            "--C: not used by --model cnn-br --ensemble none",
+        ),
         (["train", "--threshold", "per-label", "--out", "x"], "--threshold: not used by --model cnn-rnn"),
     ],
 )

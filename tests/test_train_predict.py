@@ -310,7 +310,7 @@ def marginal_run(tiny_run, tiny_csvs, tmp_path):
     dev = read_labelled_csv(tiny_csvs["dev"])
     before = predictor.decision
     try:
-        yield predictor, predictor.fit_decision(dev), dev
+        yield predictor, predictor.fit_decision(dev, "auto"), dev
     finally:
         predictor.decision = before
 

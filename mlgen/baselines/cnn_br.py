@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from mlgen import artifacts
 from mlgen.model import CNNTextModel
-from mlgen.predict import ScoringPredictor, load_keras, predict_batch_size
+from mlgen.predict import ScoringPredictor, load_keras, predict_batch_size, read_ensemble
 from mlgen.vocab import LabelVocabulary
 
 
@@ -78,4 +78,6 @@ class CNNBRPredictor(ScoringPredictor):
 
     @classmethod
     def _read_model(cls, folder: Path, vocab: LabelVocabulary, config: dict) -> CNNBRPredictor:
-        return cls(load_keras(folder, config, vocab, BinaryRelevanceModel), vocab, config)
+        predictor = cls(load_keras(folder, config, vocab, BinaryRelevanceModel), vocab, config)
+        predictor.linear = read_ensemble(folder, vocab, config)
+        return predictor

@@ -53,13 +53,18 @@ class LinearBRPredictor(ScoringPredictor):
         self.vectorizer.idf_ = np.asarray(idf, dtype=np.float64)
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
-        if not len(texts):
-            return np.zeros((0, self.vocab.num_labels), np.float32)
-        features = self.vectorizer.transform(list(texts)).astype(np.float32)  # (n_docs, n_features) sparse
-        margins = np.asarray(features @ self.coef.T) + self.intercept  # (n_docs, num_labels)
+        margins = self.margins(texts)
         if self.baseline_config.classifier == "logreg":
             return 1.0 / (1.0 + np.exp(-margins))
         return margins
+
+    def margins(self, texts: Sequence[str]) -> np.ndarray:
+        """Each classifier's decision function `(len(texts), num_labels)` float32: the SVM
+        margin, or the logistic regression's log-odds."""
+        if not len(texts):
+            return np.zeros((0, self.vocab.num_labels), np.float32)
+        features = self.vectorizer.transform(list(texts)).astype(np.float32)  # (n_docs, n_features) sparse
+        return np.asarray(features @ self.coef.T) + self.intercept  # (n_docs, num_labels)
 
     def _write_model(self, folder: Path) -> None:
         np.savez_compressed(
@@ -97,6 +102,7 @@ def fit(
     baseline_config: BaselineConfig = BaselineConfig(),
     train_config: TrainConfig = TrainConfig(),
     *,
+    vocab: LabelVocabulary | None = None,
     verbose=1,
 ) -> LinearBRPredictor:
     """Fits TF-IDF and one classifier per label on `train`, then the threshold on `dev`.
@@ -107,12 +113,14 @@ def fit(
             `train` is split off with `train_config.seed`.
         baseline_config: features, classifier and decision rule.
         train_config: only `seed` and `dev_fraction` apply.
+        vocab: the label columns (default: built from `train`); a network's, for the
+            linear-br ensemble beside it (`ModelConfig.ensemble`).
         verbose: print a summary line to stderr when true.
     """
     started = time.perf_counter()
     if dev is None:
         train, dev = train_dev_split(train, train_config.dev_fraction, train_config.seed)
-    vocab = LabelVocabulary.build(train.label_sets)
+    vocab = vocab or LabelVocabulary.build(train.label_sets)
     # bool, not the vocabulary's int8: scikit-learn's LabelBinarizer (inside OneVsRestClassifier)
     # scrambles int8 indicator matrices of more than 127 columns (sklearn 1.9.1).
     y_train = vocab.to_multi_hot(train.label_sets).astype(bool)  # (n_docs, num_labels)

@@ -1,0 +1,236 @@
+"""The linear-br ensemble beside cnn-rnn and cnn-br (`--ensemble linear-br`): fitted on dev, saved, reloaded."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import TINY_FLAGS, TINY_MODEL, TINY_TRAIN
+from keras import tree
+
+import mlgen
+from mlgen import artifacts, registry, thresholds
+from mlgen.cli import main
+from mlgen.config import CNN_BR_FIELDS, LINEAR_FIELDS, ModelConfig, TrainConfig
+from mlgen.data import read_labelled_csv
+from mlgen.errors import InputError
+from mlgen.predict import (
+    LINEAR_MIXES,
+    LINEAR_WEIGHTS,
+    _fused_scores,
+    _mixed_scores,
+    decode_texts,
+    label_head_probabilities,
+    label_marginals,
+)
+from mlgen.vocab import NUM_SPECIAL
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tiny_csvs):
+    return {split: read_labelled_csv(path) for split, path in tiny_csvs.items()}
+
+
+@pytest.fixture(scope="session")
+def ensemble_run(tiny_csvs, tmp_path_factory):
+    """A tiny cnn-rnn trained by the CLI with the linear-br ensemble and the auto decision."""
+    run = tmp_path_factory.mktemp("runs") / "ensemble"
+    argv = ["train", "--train", tiny_csvs["train"], "--dev", tiny_csvs["dev"], "--out", run, *TINY_FLAGS]
+    assert main([*argv, "--ensemble", "linear-br", "--decision", "auto", "--label-loss-weight", "1"]) == 0
+    return mlgen.load(run), run
+
+
+@pytest.fixture(scope="session")
+def cnn_br_ensemble(tiny_data, tmp_path_factory):
+    model = {k: v for k, v in TINY_MODEL.items() if k in CNN_BR_FIELDS}
+    predictor = registry.fit(
+        "cnn-br",
+        tiny_data["train"],
+        tiny_data["dev"],
+        ModelConfig(**{**model, "ensemble": "linear-br"}),
+        TrainConfig(**{**TINY_TRAIN, "learning_rate": 1e-2}),
+        verbose=0,
+    )
+    folder = tmp_path_factory.mktemp("runs") / "cnn-br-ensemble"
+    predictor.save(folder)
+    return predictor, folder
+
+
+def test_the_prior_is_added_to_every_steps_label_logits(ensemble_run, tiny_data):
+    predictor, _ = ensemble_run
+    model, beam = predictor.model, 3
+    texts = tiny_data["test"].texts[:4]
+    token_ids = model.text_vectorizer(np.array(texts))
+    prior = np.random.default_rng(0).normal(size=(len(texts), len(model.labels))).astype("float32")
+    plain_fn, plain_states = model.step_function(token_ids, beam)
+    prior_fn, prior_states = model.step_function(token_ids, beam, prior)
+    plain_states, prior_states = (  # beam search runs each document's states `beam` times
+        tree.map_structure(lambda s: np.repeat(s, beam, axis=0), states) for states in (plain_states, prior_states)
+    )
+    prev = np.repeat(np.array([1, NUM_SPECIAL, NUM_SPECIAL + 1, NUM_SPECIAL + 2], "int32"), beam)
+    for _ in range(2):  # the first two steps
+        plain, plain_states = plain_fn(prev, plain_states)
+        fused, prior_states = prior_fn(prev, prior_states)
+        added = np.asarray(fused) - np.asarray(plain)  # (batch * beam, num_label_ids)
+        np.testing.assert_allclose(added[:, :NUM_SPECIAL], 0.0, atol=1e-5)
+        np.testing.assert_allclose(added[:, NUM_SPECIAL:], np.repeat(prior, beam, axis=0), atol=1e-4)
+
+
+def test_training_fits_the_ensemble_on_dev_and_saves_it(ensemble_run):
+    predictor, run = ensemble_run
+    assert (run / artifacts.LINEAR).is_file() and predictor.linear is not None
+    config = json.loads((run / artifacts.CONFIG).read_text())
+    assert config["model"]["ensemble"] == "linear-br" and set(LINEAR_FIELDS) <= set(config["baseline"])
+    decision = json.loads((run / artifacts.DECISION).read_text())
+    assert decision["linear_weight"] in (0.0, *LINEAR_WEIGHTS) and decision["linear_mix"] in (0.0, *LINEAR_MIXES)
+    scores = decision["dev_scores"]
+    assert set(scores) == {"mode", "marginal", "linear-br"}
+    # The chosen family holds the best dev micro-F1 of all; ties keep the plain mode first.
+    assert scores[decision["chosen"]]["micro_f1"] == max(s["micro_f1"] for s in scores.values())
+    assert predictor.linear.labels == predictor.labels
+    linear_only = registry.fit("linear-br", *_train_dev(config), verbose=0)
+    np.testing.assert_allclose(  # the ensemble's linear-br is linear-br with the network's label columns
+        predictor.linear.margins(["wheat exports rose"]),
+        linear_only.margins(["wheat exports rose"])[:, [linear_only.labels.index(x) for x in predictor.labels]],
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def _train_dev(config):
+    return read_labelled_csv(config["data"]["train"]), read_labelled_csv(config["data"]["dev"])
+
+
+@pytest.mark.parametrize("rule", ["mode", "marginal"])
+def test_predictions_follow_the_fitted_weights(ensemble_run, tiny_data, rule):
+    predictor, _ = ensemble_run
+    texts = tiny_data["test"].texts
+    d = predictor.decision
+    margins = predictor.linear.margins(texts)
+    prior = d["linear_weight"] * margins if d["linear_weight"] else None
+    if rule == "mode":
+        expected = [p.labels for p in decode_texts(predictor.model, texts, prior=prior)]
+    else:
+        head = label_head_probabilities(predictor.model, texts)
+        marginals = label_marginals(predictor.model, texts, d["beam_size"], prior=prior)
+        scores = _mixed_scores(marginals, head, margins, d["head_weight"], d["linear_mix"])
+        chosen = thresholds.apply(scores, d["threshold"], always_top=True)
+        top = np.argsort(-scores, axis=1, kind="stable")[:, : predictor.model.max_labels]  # at most max_labels
+        expected = [{predictor.labels[j] for j in t if c[j]} for t, c in zip(top, chosen)]
+    predicted = predictor.predict(texts, decision=rule)
+    assert [set(p) if rule == "marginal" else p for p in predicted] == expected
+
+
+def test_a_large_linear_weight_makes_the_first_label_linear_brs_top_label(ensemble_run, tiny_data):
+    predictor, _ = ensemble_run
+    texts = tiny_data["test"].texts
+    margins = predictor.linear.margins(texts)
+    first = [p.labels[0] for p in decode_texts(predictor.model, texts, prior=1e3 * margins)]
+    assert first == [predictor.labels[j] for j in margins.argmax(axis=1)]
+    plain = [p.labels[0] for p in decode_texts(predictor.model, texts)]
+    assert plain != first  # the tiny network alone ranks differently
+
+
+def test_the_ensemble_survives_reload_and_the_weights_can_be_turned_off(ensemble_run, tiny_data, tmp_path):
+    predictor, run = ensemble_run
+    texts = tiny_data["test"].texts
+    for rule in ("mode", "marginal"):
+        assert mlgen.load(run).predict(texts, decision=rule) == predictor.predict(texts, decision=rule)
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    decision = json.loads((copy / artifacts.DECISION).read_text())
+    (copy / artifacts.DECISION).write_text(json.dumps({**decision, "rule": "mode", "linear_weight": 0.0}))
+    plain = [p.labels for p in decode_texts(predictor.model, texts)]
+    assert mlgen.load(copy).predict(texts) == plain
+
+
+def test_a_run_folder_from_before_the_ensemble_loads_without_one(tiny_run, tiny_csvs, tmp_path):
+    predictor, run = tiny_run
+    copy = tmp_path / "old"
+    shutil.copytree(run, copy)
+    config = json.loads((copy / artifacts.CONFIG).read_text())
+    del config["model"]["ensemble"]  # what mlgen 0.3 wrote
+    (copy / artifacts.CONFIG).write_text(json.dumps(config))
+    loaded = mlgen.load(copy)
+    texts = read_labelled_csv(tiny_csvs["test"]).texts
+    assert loaded.linear is None and loaded.ensemble_weights is None
+    assert loaded.predict(texts) == predictor.predict(texts)
+
+
+def test_damaged_ensembles_are_one_line_errors(ensemble_run, tiny_run, tmp_path):
+    _, run = ensemble_run
+    copy = tmp_path / "no-linear"
+    shutil.copytree(run, copy)
+    (copy / artifacts.LINEAR).unlink()
+    with pytest.raises(InputError, match="linear.npz is missing"):
+        mlgen.load(copy)
+    plain = tmp_path / "plain"
+    shutil.copytree(tiny_run[1], plain)
+    (plain / artifacts.DECISION).write_text(json.dumps({"rule": "mode", "linear_weight": 2.0}))
+    with pytest.raises(InputError, match="decision.json weighs a linear-br ensemble that config.json lacks"):
+        mlgen.load(plain)
+    (plain / artifacts.DECISION).write_text(json.dumps({"rule": "mode", "linear_weight": -1.0}))
+    with pytest.raises(InputError, match="decision.json is not a decision rule mlgen wrote"):
+        mlgen.load(plain)
+
+
+def test_cnn_br_gets_the_same_help(cnn_br_ensemble, tiny_data):
+    predictor, folder = cnn_br_ensemble
+    assert (folder / artifacts.LINEAR).is_file()
+    saved = json.loads((folder / artifacts.THRESHOLDS).read_text())
+    assert saved["linear_weight"] in (0.0, *LINEAR_WEIGHTS) and saved["linear_mix"] in (0.0, *LINEAR_MIXES)
+    assert saved["dev_scores"]["linear-br"]["micro_f1"] >= saved["dev_scores"]["network"]["micro_f1"]
+    texts = tiny_data["test"].texts
+    weights = predictor.ensemble_weights
+    try:
+        predictor.linear_weight, predictor.linear_mix = 2.0, 0.3
+        fused = _fused_scores(predictor.scores(texts), predictor.linear.margins(texts), 2.0, 0.3)
+        np.testing.assert_allclose(predictor.label_scores(texts), fused, rtol=1e-6)
+    finally:
+        predictor.linear_weight, predictor.linear_mix = weights["linear_weight"], weights["linear_mix"]
+    chosen = thresholds.apply(predictor.label_scores(texts), predictor.threshold, always_top=True)
+    assert [set(p) for p in predictor.predict(texts)] == [
+        {predictor.labels[j] for j in np.flatnonzero(row)} for row in chosen
+    ]
+    loaded = mlgen.load(folder)
+    assert loaded.ensemble_weights == predictor.ensemble_weights
+    assert loaded.predict(texts) == predictor.predict(texts)
+
+
+def test_fused_scores_are_the_documented_mix():
+    p, m = np.array([[0.2, 0.9]]), np.array([[1.0, -2.0]])
+    logit = np.log(p / (1 - p))
+    expected = 0.7 / (1 + np.exp(-(logit + 3 * m))) + 0.3 / (1 + np.exp(-m))
+    np.testing.assert_allclose(_fused_scores(p, m, 3.0, 0.3), expected)
+    np.testing.assert_allclose(_fused_scores(p, m, 0.0, 0.0), p)
+
+
+def test_linear_flags_need_the_ensemble(tiny_csvs, tmp_path, capsys):
+    argv = ["train", "--train", tiny_csvs["train"], "--out", tmp_path / "run", *TINY_FLAGS, "--C", "1"]
+    assert main(argv) == 2  # TINY_FLAGS say --ensemble none
+    assert "--C: not used by --model cnn-rnn --ensemble none" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "linear-br",
+                "--train",
+                tiny_csvs["train"],
+                "--out",
+                tmp_path / "l",
+                "--ensemble",
+                "none",
+            ]
+        )
+        == 2
+    )
+    assert "--ensemble: not used by --model linear-br" in capsys.readouterr().err
+
+
+def test_evaluate_reports_the_ensemble_weights(ensemble_run, tiny_csvs, capsys):
+    predictor, run = ensemble_run
+    assert main(["evaluate", "--model", run, "--data", tiny_csvs["test"], "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ensemble"] == predictor.ensemble_weights
+    assert set(report["ensemble"]) == {"linear_weight", "linear_mix"}
