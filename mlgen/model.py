@@ -442,22 +442,20 @@ class LabelSequenceModel(CNNTextModel):
         states, memory = self.encode(token_ids, training=False)
         return self.decode(states, memory, decoder_input, training=False)[1]
 
-    def generate_function(
-        self, beam_size: int = 1, max_labels: int | None = None, return_beams: bool = False, with_prior: bool = False
-    ):
+    def generate_function(self, beam_size: int = 1, max_labels: int | None = None, return_beams: bool = False):
         """`generate` compiled with `tf.function` for any batch size, cached per settings.
 
-        It takes the texts `(batch,)`, and with `with_prior` also the prior `(batch, num_labels)`.
+        It takes the texts `(batch,)` and a prior `(batch, num_labels)` (zeros for none):
+        one compiled function per setting, so that decoding with and without the
+        linear-br ensemble does not trace twice.
         """
-        key = (beam_size, max_labels, return_beams, with_prior)
+        key = (beam_size, max_labels, return_beams)
         if key not in self._compiled_functions:
 
-            def generate(texts, prior=None):
+            def generate(texts, prior):
                 return self.generate(texts, beam_size, max_labels, return_beams, prior)
 
-            signature = [tf.TensorSpec([None], tf.string)]
-            if with_prior:
-                signature.append(tf.TensorSpec([None, len(self.labels)], tf.float32))
+            signature = [tf.TensorSpec([None], tf.string), tf.TensorSpec([None, len(self.labels)], tf.float32)]
             # No autograph: the search loop is an explicit `ops.while_loop`.
             self._compiled_functions[key] = tf.function(generate, input_signature=signature, autograph=False)
         return self._compiled_functions[key]

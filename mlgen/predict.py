@@ -138,12 +138,11 @@ def _generate(model, texts, batch_size, prior, *settings, **options):
     import tensorflow as tf
 
     batch_size = batch_size or predict_batch_size(model.sequence_length)
-    generate = model.generate_function(*settings, **options, with_prior=prior is not None)
+    generate = model.generate_function(*settings, **options)
     for start in range(0, len(texts), batch_size):
-        inputs = [tf.constant([str(t) for t in texts[start : start + batch_size]], dtype=tf.string)]
-        if prior is not None:
-            inputs.append(tf.constant(prior[start : start + batch_size], dtype=tf.float32))
-        yield tuple(x.numpy() for x in generate(*inputs))
+        batch = [str(t) for t in texts[start : start + batch_size]]
+        batch_prior = np.zeros((len(batch), len(model.labels))) if prior is None else prior[start : start + batch_size]
+        yield tuple(x.numpy() for x in generate(tf.constant(batch, tf.string), tf.constant(batch_prior, tf.float32)))
 
 
 def label_marginals(

@@ -6,7 +6,8 @@ with gradient clipping through `model.fit`, keeping an exponential moving averag
 the weights (`ema_momentum`, Polyak averaging); after every epoch the dev set is
 predicted with the averaged weights the way users will predict it (decoded, or
 thresholded after tuning the threshold) and scored, and early stopping keeps the
-weights of the best dev micro-F1.
+weights of the best dev micro-F1. With `ensemble="linear-br"` (the default) a linear-br
+model is then fitted beside the network, and `calibrate` weighs the two on dev.
 """
 
 from __future__ import annotations
@@ -160,9 +161,10 @@ def fit(
         dev: held-out data for early stopping (and cnn-br's threshold); when None,
             `train_config.dev_fraction` of `train` is split off with `train_config.seed`.
         model_config: network and decoding hyperparameters (cnn-br reads the
-            encoder's only).
+            encoder's and `ensemble`).
         train_config: optimisation hyperparameters.
-        baseline_config: cnn-br's decision rule (`threshold`, `always_top`).
+        baseline_config: cnn-br's decision rule (`threshold`, `always_top`), and the
+            linear-br ensemble's features and classifier.
         model_type: one of `MODEL_TYPES`.
         log_dir: where TensorBoard logs go (none when None).
         verbose: Keras verbosity (0 silent, 1 progress bar, 2 one line per epoch).

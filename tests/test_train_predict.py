@@ -65,7 +65,8 @@ def test_predictions_are_label_sets_with_scores(tiny_run, tiny_csvs):
 def test_max_labels_caps_decoding(tiny_run, tiny_csvs):
     predictor, _ = tiny_run
     texts = read_labelled_csv(tiny_csvs["test"]).texts[:20]
-    ids, _, _ = predictor.model.generate_function(1, max_labels=1)(np.array(texts, dtype=object))
+    no_prior = np.zeros((len(texts), len(predictor.labels)), "float32")
+    ids, _, _ = predictor.model.generate_function(1, max_labels=1)(np.array(texts, dtype=object), no_prior)
     ids = np.asarray(ids)
     assert ids.shape == (20, 2) and np.all(ids[:, 0] > EOS_ID) and np.all(ids[:, 1] == EOS_ID)
     for beam_size in (1, 3):
