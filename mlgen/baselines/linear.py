@@ -120,7 +120,7 @@ def fit(
     started = time.perf_counter()
     if dev is None:
         train, dev = train_dev_split(train, train_config.dev_fraction, train_config.seed)
-    vocab = vocab or LabelVocabulary.build(train.label_sets)
+    vocab = LabelVocabulary.build(train.label_sets) if vocab is None else vocab
     # bool, not the vocabulary's int8: scikit-learn's LabelBinarizer (inside OneVsRestClassifier)
     # scrambles int8 indicator matrices of more than 127 columns (sklearn 1.9.1).
     y_train = vocab.to_multi_hot(train.label_sets).astype(bool)  # (n_docs, num_labels)
