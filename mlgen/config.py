@@ -139,8 +139,9 @@ class ModelConfig:
     decision: str = _field(
         "auto",
         "how predictions become label sets: mode (the most probable sequence: greedy or beam search), marginal "
-        "(labels whose share of the beam-5 probability mass reaches a threshold tuned on dev), or auto (fit the "
-        "marginal rule on dev after training and keep it if it beats mode there)",
+        "(labels whose share of the beam-5 probability mass, mixed with the label head's and the ensemble's "
+        "probabilities by shares fitted on dev, reaches a threshold tuned on dev), or auto (fit both on dev after "
+        "training and keep the better there)",
         ("mode", "marginal", "auto"),
     )
     tune_eos_bias: bool = _field(

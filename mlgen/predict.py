@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from scipy.special import expit
 
 from mlgen import __version__, artifacts, metrics, thresholds
 from mlgen.config import BaselineConfig, ModelConfig, TrainConfig, from_dict, save_json
@@ -739,7 +740,7 @@ def _mixed_scores(marginals, head, margins, head_weight: float, linear_mix: floa
     if head_weight:
         scores = scores + head_weight * head
     if linear_mix:
-        scores = scores + linear_mix / (1.0 + np.exp(-margins))
+        scores = scores + linear_mix * expit(margins)
     return scores
 
 
@@ -747,8 +748,7 @@ def _fused_scores(probabilities, margins, weight: float, mix: float) -> np.ndarr
     """`(1 - mix) * sigmoid(logit(probabilities) + weight * margins) + mix * sigmoid(margins)`,
     all `(n_docs, num_labels)` (see `ScoringPredictor`)."""
     p = np.clip(np.asarray(probabilities, np.float64), 1e-7, 1 - 1e-7)
-    fused = 1.0 / (1.0 + np.exp(-(np.log(p) - np.log1p(-p) + weight * margins)))
-    return (1.0 - mix) * fused + mix / (1.0 + np.exp(-margins))
+    return (1.0 - mix) * expit(np.log(p) - np.log1p(-p) + weight * margins) + mix * expit(margins)
 
 
 def read_ensemble(folder: Path, vocab: LabelVocabulary, config: dict):
