@@ -206,11 +206,11 @@ def scored_predictions(labels, scores: np.ndarray, chosen: np.ndarray, max_label
     return predictions
 
 
-def dev_truth(vocab: LabelVocabulary, dev: LabelledData) -> tuple[np.ndarray, int]:
-    """Dev gold as a multi-hot `(n_docs, num_labels)` and the count of gold labels outside
-    the vocabulary (misses no decision can avoid), for tuning thresholds."""
+def dev_truth(vocab: LabelVocabulary, dev: LabelledData) -> tuple[np.ndarray, np.ndarray]:
+    """Dev gold as a multi-hot `(n_docs, num_labels)` and, per document `(n_docs,)`, its
+    gold labels outside the vocabulary (misses no decision can avoid), for tuning thresholds."""
     known = vocab.drop_unknown(dev.label_sets)
-    missed = sum(len(set(s)) for s in dev.label_sets) - sum(len(set(s)) for s in known)
+    missed = np.array([len(set(s)) - len(set(k)) for s, k in zip(dev.label_sets, known)], dtype=int)
     return vocab.to_multi_hot(known), missed
 
 
@@ -421,8 +421,8 @@ class SequencePredictor(Predictor):
         reported; `"marginal"`, its best marginal rule; `"linear-br"`, the best candidate
         with the ensemble), the winner's family under `"chosen"`.
         """
-        y_true, missed = dev_truth(self.vocab, dev)
-        missed_per_doc = np.array([len(set(s)) for s in dev.label_sets]) - y_true.sum(axis=1)
+        y_true, missed_per_doc = dev_truth(self.vocab, dev)
+        missed = int(missed_per_doc.sum())
         beam_size = max(self.MARGINAL_BEAM, self.model_config.beam_size)
         at_least = self.model.min_labels > 0
         halves = thresholds.halves(len(dev))
@@ -645,10 +645,10 @@ class ScoringPredictor(Predictor):
         threshold cross-fitted over two halves of dev (`mlgen.thresholds.cross_fit`), as
         cnn-rnn's `fit_decision` scores its rules; the best is kept (ties: the first).
         """
-        y_true, missed = dev_truth(self.vocab, dev)
+        y_true, missed_per_doc = dev_truth(self.vocab, dev)
+        missed = int(missed_per_doc.sum())
         scores = self.scores(dev.texts)
         if self.linear is not None:
-            missed_per_doc = np.array([len(set(s)) for s in dev.label_sets]) - y_true.sum(axis=1)
             halves, margins = thresholds.halves(len(dev)), self.linear.margins(dev.texts)
             candidates = []
             for weight in (0.0, *LINEAR_WEIGHTS):
