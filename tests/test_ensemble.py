@@ -197,6 +197,15 @@ def test_cnn_br_gets_the_same_help(cnn_br_ensemble, tiny_data):
     assert loaded.predict(texts) == predictor.predict(texts)
 
 
+def test_a_cnn_br_ensemble_without_its_weights_is_a_one_line_error(cnn_br_ensemble, tmp_path):
+    _, folder = cnn_br_ensemble
+    copy = tmp_path / "run"
+    shutil.copytree(folder, copy)
+    (copy / artifacts.THRESHOLDS).write_text(json.dumps({"threshold": 0.5}))
+    with pytest.raises(InputError, match="thresholds.json needs the linear-br ensemble's linear_weight and linear_mix"):
+        mlgen.load(copy)
+
+
 def test_fused_scores_are_the_documented_mix():
     p, m = np.array([[0.2, 0.9]]), np.array([[1.0, -2.0]])
     logit = np.log(p / (1 - p))
