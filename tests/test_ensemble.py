@@ -76,6 +76,15 @@ def test_the_prior_is_added_to_every_steps_label_logits(ensemble_run, tiny_data)
         np.testing.assert_allclose(added[:, NUM_SPECIAL:], np.repeat(prior, beam, axis=0), atol=1e-4)
 
 
+def test_decoding_with_and_without_a_prior_shares_one_compiled_search(ensemble_run, tiny_data):
+    model = ensemble_run[0].model
+    texts = tiny_data["test"].texts[:5]
+    decode_texts(model, texts, beam_size=2)
+    compiled = dict(model._compiled_functions)
+    decode_texts(model, texts, beam_size=2, prior=np.ones((len(texts), len(model.labels)), "float32"))
+    assert model._compiled_functions == compiled  # no second function to trace (TensorFlow's retracing warning)
+
+
 def test_training_fits_the_ensemble_on_dev_and_saves_it(ensemble_run):
     predictor, run = ensemble_run
     assert (run / artifacts.LINEAR).is_file() and predictor.linear is not None
