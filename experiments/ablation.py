@@ -34,8 +34,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlgen import datasets, metrics, registry
+from mlgen import datasets, registry
 from mlgen.config import ModelConfig, TrainConfig
+from mlgen.eval import metrics
 
 # name -> ModelConfig/TrainConfig overrides of BASE; "default" is the baseline every other row is read against.
 VARIANTS = {

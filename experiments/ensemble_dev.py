@@ -5,7 +5,7 @@ folders trained on the same split (`tune_dev.py --save`). At every decoding step
 the ensemble's next-label distribution combines the members' (`geometric`: the mean
 of their log-probabilities, renormalised by the softmax inside the search;
 `arithmetic`: the log of their mean probability), and the one greedy/beam search of
-`mlgen.decoding` runs over it. Every subset of two or more members is scored.
+`mlgen.nn.decoding` runs over it. Every subset of two or more members is scored.
 
     .venv/bin/python experiments/tune_dev.py --dataset reuters21578 --dev-split tail --beam-sizes 1 \\
         --out /tmp/tail.jsonl --save runs/tail --configs '[{"seed": 0}, {"seed": 1}, {"seed": 2}]'
@@ -26,8 +26,10 @@ from keras import ops
 from tune_dev import split
 
 import mlgen
-from mlgen import datasets, decoding, metrics
-from mlgen.vocab import NUM_SPECIAL
+from mlgen import datasets
+from mlgen.data.vocab import NUM_SPECIAL
+from mlgen.eval import metrics
+from mlgen.nn import decoding, inference
 
 
 def ensemble_generate(models, combine: str, beam_size: int = 1):
@@ -36,7 +38,7 @@ def ensemble_generate(models, combine: str, beam_size: int = 1):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
     def generate(texts):
-        step_fns, states = zip(*(m.step_function(m.text_vectorizer(texts), beam_size) for m in models))
+        step_fns, states = zip(*(inference.step_function(m, m.text_vectorizer(texts), beam_size) for m in models))
 
         def step_fn(prev_ids, member_states):
             outputs = [fn(prev_ids, s) for fn, s in zip(step_fns, member_states)]

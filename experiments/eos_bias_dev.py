@@ -15,9 +15,10 @@ import json
 
 import numpy as np
 
-from mlgen import datasets, metrics, registry
+from mlgen import datasets, registry
 from mlgen.config import ModelConfig, TrainConfig
 from mlgen.data import train_dev_split
+from mlgen.eval import metrics
 
 
 def main() -> None:

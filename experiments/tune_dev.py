@@ -17,9 +17,10 @@ import dataclasses
 import json
 import time
 
-from mlgen import datasets, metrics, registry
+from mlgen import datasets, registry
 from mlgen.config import BaselineConfig, ModelConfig, TrainConfig
 from mlgen.data import train_dev_split
+from mlgen.eval import metrics
 
 
 def main() -> None:

@@ -8,20 +8,13 @@ label at a time (Chen et al., IJCNN 2017).
     >>> clf.predict(["Wheat exports rose ..."])
     [['wheat', 'grain']]
 
-Importing mlgen does not import TensorFlow; `load`, `LabelSequenceClassifier` and
-the model modules do, when first used.
+Importing mlgen changes no global state and does not import TensorFlow; `load` (of a
+neural model) and `LabelSequenceClassifier` do, when first used.
 """
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any TensorFlow import
-
-__version__ = "0.2.0"
-
-from mlgen import datasets  # noqa: E402
-from mlgen.data import CSVFormat, LabelledData, read_labelled_csv  # noqa: E402
-from mlgen.errors import InputError  # noqa: E402
-from mlgen.vocab import LabelVocabulary  # noqa: E402
+from mlgen.data import CSVFormat, LabelledData, LabelVocabulary, datasets, read_labelled_csv
+from mlgen.errors import InputError
+from mlgen.version import __version__
 
 
 def load(folder):
@@ -45,6 +38,7 @@ __all__ = [
     "LabelSequenceClassifier",
     "LabelVocabulary",
     "LabelledData",
+    "__version__",
     "datasets",
     "load",
     "read_labelled_csv",

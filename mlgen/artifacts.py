@@ -271,3 +271,15 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def model_file(folder: Path, name: str, config: dict) -> Path:
+    """`folder/name`, the model file of `config`'s model type, or an InputError that says
+    which model file the folder holds instead."""
+    path = folder / name
+    if path.is_file():
+        return path
+    other = {MODEL: LINEAR, LINEAR: MODEL}[name]
+    instead = f"; it holds {other} instead: is its {CONFIG} from another run?" if (folder / other).is_file() else ""
+    model_type = config.get("model_type", "cnn-rnn")
+    raise damaged(folder, name, f"is missing (model type {model_type}){instead}")

@@ -15,9 +15,10 @@ from collections import Counter
 
 import pandas as pd
 
-from mlgen import artifacts, metrics, plots, registry
+from mlgen import artifacts, registry
 from mlgen.config import BaselineConfig, ModelConfig, TrainConfig, save_json
 from mlgen.data import LabelledData
+from mlgen.eval import metrics, plots
 
 RESULTS = "results.csv"
 RUNS = "runs.csv"
@@ -51,7 +52,7 @@ def compare(
     dev: LabelledData | None = None,
     *,
     seeds: int = 3,
-    models=registry.MODEL_TYPES,
+    models=tuple(registry.MODEL_TYPES),
     model_config: ModelConfig = ModelConfig(),
     train_config: TrainConfig = TrainConfig(),
     baseline_config: BaselineConfig = BaselineConfig(),

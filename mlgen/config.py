@@ -77,7 +77,7 @@ def _coerce(value, kind, flag: str):
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """The CNN-RNN network and its decoding. See `mlgen.model.LabelSequenceModel`.
+    """The networks and their decoding. See `mlgen.nn.label_sequence.LabelSequenceModel`.
 
     Defaults were chosen on dev splits (Reuters-21578: held out of its training data;
     cooking_se: its bundled dev split), never on test; `experiments/README.md` has the runs.
@@ -195,7 +195,10 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """How `mlgen.train.fit` trains. See `mlgen train --help`."""
+    """How the networks train (`mlgen.nn.training`; linear-br reads `seed` and `dev_fraction`).
+
+    See `mlgen train --help`.
+    """
 
     epochs: int = _field(20, "most training epochs (early stopping on dev micro-F1 ends sooner)", minimum=1)
     batch_size: int = _field(32, "documents per training batch", minimum=1)
@@ -245,21 +248,6 @@ class BaselineConfig:
 
     def __post_init__(self):
         _validate(self)
-
-
-# The fields each model type reads (every type also reads TrainConfig's seed and dev_fraction).
-ENCODER_FIELDS = (
-    "max_tokens",
-    "sequence_length",
-    "embedding_dim",
-    "filter_sizes",
-    "num_filters",
-    "dropout",
-    "word_dropout",
-)
-LINEAR_FIELDS = ("classifier", "C", "ngram_max", "min_df", "sublinear_tf")
-# What cnn-br reads of ModelConfig: the encoder, and the linear-br ensemble.
-CNN_BR_FIELDS = (*ENCODER_FIELDS, "ensemble")
 
 
 def _hints(cls) -> dict:
@@ -341,3 +329,13 @@ def save_json(data: dict, path) -> None:
 
 def load_json(path) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Configs:
+    """The three configs a run is trained with; which fields each model type reads is
+    `mlgen.registry`'s table (a type's `config.json` holds exactly those)."""
+
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    baseline: BaselineConfig = BaselineConfig()

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from mlgen.config import ModelConfig, TrainConfig
+from mlgen.config import BaselineConfig, ModelConfig, TrainConfig
 from mlgen.data import from_lists
 from mlgen.errors import InputError
+from mlgen.registry import SECTIONS, fit, get
+
+MODEL_TYPE = get("cnn-rnn")
 
 
 class LabelSequenceClassifier(BaseEstimator):
     """CNN-RNN multi-label classifier: `fit(texts, label_sets)`, `predict(texts)`.
 
-    Every `ModelConfig` and `TrainConfig` field is a constructor argument with the same
-    name and default (see `mlgen train --help`); `get_params`/`set_params`/`clone`
-    work as in scikit-learn.
+    Every field `mlgen train --model cnn-rnn` reads (`MODEL_TYPE.fields()`: all of
+    `ModelConfig` and `TrainConfig`, and the linear-br ensemble's `BaselineConfig`
+    fields) is a constructor argument with the same name and default (see `mlgen train
+    --help`; `tests/test_estimator.py` checks that they cannot drift apart);
+    `get_params`/`set_params`/`clone` work as in scikit-learn.
 
     Args:
         allow_empty_labels: accept documents with an empty label set (as the CSV
@@ -29,7 +32,7 @@ class LabelSequenceClassifier(BaseEstimator):
     `allow_empty_labels`.
 
     Attributes:
-        predictor_: the fitted `mlgen.predict.Predictor` (save it with `save`).
+        predictor_: the fitted `mlgen.predictors.cnn_rnn.SequencePredictor` (save it with `save`).
         classes_: the label vocabulary's labels.
 
     Example:
@@ -74,6 +77,11 @@ class LabelSequenceClassifier(BaseEstimator):
         seed=TrainConfig.seed,
         dev_fraction=TrainConfig.dev_fraction,
         embeddings=TrainConfig.embeddings,
+        classifier=BaselineConfig.classifier,
+        C=BaselineConfig.C,
+        ngram_max=BaselineConfig.ngram_max,
+        min_df=BaselineConfig.min_df,
+        sublinear_tf=BaselineConfig.sublinear_tf,
         allow_empty_labels=False,
         verbose=0,
     ):
@@ -111,12 +119,22 @@ class LabelSequenceClassifier(BaseEstimator):
         self.seed = seed
         self.dev_fraction = dev_fraction
         self.embeddings = embeddings
+        self.classifier = classifier
+        self.C = C
+        self.ngram_max = ngram_max
+        self.min_df = min_df
+        self.sublinear_tf = sublinear_tf
         self.allow_empty_labels = allow_empty_labels
         self.verbose = verbose
 
-    def _config(self, cls):
+    def _configs(self) -> dict:
+        """`{section: config}` from the parameters (the fields this type does not read keep their defaults)."""
         params = self.get_params()
-        return cls(**{f.name: params[f.name] for f in dataclasses.fields(cls)})
+        fields = MODEL_TYPE.fields(params["ensemble"])
+        return {
+            section: cls(**{name: params[name] for name in fields.get(section, ()) if name in params})
+            for section, cls in SECTIONS.items()
+        }
 
     def fit(self, texts, label_sets, dev_texts=None, dev_label_sets=None):
         """Trains on `texts` (strings) and `label_sets` (lists of label names); returns self.
@@ -124,16 +142,16 @@ class LabelSequenceClassifier(BaseEstimator):
         `dev_texts` and `dev_label_sets` (together, or neither) are dev data for early
         stopping; without them `dev_fraction` of the training data is held out.
         """
-        from mlgen.train import fit
-
         if (dev_texts is None) != (dev_label_sets is None):
             raise InputError("fit: give dev_texts and dev_label_sets together, or neither")
-        model_config, train_config = self._config(ModelConfig), self._config(TrainConfig)
+        configs = self._configs()
         train = from_lists(texts, label_sets, "fit data", allow_empty_labels=self.allow_empty_labels)
         dev = None
         if dev_texts is not None:
             dev = from_lists(dev_texts, dev_label_sets, "dev data", allow_empty_labels=self.allow_empty_labels)
-        self.predictor_ = fit(train, dev, model_config, train_config, verbose=self.verbose)
+        self.predictor_ = fit(
+            MODEL_TYPE.name, train, dev, configs["model"], configs["train"], configs["baseline"], verbose=self.verbose
+        )
         self.classes_ = self.predictor_.labels
         self.history_ = self.predictor_.history
         return self

@@ -1,51 +1,124 @@
-"""The model types behind `--model`: train one, or load any run folder.
+"""The table of model types behind `--model`: what each reads, fits with and loads as.
 
-Imports stay lazy so that `linear-br` never pulls in TensorFlow.
+`MODEL_TYPES` maps each name to a `ModelType`: its `Predictor` class (imported only
+when the type is used, so that `linear-br` never imports TensorFlow) and the config
+fields it reads. Those fields are, at once, the flags `mlgen train --model NAME`
+accepts and the sections of its `config.json`. `fit` and `load` are the only ways in.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import time
+
 from mlgen import artifacts
-from mlgen.config import BaselineConfig, ModelConfig, TrainConfig
-from mlgen.data import LabelledData
+from mlgen.config import BaselineConfig, Configs, ModelConfig, TrainConfig, to_dict
+from mlgen.data import LabelledData, train_dev_split
 from mlgen.errors import InputError
+from mlgen.eval import metrics
+from mlgen.predictors.base import read_config
+from mlgen.version import __version__
 
-MODEL_TYPES = ("cnn-rnn", "cnn-br", "linear-br")
+# Field groups of the configs, as the model types read them.
+ENCODER_FIELDS = (
+    "max_tokens",
+    "sequence_length",
+    "embedding_dim",
+    "filter_sizes",
+    "num_filters",
+    "dropout",
+    "word_dropout",
+)
+# linear-br's features and classifier: linear-br's own, and the neural types' ensemble's.
+LINEAR_FIELDS = ("classifier", "C", "ngram_max", "min_df", "sublinear_tf")
+# The threshold rule of binary relevance.
+THRESHOLD_FIELDS = ("threshold", "always_top")
+
+# The config.json section of each config class.
+SECTIONS = {"model": ModelConfig, "baseline": BaselineConfig, "train": TrainConfig}
 
 
-def predictor_class(model_type: str):
-    """The `Predictor` subclass that loads and runs `model_type`."""
-    if model_type == "cnn-rnn":
-        from mlgen.predict import SequencePredictor
-
-        return SequencePredictor
-    if model_type == "cnn-br":
-        from mlgen.baselines.cnn_br import CNNBRPredictor
-
-        return CNNBRPredictor
-    if model_type == "linear-br":
-        from mlgen.baselines.linear import LinearBRPredictor
-
-        return LinearBRPredictor
-    raise InputError(f"unknown model type {model_type!r}; known: {', '.join(MODEL_TYPES)}")
+def _all(cls) -> tuple[str, ...]:
+    return tuple(field.name for field in dataclasses.fields(cls))
 
 
-def load(folder):
-    """Restores any run folder written by `mlgen train` or `Predictor.save`.
+@dataclasses.dataclass(frozen=True)
+class ModelType:
+    """One `--model`.
 
-    Raises:
-        InputError: naming the folder and the file at fault when it is not a complete,
-            readable run folder.
+    Attributes:
+        name: the `--model` name, also `config.json`'s `model_type`.
+        help: one line for `mlgen train --help`.
+        predictor: `"module:Class"` of its `Predictor` subclass (imported when used).
+        reads: per `config.json` section (`"model"`, `"baseline"`, `"train"`), the
+            fields it reads, the linear-br ensemble's aside.
+        ensemble: whether it takes `ModelConfig.ensemble`; when that is `"linear-br"`
+            it reads `LINEAR_FIELDS` too.
     """
-    from mlgen.predict import read_config
 
-    folder = artifacts.check_run_dir(folder)
-    model_type = read_config(folder).get("model_type", "cnn-rnn")
-    if model_type not in MODEL_TYPES:
-        raise artifacts.damaged(
-            folder, artifacts.CONFIG, f"has the unknown model type {model_type!r} (known: {', '.join(MODEL_TYPES)})"
-        )
-    return predictor_class(model_type).load(folder)
+    name: str
+    help: str
+    predictor: str
+    reads: dict[str, tuple[str, ...]]
+    ensemble: bool = False
+
+    def fields(self, ensemble: str = ModelConfig.ensemble) -> dict[str, tuple[str, ...]]:
+        """The fields read per section, with the ensemble's when it is on (sections it reads nothing of left out)."""
+        sections = {key: self.reads.get(key, ()) for key in SECTIONS}
+        if self.ensemble and ensemble == "linear-br":
+            sections["baseline"] = (*sections["baseline"], *LINEAR_FIELDS)
+        return {key: names for key, names in sections.items() if names}
+
+    def predictor_class(self):
+        """The `Predictor` subclass that fits, loads and runs this type."""
+        module, name = self.predictor.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    def run_config(self, configs: Configs) -> dict:
+        """The `config.json` of a run of this type with `configs` (before training resolves
+        data-dependent values such as `sequence_length`)."""
+        config = {"mlgen_version": __version__, "model_type": self.name}
+        for section, names in self.fields(configs.model.ensemble).items():
+            values = to_dict(getattr(configs, section))
+            config[section] = {name: values[name] for name in names}
+        return config
+
+
+MODEL_TYPES: dict[str, ModelType] = {
+    model_type.name: model_type
+    for model_type in (
+        ModelType(
+            "cnn-rnn",
+            "label-sequence generation: a CNN encoder and an RNN decoder",
+            "mlgen.predictors.cnn_rnn:SequencePredictor",
+            {"model": _all(ModelConfig), "train": _all(TrainConfig)},
+            ensemble=True,
+        ),
+        ModelType(
+            "cnn-br",
+            "binary relevance with the same encoder: one sigmoid per label",
+            "mlgen.predictors.cnn_br:CNNBRPredictor",
+            {"model": (*ENCODER_FIELDS, "ensemble"), "baseline": THRESHOLD_FIELDS, "train": _all(TrainConfig)},
+            ensemble=True,
+        ),
+        ModelType(
+            "linear-br",
+            "binary relevance with TF-IDF and one linear classifier per label (no TensorFlow)",
+            "mlgen.predictors.linear_br:LinearBRPredictor",
+            {"baseline": _all(BaselineConfig), "train": ("seed", "dev_fraction")},
+        ),
+    )
+}
+DEFAULT = "cnn-rnn"
+
+
+def get(model_type: str) -> ModelType:
+    """The table entry of `model_type`, or an InputError naming the known ones."""
+    try:
+        return MODEL_TYPES[model_type]
+    except KeyError:
+        raise InputError(f"unknown model type {model_type!r}; known: {', '.join(MODEL_TYPES)}") from None
 
 
 def fit(
@@ -59,21 +132,49 @@ def fit(
     log_dir=None,
     verbose=1,
 ):
-    """Trains a model of `model_type` (see `mlgen.train.fit`, `mlgen.baselines.linear.fit`)."""
-    if model_type == "linear-br":
-        from mlgen.baselines import linear
+    """Trains a model of `model_type` and returns its fitted `Predictor`.
 
-        return linear.fit(train, dev, baseline_config, train_config, verbose=verbose)
-    predictor_class(model_type)  # a clear error for an unknown type
-    from mlgen import train as training
+    What every type shares is done here: without `dev`, `train_config.dev_fraction`
+    of `train` is split off with `train_config.seed`; the run's `config.json` holds the
+    fields the type reads (`ModelType.fields`); `metrics` gets the dev scores of the
+    fitted predictions and the training time, beside what the type measured.
 
-    return training.fit(
-        train,
-        dev,
-        model_config,
-        train_config,
-        baseline_config,
-        model_type=model_type,
-        log_dir=log_dir,
-        verbose=verbose,
-    )
+    Args:
+        model_type: a name in `MODEL_TYPES`.
+        train, dev: training and dev data; `train` alone builds the vocabularies.
+        model_config, train_config, baseline_config: the hyperparameters (each type
+            reads its fields).
+        log_dir: where TensorBoard logs go (neural types; none when None).
+        verbose: Keras verbosity (0 silent, 1 progress bar, 2 one line per epoch).
+    """
+    entry = get(model_type)
+    started = time.perf_counter()
+    if dev is None:
+        train, dev = train_dev_split(train, train_config.dev_fraction, train_config.seed)
+    configs = Configs(model_config, train_config, baseline_config)
+    config = entry.run_config(configs)
+    config["data"] = {"train": train.source, "dev": dev.source, "train_docs": len(train), "dev_docs": len(dev)}
+    predictor = entry.predictor_class().fit(train, dev, configs, config, log_dir=log_dir, verbose=verbose)
+    dev_scores = metrics.evaluate(dev.label_sets, predictor.predict(dev.texts), predictor.labels)
+    predictor.metrics = {
+        "dev": dev_scores,
+        **predictor.metrics,
+        "train_seconds": round(time.perf_counter() - started, 2),
+    }
+    return predictor
+
+
+def load(folder):
+    """Restores any run folder written by `mlgen train` or `Predictor.save`.
+
+    Raises:
+        InputError: naming the folder and the file at fault when it is not a complete,
+            readable run folder.
+    """
+    folder = artifacts.check_run_dir(folder)
+    model_type = read_config(folder).get("model_type", DEFAULT)
+    if model_type not in MODEL_TYPES:
+        raise artifacts.damaged(
+            folder, artifacts.CONFIG, f"has the unknown model type {model_type!r} (known: {', '.join(MODEL_TYPES)})"
+        )
+    return MODEL_TYPES[model_type].predictor_class().load(folder)

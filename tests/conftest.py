@@ -70,12 +70,13 @@ def tiny_csvs(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_run(tiny_csvs, tmp_path_factory):
-    """A tiny CNN-RNN trained by `mlgen.train.fit` and saved; returns (predictor, run folder)."""
+    """A tiny CNN-RNN trained by `mlgen.registry.fit` and saved; returns (predictor, run folder)."""
     from mlgen.config import ModelConfig, TrainConfig
     from mlgen.data import read_labelled_csv
-    from mlgen.train import fit
+    from mlgen.registry import fit
 
     predictor = fit(
+        "cnn-rnn",
         read_labelled_csv(tiny_csvs["train"]),
         read_labelled_csv(tiny_csvs["dev"]),
         ModelConfig(**TINY_MODEL),

@@ -8,10 +8,13 @@ import pytest
 from conftest import TINY_MODEL, TINY_TRAIN
 
 import mlgen
-from mlgen import artifacts, metrics, registry
-from mlgen.config import CNN_BR_FIELDS, BaselineConfig, ModelConfig, TrainConfig, load_json
+from mlgen import artifacts, registry
+from mlgen.config import BaselineConfig, ModelConfig, TrainConfig, load_json
 from mlgen.data import read_labelled_csv
 from mlgen.errors import InputError
+from mlgen.eval import metrics
+
+CNN_BR_FIELDS = registry.MODEL_TYPES["cnn-br"].reads["model"]
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +73,7 @@ def test_linear_br_learns_and_its_threshold_is_tuned_on_dev(linear_run, tiny_dat
 
 
 def test_cnn_br_shares_the_encoder_and_learns(cnn_br_run):
-    from mlgen.layers.encoder import CNNTextEncoder
+    from mlgen.nn.layers.encoder import CNNTextEncoder
 
     predictor, folder = cnn_br_run
     assert isinstance(predictor.model.encoder, CNNTextEncoder)

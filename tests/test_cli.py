@@ -199,3 +199,30 @@ def test_evaluate_of_a_file_whose_rows_were_all_dropped(tiny_run, tmp_path, caps
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "read 0 documents, dropped 2 invalid rows" in err
+
+
+def _environ_without_tf_logging():
+    import os
+
+    return {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+
+
+def test_commands_quiet_tensorflows_start_up_logging(tiny_run, tiny_csvs):
+    _, folder = tiny_run
+    command = [sys.executable, "-m", "mlgen", "evaluate", "--model", str(folder), "--data", str(tiny_csvs["test"])]
+    result = subprocess.run(command, capture_output=True, text=True, env=_environ_without_tf_logging())
+    assert result.returncode == 0, result.stderr
+    # TensorFlow's C++ lines look like `I0000 00:00:... cpu_feature_guard.cc:...]` (W and E alike).
+    noise = [line for line in result.stderr.splitlines() if line[:1] in "IWE" and line[1:5].isdigit()]
+    assert noise == [] and "absl::InitializeLog" not in result.stderr
+
+
+@pytest.mark.parametrize("user_level, expected", [(None, "3"), ("0", "0")])
+def test_tf_cpp_min_log_level_set_by_the_user_brings_the_logging_back(user_level, expected):
+    env = _environ_without_tf_logging()
+    if user_level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = user_level
+    code = "import os; from mlgen.cli import main; main(['evaluate', '--model', 'nowhere']); "
+    code += "print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.stdout.strip() == expected

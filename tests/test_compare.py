@@ -8,7 +8,7 @@ from conftest import TINY_FLAGS
 
 from mlgen import compare
 from mlgen.cli import main
-from mlgen.metrics import PER_LABEL_COLUMNS, SCORE_KEYS
+from mlgen.eval.metrics import PER_LABEL_COLUMNS, SCORE_KEYS
 
 
 def test_compare_writes_tables_and_plots(tiny_csvs, tmp_path, capsys):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from mlgen.decoding import beam_search, greedy_search, search
-from mlgen.vocab import BOS_ID, EOS_ID, PAD_ID
+from mlgen.data.vocab import BOS_ID, EOS_ID, PAD_ID
+from mlgen.nn.decoding import beam_search, greedy_search, search
 
 A, B, C = 3, 4, 5
 V = 6

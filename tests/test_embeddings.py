@@ -6,7 +6,7 @@ from conftest import TINY_MODEL
 
 from mlgen.config import ModelConfig, TrainConfig
 from mlgen.data import read_labelled_csv
-from mlgen.embeddings import GLOVE_6B_50D, load_word_vectors
+from mlgen.data.embeddings import GLOVE_6B_50D, load_word_vectors
 from mlgen.errors import InputError
 
 
@@ -49,7 +49,7 @@ def test_none_means_a_random_start():
 
 @pytest.mark.parametrize("source", ["file", GLOVE_6B_50D])
 def test_training_starts_from_the_vectors(source, tiny_csvs, tmp_path):
-    from mlgen.train import fit
+    from mlgen.registry import fit
 
     dim = 50 if source == GLOVE_6B_50D else 16
     if source == "file":
@@ -58,6 +58,8 @@ def test_training_starts_from_the_vectors(source, tiny_csvs, tmp_path):
     expected, _ = load_word_vectors(source, ["", "the"], dim=dim)
     train = read_labelled_csv(tiny_csvs["train"]).subset(range(60))
     model_config = ModelConfig(**{**TINY_MODEL, "embedding_dim": dim})
-    predictor = fit(train, None, model_config, TrainConfig(epochs=1, learning_rate=0.0, embeddings=source), verbose=0)
+    predictor = fit(
+        "cnn-rnn", train, None, model_config, TrainConfig(epochs=1, learning_rate=0.0, embeddings=source), verbose=0
+    )
     row = predictor.model.text_vectorizer.get_vocabulary().index("the")
     np.testing.assert_array_equal(np.asarray(predictor.model.encoder.embedding.embeddings)[row], expected[1])

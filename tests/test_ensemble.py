@@ -9,21 +9,16 @@ from conftest import TINY_FLAGS, TINY_MODEL, TINY_TRAIN
 from keras import tree
 
 import mlgen
-from mlgen import artifacts, registry, thresholds
+from mlgen import artifacts, registry
 from mlgen.cli import main
-from mlgen.config import CNN_BR_FIELDS, LINEAR_FIELDS, ModelConfig, TrainConfig
+from mlgen.config import ModelConfig, TrainConfig
 from mlgen.data import read_labelled_csv
+from mlgen.data.vocab import NUM_SPECIAL
 from mlgen.errors import InputError
-from mlgen.predict import (
-    LINEAR_MIXES,
-    LINEAR_WEIGHTS,
-    _fused_scores,
-    _mixed_scores,
-    decode_texts,
-    label_head_probabilities,
-    label_marginals,
-)
-from mlgen.vocab import NUM_SPECIAL
+from mlgen.eval import thresholds
+from mlgen.nn import inference
+from mlgen.predictors import ensemble
+from mlgen.registry import LINEAR_FIELDS
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +37,7 @@ def ensemble_run(tiny_csvs, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def cnn_br_ensemble(tiny_data, tmp_path_factory):
-    model = {k: v for k, v in TINY_MODEL.items() if k in CNN_BR_FIELDS}
+    model = {k: v for k, v in TINY_MODEL.items() if k in registry.MODEL_TYPES["cnn-br"].reads["model"]}
     predictor = registry.fit(
         "cnn-br",
         tiny_data["train"],
@@ -62,8 +57,8 @@ def test_the_prior_is_added_to_every_steps_label_logits(ensemble_run, tiny_data)
     texts = tiny_data["test"].texts[:4]
     token_ids = model.text_vectorizer(np.array(texts))
     prior = np.random.default_rng(0).normal(size=(len(texts), len(model.labels))).astype("float32")
-    plain_fn, plain_states = model.step_function(token_ids, beam)
-    prior_fn, prior_states = model.step_function(token_ids, beam, prior)
+    plain_fn, plain_states = inference.step_function(model, token_ids, beam)
+    prior_fn, prior_states = inference.step_function(model, token_ids, beam, prior)
     plain_states, prior_states = (  # beam search runs each document's states `beam` times
         tree.map_structure(lambda s: np.repeat(s, beam, axis=0), states) for states in (plain_states, prior_states)
     )
@@ -77,12 +72,12 @@ def test_the_prior_is_added_to_every_steps_label_logits(ensemble_run, tiny_data)
 
 
 def test_decoding_with_and_without_a_prior_shares_one_compiled_search(ensemble_run, tiny_data):
-    model = ensemble_run[0].model
+    runner = ensemble_run[0].inference
     texts = tiny_data["test"].texts[:5]
-    decode_texts(model, texts, beam_size=2)
-    compiled = dict(model._compiled_functions)
-    decode_texts(model, texts, beam_size=2, prior=np.ones((len(texts), len(model.labels)), "float32"))
-    assert model._compiled_functions == compiled  # no second function to trace (TensorFlow's retracing warning)
+    runner.decode(texts, beam_size=2)
+    compiled = dict(runner._functions)
+    runner.decode(texts, beam_size=2, prior=np.ones((len(texts), runner.vocab.num_labels), "float32"))
+    assert runner._functions == compiled  # no second function to trace (TensorFlow's retracing warning)
 
 
 def test_training_fits_the_ensemble_on_dev_and_saves_it(ensemble_run):
@@ -91,16 +86,17 @@ def test_training_fits_the_ensemble_on_dev_and_saves_it(ensemble_run):
     config = json.loads((run / artifacts.CONFIG).read_text())
     assert config["model"]["ensemble"] == "linear-br" and set(LINEAR_FIELDS) <= set(config["baseline"])
     decision = json.loads((run / artifacts.DECISION).read_text())
-    assert decision["linear_weight"] in (0.0, *LINEAR_WEIGHTS) and decision["linear_mix"] in (0.0, *LINEAR_MIXES)
+    assert decision["linear_weight"] in (0.0, *ensemble.LINEAR_WEIGHTS)
+    assert decision["linear_mix"] in (0.0, *ensemble.LINEAR_MIXES)
     scores = decision["dev_scores"]
     assert set(scores) == {"mode", "marginal", "linear-br"}
     # The chosen family holds the best dev micro-F1 of all; ties keep the plain mode first.
     assert scores[decision["chosen"]]["micro_f1"] == max(s["micro_f1"] for s in scores.values())
-    assert predictor.linear.labels == predictor.labels
+    assert predictor.linear.num_labels == len(predictor.labels)
     linear_only = registry.fit("linear-br", *_train_dev(config), verbose=0)
     np.testing.assert_allclose(  # the ensemble's linear-br is linear-br with the network's label columns
         predictor.linear.margins(["wheat exports rose"]),
-        linear_only.margins(["wheat exports rose"])[:, [linear_only.labels.index(x) for x in predictor.labels]],
+        linear_only.model.margins(["wheat exports rose"])[:, [linear_only.labels.index(x) for x in predictor.labels]],
         rtol=1e-5,
         atol=1e-6,
     )
@@ -118,11 +114,11 @@ def test_predictions_follow_the_fitted_weights(ensemble_run, tiny_data, rule):
     margins = predictor.linear.margins(texts)
     prior = d["linear_weight"] * margins if d["linear_weight"] else None
     if rule == "mode":
-        expected = [p.labels for p in decode_texts(predictor.model, texts, prior=prior)]
+        expected = [p.labels for p in predictor.inference.decode(texts, prior=prior)]
     else:
-        head = label_head_probabilities(predictor.model, texts)
-        marginals = label_marginals(predictor.model, texts, d["beam_size"], prior=prior)
-        scores = _mixed_scores(marginals, head, margins, d["head_weight"], d["linear_mix"])
+        head = predictor.inference.head_probabilities(texts)
+        marginals = predictor.inference.marginals(texts, d["beam_size"], prior=prior)
+        scores = ensemble.mixed_scores(marginals, head, margins, d["head_weight"], d["linear_mix"])
         chosen = thresholds.apply(scores, d["threshold"], always_top=True)
         top = np.argsort(-scores, axis=1, kind="stable")[:, : predictor.model.max_labels]  # at most max_labels
         expected = [{predictor.labels[j] for j in t if c[j]} for t, c in zip(top, chosen)]
@@ -134,9 +130,9 @@ def test_a_large_linear_weight_makes_the_first_label_linear_brs_top_label(ensemb
     predictor, _ = ensemble_run
     texts = tiny_data["test"].texts
     margins = predictor.linear.margins(texts)
-    first = [p.labels[0] for p in decode_texts(predictor.model, texts, prior=1e3 * margins)]
+    first = [p.labels[0] for p in predictor.inference.decode(texts, prior=1e3 * margins)]
     assert first == [predictor.labels[j] for j in margins.argmax(axis=1)]
-    plain = [p.labels[0] for p in decode_texts(predictor.model, texts)]
+    plain = [p.labels[0] for p in predictor.inference.decode(texts)]
     assert plain != first  # the tiny network alone ranks differently
 
 
@@ -149,7 +145,7 @@ def test_the_ensemble_survives_reload_and_the_weights_can_be_turned_off(ensemble
     shutil.copytree(run, copy)
     decision = json.loads((copy / artifacts.DECISION).read_text())
     (copy / artifacts.DECISION).write_text(json.dumps({**decision, "rule": "mode", "linear_weight": 0.0}))
-    plain = [p.labels for p in decode_texts(predictor.model, texts)]
+    plain = [p.labels for p in predictor.inference.decode(texts)]
     assert mlgen.load(copy).predict(texts) == plain
 
 
@@ -187,13 +183,14 @@ def test_cnn_br_gets_the_same_help(cnn_br_ensemble, tiny_data):
     predictor, folder = cnn_br_ensemble
     assert (folder / artifacts.LINEAR).is_file()
     saved = json.loads((folder / artifacts.THRESHOLDS).read_text())
-    assert saved["linear_weight"] in (0.0, *LINEAR_WEIGHTS) and saved["linear_mix"] in (0.0, *LINEAR_MIXES)
+    assert saved["linear_weight"] in (0.0, *ensemble.LINEAR_WEIGHTS)
+    assert saved["linear_mix"] in (0.0, *ensemble.LINEAR_MIXES)
     assert saved["dev_scores"]["linear-br"]["micro_f1"] >= saved["dev_scores"]["network"]["micro_f1"]
     texts = tiny_data["test"].texts
     weights = predictor.ensemble_weights
     try:
         predictor.linear_weight, predictor.linear_mix = 2.0, 0.3
-        fused = _fused_scores(predictor.scores(texts), predictor.linear.margins(texts), 2.0, 0.3)
+        fused = ensemble.fused_scores(predictor.scores(texts), predictor.linear.margins(texts), 2.0, 0.3)
         np.testing.assert_allclose(predictor.label_scores(texts), fused, rtol=1e-6)
     finally:
         predictor.linear_weight, predictor.linear_mix = weights["linear_weight"], weights["linear_mix"]
@@ -219,8 +216,8 @@ def test_fused_scores_are_the_documented_mix():
     p, m = np.array([[0.2, 0.9]]), np.array([[1.0, -2.0]])
     logit = np.log(p / (1 - p))
     expected = 0.7 / (1 + np.exp(-(logit + 3 * m))) + 0.3 / (1 + np.exp(-m))
-    np.testing.assert_allclose(_fused_scores(p, m, 3.0, 0.3), expected)
-    np.testing.assert_allclose(_fused_scores(p, m, 0.0, 0.0), p)
+    np.testing.assert_allclose(ensemble.fused_scores(p, m, 3.0, 0.3), expected)
+    np.testing.assert_allclose(ensemble.fused_scores(p, m, 0.0, 0.0), p)
 
 
 def test_linear_flags_need_the_ensemble(tiny_csvs, tmp_path, capsys):

@@ -63,7 +63,7 @@ def test_estimator_takes_the_decoder_variants_and_explains(tiny_csvs):
     train = read_labelled_csv(tiny_csvs["train"]).subset(range(120))
     params = {**TINY_MODEL, "attention": "dot", "context": "add", "decoder_layers": 2}
     clf = mlgen.LabelSequenceClassifier(**params, epochs=1, embeddings=None).fit(train.texts, train.label_sets)
-    assert clf.get_params()["attention"] == "dot" and clf.predictor_.model.decoder_layers == 2
+    assert clf.get_params()["attention"] == "dot" and clf.predictor_.model.model_config.decoder_layers == 2
     explanation = clf.explain(train.texts[0])
     assert explanation.weights.shape == (len(explanation.labels), len(explanation.tokens))
 
@@ -98,3 +98,16 @@ def test_predict_refuses_bad_texts_and_bad_beam_sizes(tiny_run):
             predictor.predict(["wheat"], beam_size=beam_size)
     with pytest.raises(InputError, match="--max-labels must be a whole number"):
         predictor.predict(["wheat"], max_labels=1.5)
+
+
+def test_parameters_are_the_fields_cnn_rnn_reads_with_the_configs_defaults():
+    """The estimator's explicit arguments (scikit-learn needs them) cannot drift from the configs."""
+    import inspect
+
+    from mlgen.registry import MODEL_TYPES, SECTIONS
+
+    signature = inspect.signature(mlgen.LabelSequenceClassifier.__init__)
+    params = {name: p.default for name, p in signature.parameters.items() if name != "self"}
+    fields = MODEL_TYPES["cnn-rnn"].fields()  # with the default ensemble: the linear-br fields too
+    expected = {name: getattr(SECTIONS[section](), name) for section, names in fields.items() for name in names}
+    assert params == {**expected, "allow_empty_labels": False, "verbose": 0}

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mlgen import metrics, thresholds
+from mlgen.eval import metrics, thresholds
 
 LABELS = ["a", "b", "c"]
 GOLD = [["a", "b"], ["c"]]

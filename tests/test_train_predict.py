@@ -9,8 +9,9 @@ import pytest
 import mlgen
 from mlgen import artifacts
 from mlgen.data import read_labelled_csv
+from mlgen.data.vocab import BOS_ID, EOS_ID, NUM_SPECIAL, PAD_ID
 from mlgen.errors import InputError
-from mlgen.vocab import BOS_ID, EOS_ID, NUM_SPECIAL, PAD_ID
+from mlgen.nn import inference
 
 
 def test_training_lowers_the_loss_and_logs_dev_scores(tiny_run):
@@ -66,7 +67,7 @@ def test_max_labels_caps_decoding(tiny_run, tiny_csvs):
     predictor, _ = tiny_run
     texts = read_labelled_csv(tiny_csvs["test"]).texts[:20]
     no_prior = np.zeros((len(texts), len(predictor.labels)), "float32")
-    ids, _, _ = predictor.model.generate_function(1, max_labels=1)(np.array(texts, dtype=object), no_prior)
+    ids, _, _ = predictor.inference.generate_function(1, max_labels=1)(np.array(texts, dtype=object), no_prior)
     ids = np.asarray(ids)
     assert ids.shape == (20, 2) and np.all(ids[:, 0] > EOS_ID) and np.all(ids[:, 1] == EOS_ID)
     for beam_size in (1, 3):
@@ -103,7 +104,7 @@ def test_label_head_adds_its_weighted_log_probabilities_to_every_step(tiny_run):
     try:
         for w in (0.0, 2.0):
             model.label_prior_weight.assign(w)
-            step_fn, states = model.step_function(token_ids, beam_size=3)
+            step_fn, states = inference.step_function(model, token_ids, beam_size=3)
             states = [np.repeat(state, 3, axis=0) for state in states]  # as beam search repeats them
             logits[w] = np.asarray(step_fn(np.full((6,), BOS_ID, "int32"), states)[0])  # (6, num_label_ids)
     finally:
@@ -134,13 +135,13 @@ def test_predict_input_errors(tiny_run):
 
 
 def test_min_labels_above_the_largest_training_set_is_refused_before_training():
-    from mlgen import train
+    from mlgen import registry
     from mlgen.config import ModelConfig
     from mlgen.data import LabelledData
 
     single = LabelledData(texts=["a b c d e"] * 4, label_sets=[["x"], ["y"]] * 2, rows=[1, 2, 3, 4], source="t")
     with pytest.raises(InputError, match="--min-labels 2 is more than the labels a document can get"):
-        train.fit(single, single, ModelConfig(min_labels=2), verbose=0)
+        registry.fit("cnn-rnn", single, single, ModelConfig(min_labels=2), verbose=0)
 
 
 def test_load_rejects_a_folder_that_is_not_a_run(tmp_path):
@@ -198,11 +199,13 @@ def test_seed_makes_training_reproducible(tiny_csvs):
     from conftest import TINY_MODEL
 
     from mlgen.config import ModelConfig, TrainConfig
-    from mlgen.train import fit
+    from mlgen.registry import fit
 
     train = read_labelled_csv(tiny_csvs["train"]).subset(range(120))
     config = ModelConfig(**TINY_MODEL)
-    runs = [fit(train, None, config, TrainConfig(epochs=1, seed=7, embeddings=None), verbose=0) for _ in range(2)]
+    runs = [
+        fit("cnn-rnn", train, None, config, TrainConfig(epochs=1, seed=7, embeddings=None), verbose=0) for _ in range(2)
+    ]
     assert runs[0].history["loss"] == runs[1].history["loss"]
     for a, b in zip(runs[0].model.get_weights(), runs[1].model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -213,24 +216,25 @@ def test_ema_momentum_keeps_the_averaged_weights(tiny_csvs, monkeypatch):
     they stay near the first step's weights while the raw weights travel on."""
     from conftest import TINY_MODEL
 
-    from mlgen import train as training
+    from mlgen import registry
     from mlgen.config import ModelConfig, TrainConfig
+    from mlgen.nn import training
 
     initial = []
-    build = training._build_model
+    build = training.build_network
 
     def recording_build(*args, **kwargs):
         model, train_ids = build(*args, **kwargs)
         initial[:] = [w.numpy() for w in model.trainable_weights]
         return model, train_ids
 
-    monkeypatch.setattr(training, "_build_model", recording_build)
+    monkeypatch.setattr(training, "build_network", recording_build)
     train = read_labelled_csv(tiny_csvs["train"]).subset(range(160))
     config = ModelConfig(**TINY_MODEL)
 
     def distance_travelled(ema_momentum):
         train_config = TrainConfig(epochs=1, seed=7, embeddings=None, ema_momentum=ema_momentum)
-        predictor = training.fit(train, None, config, train_config, verbose=0)
+        predictor = registry.fit("cnn-rnn", train, None, config, train_config, verbose=0)
         return sum(float(np.abs(w.numpy() - w0).sum()) for w, w0 in zip(predictor.model.trainable_weights, initial))
 
     # One epoch is 5 Adam steps; the average holds about the first one.
@@ -238,17 +242,17 @@ def test_ema_momentum_keeps_the_averaged_weights(tiny_csvs, monkeypatch):
 
 
 def test_predict_batches_follow_text_length_and_do_not_change_predictions(tiny_run, tiny_csvs):
-    from mlgen.predict import decode_texts, predict_batch_size
+    from mlgen.nn.inference import predict_batch_size
 
     assert predict_batch_size(200) == 256 and predict_batch_size(20) == 2048 and predict_batch_size(5000) == 64
     predictor, _ = tiny_run
     texts = read_labelled_csv(tiny_csvs["test"]).texts
-    by_default = decode_texts(predictor.model, texts)
-    assert [p.labels for p in decode_texts(predictor.model, texts, batch_size=7)] == [p.labels for p in by_default]
+    by_default = predictor.inference.decode(texts)
+    assert [p.labels for p in predictor.inference.decode(texts, batch_size=7)] == [p.labels for p in by_default]
 
 
 def test_two_pass_greedy_equals_one_pass(tiny_run, tiny_csvs):
-    from mlgen.predict import FIRST_PASS_LABELS, _search_batches, decode_texts
+    from mlgen.nn.inference import FIRST_PASS_LABELS
 
     predictor, _ = tiny_run
     texts = read_labelled_csv(tiny_csvs["test"]).texts
@@ -256,8 +260,8 @@ def test_two_pass_greedy_equals_one_pass(tiny_run, tiny_csvs):
     try:
         predictor.model.eos_bias.assign(-4.0)  # long sequences, so the second pass has work
         predictor.model.label_prior_weight.assign(0.0)
-        two_pass = decode_texts(predictor.model, texts, max_labels=6)
-        one_pass = _search_batches(predictor.model, texts, 1, 6, None)
+        two_pass = predictor.inference.decode(texts, max_labels=6)
+        one_pass = predictor.inference._search_batches(texts, 1, 6, None)
     finally:
         predictor.model.eos_bias.assign(bias)
         predictor.model.label_prior_weight.assign(prior)
@@ -317,12 +321,12 @@ def marginal_run(tiny_run, tiny_csvs, tmp_path):
 
 
 def test_label_marginals_are_each_labels_share_of_the_beam(tiny_run, tiny_csvs):
-    from mlgen.predict import label_marginals
-
     predictor, _ = tiny_run
     texts = read_labelled_csv(tiny_csvs["test"]).texts[:6]
-    marginals = label_marginals(predictor.model, texts, beam_size=4)
-    ids, _, scores = (x.numpy() for x in predictor.model.generate(np.array(texts, dtype=object), 4, return_beams=True))
+    marginals = predictor.inference.marginals(texts, beam_size=4)
+    no_prior = np.zeros((len(texts), len(predictor.labels)), "float32")
+    outputs = predictor.inference.generate(np.array(texts, dtype=object), no_prior, 4, return_beams=True)
+    ids, _, scores = (x.numpy() for x in outputs)
     weights = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
     expected = np.zeros_like(marginals)
     for row in range(len(texts)):
@@ -337,8 +341,6 @@ def test_label_marginals_are_each_labels_share_of_the_beam(tiny_run, tiny_csvs):
 
 
 def test_the_marginal_decision_is_fitted_on_dev_and_thresholds_the_marginals(marginal_run, tiny_csvs):
-    from mlgen.predict import label_head_probabilities, label_marginals
-
     predictor, decision, dev = marginal_run
     scores = decision["dev_scores"]
     assert decision["rule"] in ("mode", "marginal") and set(scores) == {"mode", "marginal"}
@@ -347,8 +349,8 @@ def test_the_marginal_decision_is_fitted_on_dev_and_thresholds_the_marginals(mar
     assert decision["head_weight"] in (0.0, *predictor.HEAD_WEIGHTS)  # the tiny model has a label head
     texts = read_labelled_csv(tiny_csvs["test"]).texts[:20]
     weight = decision["head_weight"]
-    marginals = (1 - weight) * label_marginals(predictor.model, texts, decision["beam_size"])
-    marginals += weight * label_head_probabilities(predictor.model, texts)
+    marginals = (1 - weight) * predictor.inference.marginals(texts, decision["beam_size"])
+    marginals += weight * predictor.inference.head_probabilities(texts)
     for row, prediction in zip(marginals, predictor.predict_scores(texts, decision="marginal")):
         above = {predictor.labels[j] for j in np.flatnonzero(row >= decision["threshold"])}
         assert set(prediction.labels) == (above or {predictor.labels[int(np.argmax(row))]})
@@ -412,11 +414,9 @@ def test_training_fits_the_decision_and_saves_it(tiny_csvs, tmp_path, capsys, de
 
 
 def test_label_head_probabilities_are_the_heads_sigmoid(tiny_run, tiny_csvs):
-    from mlgen.predict import label_head_probabilities
-
     predictor, _ = tiny_run
     model = predictor.model
     texts = read_labelled_csv(tiny_csvs["test"]).texts[:5]
     features, _ = model.read(model.text_vectorizer(np.array(texts, dtype=object)), training=False)
     expected = 1 / (1 + np.exp(-np.asarray(model.label_head(features))))
-    np.testing.assert_allclose(label_head_probabilities(model, texts), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(predictor.inference.head_probabilities(texts), expected, rtol=1e-5, atol=1e-6)

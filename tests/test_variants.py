@@ -1,17 +1,20 @@
 """The decoder variants: cells and layers, context injection, attention, scheduled
 sampling, label orders (and the encoder's word dropout). Each trains, decodes and survives save/load."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import TINY_MODEL
 
 import mlgen
-from mlgen import train as training
+from mlgen import registry
 from mlgen.config import ModelConfig, TrainConfig, load_json
 from mlgen.data import read_labelled_csv
 from mlgen.errors import InputError
-from mlgen.layers.attention import LuongAttention
-from mlgen.layers.decoder_cell import LabelDecoderCell
+from mlgen.nn import inference, label_sequence
+from mlgen.nn.layers.attention import LuongAttention
+from mlgen.nn.layers.decoder_cell import LabelDecoderCell
 
 VARIANTS = [
     {"cell": "lstm", "decoder_layers": 2},
@@ -44,7 +47,9 @@ def small(tiny_csvs):
 def test_variant_trains_decodes_and_reloads(options, small, tmp_path):
     train, dev = small
     config = ModelConfig(**{**TINY_MODEL, "tune_eos_bias": False, **options})
-    predictor = training.fit(train, dev, config, TrainConfig(epochs=2, embeddings=None, learning_rate=5e-3), verbose=0)
+    predictor = registry.fit(
+        "cnn-rnn", train, dev, config, TrainConfig(epochs=2, embeddings=None, learning_rate=5e-3), verbose=0
+    )
     assert predictor.history["loss"][-1] < predictor.history["loss"][0]
     texts = dev.texts[:20]
     for beam_size in (1, 3):
@@ -58,7 +63,7 @@ def test_variant_trains_decodes_and_reloads(options, small, tmp_path):
         assert loaded.predict_scores(texts, beam_size=beam_size) == predictor.predict_scores(texts, beam_size=beam_size)
     if "scheduled_sampling" in options:
         expected = [
-            training.sampling_probability(options["scheduled_sampling"], e, config.sampling_rate) for e in (0, 1)
+            label_sequence.sampling_probability(options["scheduled_sampling"], e, config.sampling_rate) for e in (0, 1)
         ]
         assert predictor.history["sampling_probability"] == pytest.approx(expected)
     if "attention" in options:
@@ -84,7 +89,7 @@ def test_attention_weights_sum_to_one_over_real_tokens_and_are_zero_on_padding()
 def test_attention_model_weights_are_zero_on_padding(small):
     train, dev = small
     config = ModelConfig(**{**TINY_MODEL, "attention": "general"})
-    predictor = training.fit(train, dev, config, TrainConfig(epochs=1, embeddings=None), verbose=0)
+    predictor = registry.fit("cnn-rnn", train, dev, config, TrainConfig(epochs=1, embeddings=None), verbose=0)
     model = predictor.model
     token_ids = np.asarray(model.text_vectorizer(np.array(["wheat exports rose", dev.texts[0]])))
     decoder_input = np.array([[1, 3, 4], [1, 3, 0]], dtype="int32")
@@ -102,7 +107,7 @@ def test_explain_needs_attention(tiny_run):
 
 @pytest.mark.parametrize("context, step_dim", [("concat", 3 + 5), ("init", 3), ("add", 3), ("mlp", 3 + 6)])
 def test_context_modes_and_stacked_layers(context, step_dim):
-    cell = LabelDecoderCell(units=6, context_dim=5, cell="lstm", layers=2, context=context)
+    cell = LabelDecoderCell(units=6, features_dim=5, cell_type="lstm", layers=2, context=context)
     cell.build((None, 3))
     assert cell.cores[0].kernel.shape[0] == step_dim and cell.cores[1].kernel.shape[0] == 6
     assert cell.state_size == [6, 6, 6, 6, 5]
@@ -114,11 +119,11 @@ def test_context_modes_and_stacked_layers(context, step_dim):
 
 def test_sampling_schedules_grow_from_zero():
     for schedule in ("linear", "exponential", "inverse-sigmoid"):
-        p = [training.sampling_probability(schedule, e) for e in range(30)]
+        p = [label_sequence.sampling_probability(schedule, e) for e in range(30)]
         assert p[0] == pytest.approx(0.0, abs=0.2) and all(b >= a for a, b in zip(p, p[1:])) and p[-1] <= 1.0
-    assert training.sampling_probability("linear", 10, 20.0) == 0.5
-    assert training.sampling_probability("exponential", 2, 0.5) == 0.75
-    assert training.sampling_probability("none", 10) == 0.0
+    assert label_sequence.sampling_probability("linear", 10, 20.0) == 0.5
+    assert label_sequence.sampling_probability("exponential", 2, 0.5) == 0.75
+    assert label_sequence.sampling_probability("none", 10) == 0.0
 
 
 def test_cli_trains_an_attention_model_and_draws_an_explanation(tiny_csvs, tmp_path, capsys):
@@ -149,11 +154,11 @@ def test_cli_refuses_decoder_flags_for_baselines(capsys):
 def test_scheduled_sampling_feeds_the_models_own_predictions(small):
     train, dev = small
     config = ModelConfig(**{**TINY_MODEL, "scheduled_sampling": "linear"})
-    model = training.fit(train, dev, config, TrainConfig(epochs=1, embeddings=None), verbose=0).model
+    model = registry.fit("cnn-rnn", train, dev, config, TrainConfig(epochs=1, embeddings=None), verbose=0).model
     token_ids = np.asarray(model.text_vectorizer(np.array(dev.texts[:8])))
     gold = np.array([[1, 3, 4, 0], [1, 5, 0, 0]] * 4, dtype="int32")
-    states, memory = model.encode(token_ids, training=False)
-    outputs, _ = model.decode(states, memory, gold, training=False)
+    states, memory = model.initial_states(token_ids, training=False)
+    outputs, _ = model.decoder_outputs(states, memory, gold, training=False)
     logits = np.array(model.head(outputs))
     logits[..., :2] = -np.inf  # never PAD or BOS
     own = np.concatenate([gold[:, :1], logits.argmax(-1)[:, :-1]], axis=1)
@@ -165,29 +170,31 @@ def test_scheduled_sampling_feeds_the_models_own_predictions(small):
 def _training_pairs(tiny_run, tiny_csvs, targets, loss="sequence", n=8):
     """`training_pairs` of the tiny run's model on its first `n` training documents, as
     numpy `(token_ids, decoder_input, target)`, with `targets` and `loss` set for the call."""
-    from mlgen import pipeline
+    from mlgen.nn import preprocessing
 
     predictor, _ = tiny_run
     model = predictor.model
     data = read_labelled_csv(tiny_csvs["train"]).subset(range(n))
-    token_ids = pipeline.vectorize(model.text_vectorizer, data.texts)
-    (batch,) = pipeline.make_dataset(token_ids, data.label_sets, predictor.vocab, batch_size=n).take(1)
-    model.targets, model.loss_type = targets, loss
+    token_ids = preprocessing.vectorize(model.text_vectorizer, data.texts)
+    (batch,) = preprocessing.make_dataset(token_ids, data.label_sets, predictor.vocab, batch_size=n).take(1)
+    config = model.model_config
+    order = "model" if targets == "model" else config.label_order
+    model.model_config = dataclasses.replace(config, label_order=order, loss=loss)
     try:
         (token_ids, decoder_input), target = model.training_pairs(batch)
     finally:
-        model.targets, model.loss_type = "given", "sequence"
+        model.model_config = config
     return np.asarray(token_ids), np.asarray(decoder_input), np.asarray(target), data.label_sets
 
 
 def test_model_order_targets_rank_each_documents_gold_labels_by_the_model(tiny_run, tiny_csvs):
     from keras import ops
 
-    from mlgen.vocab import BOS_ID, EOS_ID, PAD_ID
+    from mlgen.data.vocab import BOS_ID, EOS_ID, PAD_ID
 
     predictor, _ = tiny_run
     token_ids, decoder_input, target, label_sets = _training_pairs(tiny_run, tiny_csvs, "model")
-    step_fn, states = predictor.model.step_function(token_ids)
+    step_fn, states = inference.step_function(predictor.model, token_ids)
     logits, _ = step_fn(ops.full((len(token_ids),), BOS_ID, dtype="int32"), states)
     logits = np.asarray(logits)
     assert any(len(labels) > 1 for labels in label_sets)
@@ -200,7 +207,7 @@ def test_model_order_targets_rank_each_documents_gold_labels_by_the_model(tiny_r
 
 
 def test_set_loss_targets_are_the_gold_labels_not_yet_fed(tiny_run, tiny_csvs):
-    from mlgen.vocab import EOS_ID, NUM_SPECIAL, PAD_ID
+    from mlgen.data.vocab import EOS_ID, NUM_SPECIAL, PAD_ID
 
     predictor, _ = tiny_run
     _, decoder_input, target, label_sets = _training_pairs(tiny_run, tiny_csvs, "model", "set")
@@ -216,7 +223,7 @@ def test_set_loss_targets_are_the_gold_labels_not_yet_fed(tiny_run, tiny_csvs):
 
 
 def test_set_cross_entropy_is_minus_log_the_probability_of_the_set():
-    from mlgen.model import SetCrossEntropy
+    from mlgen.nn.label_sequence import SetCrossEntropy
 
     logits = np.log(np.array([[[0.1, 0.2, 0.3, 0.4], [0.25, 0.25, 0.25, 0.25], [0.7, 0.1, 0.1, 0.1]]], "float32"))
     y_true = np.array([[[0, 0, 1, 1], [1, 0, 0, 0], [0, 0, 0, 0]]], "float32")  # the last step is PAD
@@ -230,9 +237,9 @@ def test_set_loss_needs_the_models_order():
 
 
 def test_global_feedback_mixes_the_label_embedding_with_the_expected_one():
-    from mlgen.model import LabelSequenceModel
+    from mlgen.nn.label_sequence import LabelSequenceModel
 
-    model = LabelSequenceModel(["a", "b", "c"], **{**TINY_MODEL_ARGS, "feedback": "global"})
+    model = LabelSequenceModel(["a", "b", "c"], ModelConfig(**TINY_MODEL_ARGS, feedback="global"))
     model.build(((None, 8), (None, None)))
     table = np.asarray(model.label_embedding.embeddings)
     ids = np.array([3, 4, 5])

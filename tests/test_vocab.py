@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from mlgen.data.vocab import BOS_ID, EOS_ID, PAD_ID, LabelVocabulary
 from mlgen.errors import InputError
-from mlgen.vocab import BOS_ID, EOS_ID, PAD_ID, LabelVocabulary
 
 SETS = [["b", "a"], ["a", "c"], ["a"], ["c", "b", "d"], ["d"]]  # a:3, b:2, c:2, d:2
 
@@ -37,9 +37,9 @@ def test_encode_decode_round_trip():
     vocab = LabelVocabulary.build(SETS)
     ids = vocab.encode(["c", "a"])
     assert ids == [BOS_ID, 3, 5, EOS_ID]
-    assert vocab.decode(ids) == ["a", "c"]
+    assert vocab.to_labels(ids) == ["a", "c"]
     # Decoding stops at EOS and skips PAD, BOS and repeats.
-    assert vocab.decode([BOS_ID, 4, PAD_ID, 4, 6, EOS_ID, 3]) == ["b", "d"]
+    assert vocab.to_labels([BOS_ID, 4, PAD_ID, 4, 6, EOS_ID, 3]) == ["b", "d"]
 
 
 def test_encode_batch_teacher_forcing_pairs():
@@ -97,11 +97,3 @@ def test_bad_vocabularies():
         LabelVocabulary(["a", "a"])
     with pytest.raises(InputError, match="label order"):
         LabelVocabulary(["a"], order="random")
-
-
-def test_keras_lookup_layer_matches_the_ids():
-    vocab = LabelVocabulary.build(SETS)
-    ids = vocab.lookup_layer()(np.array(["a", "d", "<eos>"])).numpy().tolist()
-    assert ids == [3, 6, EOS_ID]
-    names = vocab.lookup_layer(invert=True)(np.array([0, 1, 2, 3, 6])).numpy().tolist()
-    assert names == [b"<pad>", b"<bos>", b"<eos>", b"a", b"d"]

@@ -35,8 +35,9 @@ from keras import ops, tree  # noqa: E402
 from tune_dev import split  # noqa: E402
 
 import mlgen  # noqa: E402
-from mlgen import decoding, metrics, thresholds  # noqa: E402
-from mlgen.vocab import BOS_ID, EOS_ID, NUM_SPECIAL, PAD_ID  # noqa: E402
+from mlgen.data.vocab import BOS_ID, EOS_ID, NUM_SPECIAL, PAD_ID  # noqa: E402
+from mlgen.eval import metrics, thresholds  # noqa: E402
+from mlgen.nn import decoding, inference  # noqa: E402
 
 NEG = -1e9
 
@@ -51,7 +52,7 @@ def path_distributions(model, texts, batch_size=512, prior=None):
         input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None, V], tf.float32)], autograph=False
     )
     def run(batch, extra):
-        step_fn, state = model.step_function(model.text_vectorizer(batch), 1)
+        step_fn, state = inference.step_function(model, model.text_vectorizer(batch), 1)
         rows = tf.shape(batch)[0]
         cols = tf.range(V)
         banned = tf.where((cols == PAD_ID) | (cols == BOS_ID), NEG, 0.0)
@@ -81,7 +82,7 @@ def path_distributions(model, texts, batch_size=512, prior=None):
 
 def beam_all(model, texts, beam_size=5, batch_size=256, prior=None):
     """All beam hypotheses: ids (n, beam, T+1), scores (n, beam). A copy of
-    mlgen.decoding.beam_search that returns every hypothesis."""
+    mlgen.nn.decoding.beam_search that returns every hypothesis."""
     V = model.num_label_ids
     max_labels, min_labels = model.max_labels, model.min_labels
 
@@ -89,7 +90,7 @@ def beam_all(model, texts, beam_size=5, batch_size=256, prior=None):
         input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None, V], tf.float32)], autograph=False
     )
     def run(texts_batch, extra):
-        inner_fn, inner = model.step_function(model.text_vectorizer(texts_batch), beam_size)
+        inner_fn, inner = inference.step_function(model, model.text_vectorizer(texts_batch), beam_size)
         state = [*inner, extra]
 
         def step_fn(prev, st):

@@ -28,9 +28,10 @@ from decisions import beam_all, path_distributions, stop_lengths  # noqa: E402
 from tune_dev import split  # noqa: E402
 
 import mlgen  # noqa: E402
-from mlgen import metrics, registry, thresholds  # noqa: E402
+from mlgen import registry  # noqa: E402
 from mlgen.config import BaselineConfig, ModelConfig, TrainConfig  # noqa: E402
-from mlgen.vocab import EOS_ID, NUM_SPECIAL  # noqa: E402
+from mlgen.data.vocab import EOS_ID, NUM_SPECIAL  # noqa: E402
+from mlgen.eval import metrics, thresholds  # noqa: E402
 
 BETAS_SVC = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
 BETAS_LOG = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)

@@ -1,0 +1,131 @@
+"""What the commands share: data-source and CSV-format flags, and reading the data they name."""
+
+from __future__ import annotations
+
+import codecs
+import dataclasses
+import sys
+
+from mlgen import artifacts
+from mlgen.config import BaselineConfig, ModelConfig, TrainConfig, add_arguments
+from mlgen.data import CSVFormat, LabelledData, datasets, is_utf8, read_labelled_csv
+from mlgen.errors import InputError, first_line
+from mlgen.predictors.base import read_config
+
+
+def add_decision_argument(parser) -> None:
+    parser.add_argument(
+        "--decision",
+        choices=("mode", "marginal"),
+        help="cnn-rnn: the most probable label sequence (mode: best for subset accuracy), or the labels whose beam "
+        "marginal reaches the threshold fitted on dev (marginal); default: the rule the model chose on dev",
+    )
+
+
+def add_data_source(parser) -> None:
+    parser.add_argument(
+        "--dataset", choices=datasets.names(), help=f"bundled dataset, official splits (default: {datasets.DEFAULT})"
+    )
+
+
+def add_csv_arguments(parser) -> None:
+    group = parser.add_argument_group(
+        "CSV format (evaluate and predict default to the format of the model's training CSV)"
+    )
+    default = CSVFormat()
+    group.add_argument("--text-column", help=f"text column (default: {default.text_column})")
+    group.add_argument("--labels-column", help=f"labels column (default: {default.labels_column})")
+    group.add_argument("--label-sep", help=f"separator between labels (default: {default.label_sep})")
+    group.add_argument(
+        "--label-columns", metavar="A,B,...", help="one-hot 0/1 label columns instead of --labels-column"
+    )
+    group.add_argument("--encoding", help=f"file encoding (default: {default.encoding})")
+    group.add_argument("--allow-empty-labels", action="store_true", help="accept documents with no label")
+    group.add_argument("--drop-invalid", action="store_true", help="drop invalid rows (each drop is counted)")
+
+
+# CSV flags a run folder remembers from its training file (`config.json`, data.csv_format).
+_REMEMBERED_CSV = ("text_column", "labels_column", "label_sep", "label_columns", "encoding")
+
+
+def csv_format(args, run=None, path=None) -> CSVFormat:
+    """The CSV flags given; the others from the run folder `run`'s training CSV, if it
+    was trained from one, else the defaults.
+
+    Flags given now win: `--labels-column` or `--label-sep` alone also replace one-hot
+    columns the model remembers. A remembered encoding other than UTF-8 is used only
+    when `path` is not valid UTF-8 (a UTF-8 file is read as such, and the user told).
+    """
+    fields = {name: getattr(args, name) for name in _REMEMBERED_CSV}
+    if fields["label_columns"] is not None:
+        fields["label_columns"] = tuple(c.strip() for c in fields["label_columns"].split(","))
+    if run is not None:
+        folder = artifacts.check_run_dir(run)
+        saved = read_config(folder).get("data", {}).get("csv_format") or {}
+        try:
+            saved = CSVFormat(**{name: saved[name] for name in _REMEMBERED_CSV if saved.get(name) is not None})
+        except (TypeError, InputError) as err:
+            raise artifacts.damaged(
+                folder, artifacts.CONFIG, f"has a bad data.csv_format ({first_line(err)})"
+            ) from None
+        if fields["labels_column"] is not None or fields["label_sep"] is not None:
+            saved = dataclasses.replace(saved, label_columns=None)  # a joined labels column now, whatever the model saw
+        remembered = {name: getattr(saved, name) for name in _REMEMBERED_CSV if fields[name] is None}
+        if "encoding" in remembered and path is not None and not _is_utf8_name(saved.encoding) and is_utf8(path):
+            print(
+                f"{path}: valid UTF-8, so read as UTF-8, not as the model's training encoding {saved.encoding}; "
+                f"pass --encoding to choose",
+                file=sys.stderr,
+            )
+            remembered["encoding"] = "utf-8"
+        fields.update(remembered)
+    return CSVFormat(
+        **{name: value for name, value in fields.items() if value is not None},
+        allow_empty_labels=args.allow_empty_labels,
+        drop_invalid=args.drop_invalid,
+    )
+
+
+def _is_utf8_name(encoding: str) -> bool:
+    try:
+        return codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        return False  # the reader names the unknown encoding
+
+
+def report(data: LabelledData) -> LabelledData:
+    print(data.summary(), file=sys.stderr)
+    return data
+
+
+def training_data(args) -> tuple[LabelledData, LabelledData | None]:
+    if args.train and args.dataset:
+        raise InputError("give either --dataset or --train, not both")
+    if args.dev and not args.train:
+        raise InputError("--dev goes with --train; a bundled --dataset brings its own dev split (or --dev-fraction)")
+    if args.train:
+        fmt = csv_format(args)
+        train = report(read_labelled_csv(args.train, fmt))
+        dev = report(read_labelled_csv(args.dev, fmt)) if args.dev else None
+        return train, dev
+    name = args.dataset or datasets.DEFAULT
+    train = report(datasets.read(name, "train"))
+    dev = report(datasets.read(name, "dev")) if "dev" in datasets.splits(name) else None
+    return train, dev
+
+
+def add_config_arguments(parser, baseline_title: str) -> None:
+    """One flag per field of the three configs (`mlgen.config.add_arguments`), in three groups."""
+    add_arguments(parser, ModelConfig, "model hyperparameters")
+    add_arguments(parser, TrainConfig, "training")
+    add_arguments(parser, BaselineConfig, baseline_title)
+
+
+def add_verbose_argument(parser, default, default_help: str) -> None:
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=default,
+        help=f"Keras verbosity: 0 silent, 1 progress bar, 2 a line per epoch (default: {default_help})",
+    )

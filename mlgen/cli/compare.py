@@ -1,0 +1,75 @@
+"""`mlgen compare`: cnn-rnn against the binary-relevance baselines over seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlgen import artifacts, registry
+from mlgen.cli import common
+from mlgen.config import BaselineConfig, ModelConfig, TrainConfig, from_args
+from mlgen.data import datasets, read_labelled_csv
+from mlgen.errors import InputError
+
+MODELS = tuple(registry.MODEL_TYPES)
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser(
+        "compare",
+        help="compare cnn-rnn with the binary-relevance baselines over seeds",
+        description="Train cnn-rnn, cnn-br and linear-br (--models) with seeds 0..N-1 on a bundled --dataset or "
+        "--train CSV, score each on its test split or --test CSV, and write results.csv, results.md, runs.csv, "
+        "per_label_f1.csv and PNG plots into --out. Hyperparameter flags apply to every model that reads them.",
+    )
+    common.add_data_source(parser)
+    parser.add_argument("--train", metavar="CSV", help="labelled training file")
+    parser.add_argument("--dev", metavar="CSV", help="labelled dev file (default: --dev-fraction of train)")
+    parser.add_argument("--test", metavar="CSV", help="labelled test file (with --train)")
+    parser.add_argument("--seeds", type=int, default=3, help="runs per model, seeds 0..N-1 (default: 3)")
+    parser.add_argument(
+        "--models", default=",".join(MODELS), help=f"comma-separated model types (default: {','.join(MODELS)})"
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder to write (replaced atomically)")
+    common.add_verbose_argument(parser, default=0, default_help="0")
+    common.add_config_arguments(parser, "binary-relevance baselines")
+    common.add_csv_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        raise InputError(f"--models: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(MODELS)}")
+    if args.seeds < 1:
+        raise InputError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.test and not args.train:
+        raise InputError("--test goes with --train; a bundled --dataset brings its own test split")
+    if args.train and not args.test:
+        raise InputError("--train needs --test: the compared models are scored on it")
+    model_config = from_args(ModelConfig, args)
+    train_config = from_args(TrainConfig, args)
+    baseline_config = from_args(BaselineConfig, args)
+    from mlgen.compare import FOLDER, compare  # matplotlib, only for this command
+
+    artifacts.check_out_dir(args.out, FOLDER, inputs=(args.train, args.dev, args.test))
+    train, dev = common.training_data(args)
+    if args.train:
+        test = common.report(read_labelled_csv(args.test, common.csv_format(args)))
+    else:
+        test = common.report(datasets.read(args.dataset or datasets.DEFAULT, "test"))
+    compare(
+        train,
+        test,
+        args.out,
+        dev,
+        seeds=args.seeds,
+        models=models,
+        model_config=model_config,
+        train_config=train_config,
+        baseline_config=baseline_config,
+        verbose=args.verbose,
+    )
+    print((Path(args.out) / "results.md").read_text(encoding="utf-8"), end="")
+    print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,70 @@
+"""`mlgen evaluate`: score a trained model on labelled data."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from mlgen import artifacts, registry
+from mlgen.cli import common
+from mlgen.data import LabelledData, datasets, read_labelled_csv
+from mlgen.errors import InputError
+from mlgen.eval import metrics
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser(
+        "evaluate",
+        help="score a trained model on labelled data",
+        description=f"Decode labelled data and print micro/macro/samples F1, Hamming loss, subset accuracy and "
+        f"micro P/R. Data: --data CSV or --dataset NAME --split SPLIT (default: {datasets.DEFAULT} test).",
+    )
+    parser.add_argument("--model", required=True, metavar="DIR", help="run folder written by `mlgen train`")
+    common.add_data_source(parser)
+    parser.add_argument("--split", default="test", help="split of --dataset (default: test)")
+    parser.add_argument("--data", metavar="CSV", help="labelled file to evaluate on")
+    parser.add_argument("--beam-size", type=int, help="beam size (default: the model's)")
+    parser.add_argument("--max-labels", type=int, help="most labels per document (default: the model's)")
+    common.add_decision_argument(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument(
+        "--per-label", metavar="CSV", help="also write per-label support, predicted count, precision, recall, F1"
+    )
+    common.add_csv_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def evaluation_data(args) -> LabelledData:
+    if args.data and args.dataset:
+        raise InputError("give either --dataset or --data, not both")
+    if args.data:
+        return common.report(read_labelled_csv(args.data, common.csv_format(args, run=args.model, path=args.data)))
+    return common.report(datasets.read(args.dataset or datasets.DEFAULT, args.split))
+
+
+def run(args) -> int:
+    artifacts.check_run_dir(args.model)
+    if args.per_label:
+        artifacts.check_out_file(args.per_label, "--per-label", inputs=(args.data,))
+    data = evaluation_data(args)
+    predictor = registry.load(args.model)
+    report = predictor.vocab.unknown_report(data)
+    if report:
+        print(report, file=sys.stderr)
+    predicted = predictor.predict(
+        data.texts, beam_size=args.beam_size, max_labels=args.max_labels, decision=args.decision
+    )
+    scores = metrics.evaluate(data.label_sets, predicted, predictor.labels)
+    scores["decision"] = args.decision or predictor.decision_rule
+    scores["ensemble"] = predictor.ensemble_weights
+    if args.per_label:
+        table = metrics.per_label(data.label_sets, predicted, predictor.labels)
+        with artifacts.atomic_file(args.per_label) as partial:
+            table.to_csv(partial, index=False, float_format="%.4f")
+        print(f"wrote {len(table)} labels to {args.per_label}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(scores))
+    else:
+        print(f"{data.source} ({scores['n_docs']} documents)")
+        print(metrics.format_scores(scores))
+    return 0

@@ -1,0 +1,35 @@
+"""What goes in and comes out: labelled CSV files, the bundled datasets, the label
+vocabulary, word vectors and predictions. numpy and pandas only: no TensorFlow here.
+"""
+
+from mlgen.data import datasets
+from mlgen.data.predictions import Explanation, Prediction, scored_predictions
+from mlgen.data.reader import (
+    CSVFormat,
+    LabelledData,
+    check_texts,
+    from_lists,
+    is_utf8,
+    read_chunks,
+    read_labelled_csv,
+    read_texts,
+    train_dev_split,
+)
+from mlgen.data.vocab import LabelVocabulary
+
+__all__ = [
+    "CSVFormat",
+    "Explanation",
+    "LabelVocabulary",
+    "LabelledData",
+    "Prediction",
+    "check_texts",
+    "datasets",
+    "from_lists",
+    "is_utf8",
+    "read_chunks",
+    "read_labelled_csv",
+    "read_texts",
+    "scored_predictions",
+    "train_dev_split",
+]

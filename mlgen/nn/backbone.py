@@ -1,0 +1,66 @@
+"""The CNN backbone that cnn-rnn and cnn-br share: text vectorizer and CNN encoder."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+
+from mlgen.config import ModelConfig, from_dict, to_dict
+from mlgen.nn.layers.encoder import CNNTextEncoder
+
+# `get_config` key of the hyperparameters (`ModelConfig` as a dict).
+CONFIG_KEY = "model_config"
+
+
+class CNNTextModel(keras.Model):
+    """Label names, a `TextVectorization` layer and the `CNNTextEncoder`, built from a
+    `ModelConfig`; subclasses add their heads (`LabelSequenceModel`, `BinaryRelevanceModel`).
+
+    The config is the one place hyperparameters live: the network reads every size
+    from it and saves it whole in its Keras config.
+
+    Args:
+        labels: label names, in id order.
+        config: the hyperparameters, with `sequence_length` (and for cnn-rnn
+            `max_labels`) resolved to numbers (`mlgen.nn.training.resolve_config`).
+    """
+
+    def __init__(self, labels, config: ModelConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.labels = list(labels)
+        self.model_config = config
+        self.text_vectorizer = keras.layers.TextVectorization(
+            max_tokens=config.max_tokens, output_sequence_length=config.sequence_length, name="text_vectorizer"
+        )
+        self.encoder = CNNTextEncoder(
+            vocab_size=config.max_tokens,
+            embedding_dim=config.embedding_dim,
+            filter_sizes=config.filter_sizes,
+            num_filters=config.num_filters,
+            dropout=config.dropout,
+            word_dropout=config.word_dropout,
+            name="encoder",
+        )
+
+    @property
+    def sequence_length(self) -> int:
+        return self.model_config.sequence_length
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(labels=self.labels, **{CONFIG_KEY: to_dict(self.model_config)})
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        labels = config.pop("labels")
+        if CONFIG_KEY in config:
+            return cls(labels, from_dict(ModelConfig, config.pop(CONFIG_KEY)), **config)
+        # mlgen 0.2 saved the hyperparameters as flat constructor arguments.
+        names = {field.name for field in dataclasses.fields(ModelConfig)}
+        values = {key: config.pop(key) for key in list(config) if key in names}
+        if config.pop("targets", "given") == "model":
+            values["label_order"] = "model"
+        return cls(labels, from_dict(ModelConfig, values), **config)

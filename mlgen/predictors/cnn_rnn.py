@@ -1,0 +1,283 @@
+"""`cnn-rnn`: the label-sequence model, its decision rules and their fit on dev."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from mlgen import artifacts
+from mlgen.config import ModelConfig, from_dict, save_json
+from mlgen.data import Explanation, LabelledData, LabelVocabulary, Prediction, check_texts, scored_predictions
+from mlgen.errors import InputError
+from mlgen.eval import metrics, thresholds
+from mlgen.nn import saving
+from mlgen.nn.inference import SequenceInference
+from mlgen.nn.label_sequence import LabelSequenceModel
+from mlgen.predictors import ensemble
+from mlgen.predictors.base import DEV_SCORES, check_count, dev_truth, is_number, is_weight
+from mlgen.predictors.neural import NeuralPredictor
+
+
+class SequencePredictor(NeuralPredictor):
+    """The CNN-RNN model: labels generated one at a time, greedy or beam search.
+
+    Two decision rules turn the decoder into label sets (`predict_scores`): the most
+    probable sequence (`"mode"`) and thresholded label scores from the beam
+    (`"marginal"`), fitted on dev by `fit_decision`; `decision` holds the fitted one.
+
+    Example:
+        >>> clf = mlgen.load("runs/reuters21578")
+        >>> clf.predict(["Wheat exports rose ..."])
+        [['wheat', 'grain']]
+    """
+
+    model_type = "cnn-rnn"
+    network = LabelSequenceModel
+    calibrate_each_epoch = False  # each try decodes the dev set
+    # EOS logit biases `calibrate` tries, nearest to no change first (ties keep the earlier).
+    EOS_BIASES = (0.0, -0.5, 0.5, -1.0, 1.0, -1.5, -2.0)
+    # Label-prior weights `calibrate` tries, the training-time weight first.
+    PRIOR_WEIGHTS = (1.0, 0.0, 0.5, 2.0, 3.0)
+    # The decision rules (`decision`): the most probable sequence, or thresholded beam marginals.
+    DECISIONS = ("mode", "marginal")
+    # Beam size whose hypotheses the marginals are taken over (unless `beam_size` says more).
+    MARGINAL_BEAM = 5
+    # Weights of the label head's probability in the marginal rule's scores that `fit_decision` tries.
+    HEAD_WEIGHTS = (0.25, 0.5, 0.75, 1.0)
+
+    def __init__(self, model, vocab: LabelVocabulary, config: dict, decision: dict | None = None):
+        super().__init__(vocab, config)
+        self.model = model
+        self.inference = SequenceInference(model, vocab)
+        self.model_config = from_dict(ModelConfig, config.get("model", {}))
+        # The fitted decision rule (`decision.json`): {"rule": "mode"} until `calibrate` fits one.
+        self.decision = decision or {"rule": "mode"}
+
+    @classmethod
+    def label_order(cls, model_config: ModelConfig) -> str:
+        # "shuffle" and "model" reorder each document's labels as they train; ids still follow frequency.
+        return "frequency" if model_config.label_order in ("shuffle", "model") else model_config.label_order
+
+    @property
+    def decision_rule(self) -> str:
+        return self.decision["rule"]
+
+    @property
+    def ensemble_weights(self) -> dict | None:
+        if self.linear is None:
+            return None
+        return {key: self.decision.get(key, 0.0) for key in ("linear_weight", "linear_mix")}
+
+    def calibrate(self, dev: LabelledData) -> None:
+        """Tunes what decoding adds to the decoder's logits, then the decision rule, on dev micro-F1.
+
+        - The label prior's weight (models trained with `label_loss_weight` > 0): the
+          one of `PRIOR_WEIGHTS` with the best dev micro-F1.
+        - Then, with `tune_eos_bias`, the EOS bias among `EOS_BIASES`: a negative bias
+          makes the decoder stop later (more labels, more recall), a positive one sooner.
+        - Then the decision rule and the linear-br ensemble's weights (`fit_decision`),
+          unless `decision` is `"mode"` without an ensemble.
+        """
+        if self.model.label_head is not None:
+            self._tune(self.model.label_prior_weight, self.PRIOR_WEIGHTS, dev)
+        if self.model_config.tune_eos_bias:
+            self._tune(self.model.eos_bias, self.EOS_BIASES, dev)
+        if self.model_config.decision != "mode" or self.linear is not None:
+            self.fit_decision(dev)
+
+    def _tune(self, variable, values, dev: LabelledData) -> None:
+        """Sets `variable` to the first of `values` with the best dev micro-F1."""
+        best_f1, best_value = -1.0, values[0]
+        for value in values:
+            variable.assign(value)
+            f1 = metrics.evaluate(dev.label_sets, self.predict(dev.texts, decision="mode"), self.labels)["micro_f1"]
+            if f1 > best_f1:
+                best_f1, best_value = f1, value
+        variable.assign(best_value)
+
+    def fit_decision(self, dev: LabelledData, decision: str | None = None) -> dict:
+        """Fits on dev the decision rule, and the weights of the linear-br ensemble, that
+        predictions use by default.
+
+        The candidates, for each weight `linear_weight` of linear-br's margins added to
+        every step's label logits (0, and with an ensemble each of `ensemble.LINEAR_WEIGHTS`):
+
+        - `"mode"`: the most probable sequence;
+        - `"marginal"`: each label scored by `(1 - h - m) * marginal + h * head + m *
+          sigmoid(margin)`, its beam marginal (`SequenceInference.marginals`) mixed with the label
+          head's probability (`h` in `HEAD_WEIGHTS`, models with a head) and linear-br's
+          sigmoid (`m` in `ensemble.LINEAR_MIXES`, with an ensemble), the labels reaching a
+          threshold predicted (at least `min_labels`). Each is scored with each half of
+          dev thresholded by the threshold tuned on the other half
+          (`mlgen.eval.thresholds.cross_fit`), so that a tuned rule is not favoured by having
+          seen the documents it is scored on.
+
+        `decision` (default: `ModelConfig.decision`) `"mode"` chooses among the mode
+        candidates, `"marginal"` among the marginal ones, `"auto"` among both; the best
+        dev micro-F1 wins, and ties keep the earlier candidate (the plain most probable
+        sequence first). Returns (and keeps in `decision`) the rule with its weights and
+        threshold, and the dev scores of the best candidate of each family
+        (`dev_scores`: `"mode"`, the network's plain most probable sequence, always
+        reported; `"marginal"`, its best marginal rule; `"linear-br"`, the best candidate
+        with the ensemble), the winner's family under `"chosen"`.
+        """
+        y_true, missed_per_doc = dev_truth(self.vocab, dev)
+        missed = int(missed_per_doc.sum())
+        beam_size = max(self.MARGINAL_BEAM, self.model_config.beam_size)
+        at_least = self.model.min_labels > 0
+        halves = thresholds.halves(len(dev))
+        margins = self.linear.margins(dev.texts) if self.linear is not None else None
+        head = self.inference.head_probabilities(dev.texts) if self.model.label_head is not None else None
+        rules = {"mode": ("mode",), "marginal": ("marginal",)}.get(
+            decision or self.model_config.decision, self.DECISIONS
+        )
+        head_weights = (0.0, *(self.HEAD_WEIGHTS if head is not None else ()))
+        linear_mixes = (0.0, *(ensemble.LINEAR_MIXES if margins is not None else ()))
+
+        def scored(sets):
+            return metrics.evaluate(dev.label_sets, sets, self.labels)
+
+        candidates = []  # (dev scores, the rule and its weights)
+        marginals = {}  # linear weight -> beam marginals (n_docs, num_labels)
+        for linear_weight in (0.0, *(ensemble.LINEAR_WEIGHTS if margins is not None else ())):
+            prior = linear_weight * margins if linear_weight else None
+            if "mode" in rules or not linear_weight:  # the plain mode's dev scores are always reported
+                predictions = self.inference.decode(dev.texts, self.model_config.beam_size, prior=prior)
+                candidates.append(
+                    (scored([p.labels for p in predictions]), {"rule": "mode", "linear_weight": linear_weight})
+                )
+            if "marginal" not in rules:
+                continue
+            marginals[linear_weight] = self.inference.marginals(dev.texts, beam_size, prior=prior)
+            for head_weight in head_weights:
+                for linear_mix in (m for m in linear_mixes if head_weight + m <= 1):
+                    scores = ensemble.mixed_scores(marginals[linear_weight], head, margins, head_weight, linear_mix)
+                    chosen = thresholds.cross_fit(scores, y_true, halves, at_least, missed_per_doc)
+                    rule = dict(
+                        rule="marginal", linear_weight=linear_weight, head_weight=head_weight, linear_mix=linear_mix
+                    )
+                    candidates.append((scored(self.vocab.from_multi_hot(chosen)), rule))
+        eligible = [i for i, (_, rule) in enumerate(candidates) if rule["rule"] in rules]
+        best = max(eligible, key=lambda i: candidates[i][0]["micro_f1"])  # ties: the first
+        fitted = dict(candidates[best][1], beam_size=beam_size)
+        marginal = [
+            c for c in candidates if c[1]["rule"] == "marginal" and c[1]["linear_weight"] == fitted["linear_weight"]
+        ]
+        if marginal:  # the threshold of the best marginal rule at the chosen weight (what --decision marginal runs)
+            rule = max(marginal, key=lambda c: c[0]["micro_f1"])[1]
+            scores = ensemble.mixed_scores(
+                marginals[rule["linear_weight"]], head, margins, rule["head_weight"], rule["linear_mix"]
+            )
+            fitted.update(
+                rule,
+                rule=fitted["rule"],
+                threshold=thresholds.tune(scores, y_true, always_top=at_least, missed=missed),
+            )
+        families = {
+            "mode": lambda r: r["rule"] == "mode" and not r["linear_weight"],
+            "marginal": lambda r: r["rule"] == "marginal" and not (r["linear_weight"] or r["linear_mix"]),
+            "linear-br": lambda r: r["linear_weight"] or r.get("linear_mix"),
+        }
+        fitted["dev_scores"] = {}
+        for family, member in families.items():
+            members = [c[0] for c in candidates if member(c[1])]
+            if members:
+                fitted["dev_scores"][family] = {
+                    key: max(members, key=lambda s: s["micro_f1"])[key] for key in DEV_SCORES
+                }
+            if member(candidates[best][1]):
+                fitted["chosen"] = family
+        self.decision = fitted
+        return fitted
+
+    def predict_scores(
+        self,
+        texts: Sequence[str],
+        beam_size: int | None = None,
+        max_labels: int | None = None,
+        decision: str | None = None,
+    ) -> list[Prediction]:
+        """Per text its labels and their scores, by the decision rule.
+
+        `"mode"`: the most probable sequence (greedy or beam search), labels in
+        generation order, each with its probability at the step it was generated, and
+        the sequence log-probability. `"marginal"`: the labels whose mixed score (see
+        `fit_decision`) reaches the threshold fitted on dev, highest first, scored by it
+        (`log_prob` None). With a linear-br ensemble, both rules decode with its margins,
+        times the fitted `linear_weight`, added to the logits.
+
+        Args:
+            texts: raw documents.
+            beam_size: the search's beam (default: the model's `beam_size`; for
+                `"marginal"`, the beam the threshold was fitted with).
+            max_labels: most labels per document (default: the model's `max_labels`).
+            decision: `"mode"` or `"marginal"` (default: the rule fitted on dev).
+        """
+        texts = check_texts(texts)
+        rule = self.decision["rule"] if decision is None else decision
+        if rule not in self.DECISIONS:
+            raise InputError(f"--decision must be one of {', '.join(self.DECISIONS)}, got {rule!r}")
+        max_labels = check_count(max_labels, "--max-labels", self.model.min_labels)
+        linear_weight, linear_mix = self.decision.get("linear_weight", 0.0), self.decision.get("linear_mix", 0.0)
+        margins = self.linear.margins(texts) if linear_weight or (rule == "marginal" and linear_mix) else None
+        prior = linear_weight * margins if linear_weight else None
+        if rule == "mode":
+            beam_size = check_count(self.model_config.beam_size if beam_size is None else beam_size, "--beam-size", 1)
+            return self.inference.decode(texts, beam_size=beam_size, max_labels=max_labels, prior=prior)
+        if "threshold" not in self.decision:
+            raise InputError(
+                "--decision marginal needs a threshold fitted on dev; this model was trained with --decision mode"
+            )
+        beam_size = check_count(self.decision["beam_size"] if beam_size is None else beam_size, "--beam-size", 1)
+        if beam_size < 2:
+            raise InputError(
+                f"--decision marginal takes its marginals over a beam of at least 2, got --beam-size {beam_size}; "
+                f"pass --decision mode for greedy search"
+            )
+        head_weight = self.decision.get("head_weight", 0.0)
+        head = self.inference.head_probabilities(texts) if head_weight else None
+        scores = ensemble.mixed_scores(
+            self.inference.marginals(texts, beam_size, prior=prior), head, margins, head_weight, linear_mix
+        )
+        chosen = thresholds.apply(scores, self.decision["threshold"], always_top=self.model.min_labels > 0)
+        limit = self.model.max_labels if max_labels is None else max_labels
+        return scored_predictions(self.labels, scores, chosen, limit, self.model.min_labels)
+
+    def explain(self, text: str, beam_size: int | None = None) -> Explanation:
+        """The predicted labels of `text` and the attention weights behind each one.
+
+        Raises:
+            InputError: if the model was trained without `--attention`.
+        """
+        if self.model.attention is None:
+            raise InputError("explain needs a cnn-rnn model trained with --attention dot|general|concat")
+        text = check_texts([text])[0]
+        labels = self.predict([text], beam_size=beam_size, decision="mode")[0]  # in generation order
+        return self.inference.explain(text, labels)
+
+    def _write_model(self, folder: Path) -> None:
+        super()._write_model(folder)
+        save_json(self.decision, folder / artifacts.DECISION)
+
+    @classmethod
+    def _read_model(cls, folder: Path, vocab: LabelVocabulary, config: dict) -> SequencePredictor:
+        decision = artifacts.read_json(
+            folder, artifacts.DECISION, required=False
+        )  # absent in folders trained before decision rules
+        linear = ensemble.read(folder, vocab, config)
+        if decision is not None and (
+            decision.get("rule") not in cls.DECISIONS
+            or ("threshold" in decision and not is_number(decision["threshold"]))
+            or ("beam_size" in decision and not isinstance(decision["beam_size"], int))
+            or not is_weight(decision.get("head_weight", 0.0), 1)
+            or not is_weight(decision.get("linear_mix", 0.0), 1)
+            or not is_weight(decision.get("linear_weight", 0.0))
+        ):
+            raise artifacts.damaged(folder, artifacts.DECISION, "is not a decision rule mlgen wrote")
+        if decision is not None and linear is None and (decision.get("linear_weight") or decision.get("linear_mix")):
+            raise artifacts.damaged(
+                folder, artifacts.DECISION, f"weighs a linear-br ensemble that {artifacts.CONFIG} lacks"
+            )
+        predictor = cls(saving.load_network(folder, config, vocab, LabelSequenceModel), vocab, config, decision)
+        predictor.linear = linear
+        return predictor

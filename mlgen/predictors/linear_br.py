@@ -1,0 +1,55 @@
+"""`linear-br`: TF-IDF + one linear classifier per label, thresholded. Never imports TensorFlow."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mlgen import artifacts
+from mlgen.config import Configs
+from mlgen.data import LabelledData, LabelVocabulary
+from mlgen.linear import LinearBR
+from mlgen.predictors.base import read_linear
+from mlgen.predictors.scoring import ScoringPredictor
+
+
+class LinearBRPredictor(ScoringPredictor):
+    """A trained `LinearBR`: scores are SVM margins (`classifier="svc"`) or logistic-regression
+    probabilities (`"logreg"`), computed in float32 from the saved arrays, so a reloaded model
+    predicts exactly what the trained one did."""
+
+    model_type = "linear-br"
+
+    def __init__(self, model: LinearBR, vocab: LabelVocabulary, config: dict, threshold=0.0):
+        super().__init__(vocab, config, threshold)
+        self.model = model
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        return self.model.scores(texts)
+
+    @classmethod
+    def fit(
+        cls, train: LabelledData, dev: LabelledData, configs: Configs, config: dict, *, log_dir=None, verbose=0
+    ) -> LinearBRPredictor:
+        """Fits TF-IDF and one classifier per label on `train`, then the threshold on `dev`
+        (`log_dir` is unused: there are no epochs to log)."""
+        started = time.perf_counter()
+        vocab = LabelVocabulary.build(train.label_sets)
+        model = LinearBR.fit(train.texts, vocab.to_multi_hot(train.label_sets), configs.baseline, configs.train.seed)
+        predictor = cls(model, vocab, config)
+        predictor.metrics = {"n_features": model.n_features, "fit_seconds": round(time.perf_counter() - started, 2)}
+        if verbose:
+            print(f"linear-br: {model.n_features} TF-IDF features, {vocab.num_labels} labels", file=sys.stderr)
+        predictor.calibrate(dev)
+        return predictor
+
+    def _write_model(self, folder: Path) -> None:
+        self.model.save(folder / artifacts.LINEAR)
+
+    @classmethod
+    def _read_model(cls, folder: Path, vocab: LabelVocabulary, config: dict) -> LinearBRPredictor:
+        return cls(read_linear(folder, config, vocab.num_labels), vocab, config)

@@ -1,0 +1,60 @@
+"""What the two Keras model types (cnn-rnn, cnn-br) share: fitting, saving and loading a network.
+
+`NeuralPredictor.fit` builds the vocabulary and the network, runs the one training
+loop (`mlgen.nn.training.train_network`), fits the linear-br ensemble beside it and
+calibrates on dev; subclasses say which network (`network`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlgen import artifacts
+from mlgen.config import Configs, ModelConfig, to_dict
+from mlgen.data import LabelVocabulary
+from mlgen.nn import training
+from mlgen.predictors import ensemble
+from mlgen.predictors.base import Predictor
+
+
+class NeuralPredictor(Predictor):
+    """A predictor around a Keras network (`self.model`), saved as `model.keras`.
+
+    Subclasses set `network`, the Keras class (which says its own loss, datasets and
+    callbacks: `training_loss`, `make_dataset`, `training_callbacks`), and may change
+    `label_order`, the vocabulary's order.
+    """
+
+    network: type = None
+
+    @classmethod
+    def label_order(cls, model_config: ModelConfig) -> str:
+        """The order the label vocabulary sorts target sequences in."""
+        return "frequency"
+
+    @classmethod
+    def fit(cls, train, dev, configs: Configs, config: dict, *, log_dir=None, verbose=0):
+        training.set_seed(configs.train.seed)
+        vocab = LabelVocabulary.build(train.label_sets, order=cls.label_order(configs.model))
+        model_config = training.resolve_config(configs.model, train)
+        resolved = to_dict(model_config)
+        config["model"].update((key, resolved[key]) for key in config["model"])
+        report = vocab.unknown_report(dev)
+        if report:
+            training.say(report, verbose)
+        configs = Configs(model_config, configs.train, configs.baseline)
+        model, train_ids = training.build_network(cls.network, vocab, train.texts, model_config, configs.train, verbose)
+        predictor = cls(model, vocab, config)
+        result = training.train_network(
+            model, predictor, train_ids, train, dev, vocab, configs.train, log_dir=log_dir, verbose=verbose
+        )
+        predictor.history = result.pop("history")
+        predictor.metrics = result
+        predictor.linear = ensemble.fit(train, vocab, configs)  # joins only now: epochs are scored on the network alone
+        # The best epoch's weights are back: tune what decoding adds (cnn-rnn) or the threshold (cnn-br),
+        # and the ensemble's weights.
+        predictor.calibrate(dev)
+        return predictor
+
+    def _write_model(self, folder: Path) -> None:
+        self.model.save(folder / artifacts.MODEL)

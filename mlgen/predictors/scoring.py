@@ -1,0 +1,150 @@
+"""Binary relevance: one score per label, a label predicted when its score reaches a threshold
+tuned on dev. The base of `cnn-br` and `linear-br`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mlgen import artifacts
+from mlgen.config import BaselineConfig, from_dict, save_json
+from mlgen.data import LabelledData, LabelVocabulary, Prediction, check_texts, scored_predictions
+from mlgen.errors import InputError
+from mlgen.eval import metrics, thresholds
+from mlgen.predictors import ensemble
+from mlgen.predictors.base import DEV_SCORES, Predictor, check_count, dev_truth, is_number, is_weight
+
+
+class ScoringPredictor(Predictor):
+    """Binary relevance: one score per label, a label predicted when it reaches the threshold.
+
+    Subclasses give `scores(texts) -> (n_docs, num_labels)`. The threshold (one, or one
+    per label) is tuned on dev by `calibrate` and saved in `thresholds.json`, with the
+    weights of a linear-br ensemble (cnn-br with `ensemble="linear-br"`).
+
+    Attributes:
+        threshold: a float or a float array `(num_labels,)`.
+        per_label: `calibrate` tunes one threshold per label.
+        always_top: a document nothing reaches gets its top-scoring label.
+        linear_weight, linear_mix: with `linear`, the label scores are
+            `(1 - linear_mix) * sigmoid(logit(p) + linear_weight * margin) + linear_mix
+            * sigmoid(margin)` of the network's probability `p` and linear-br's margin.
+        dev_scores: dev scores of the network alone and with the ensemble, as
+            `calibrate` compared them.
+    """
+
+    def __init__(self, vocab: LabelVocabulary, config: dict, threshold=0.0):
+        super().__init__(vocab, config)
+        baseline = from_dict(BaselineConfig, config.get("baseline", {}))
+        self.per_label = baseline.threshold == "per-label"
+        self.always_top = baseline.always_top
+        self.threshold = threshold
+        self.linear_weight = self.linear_mix = 0.0
+        self.dev_scores: dict = {}
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        """The model's own per-label scores `(len(texts), num_labels)`; larger means more likely."""
+        raise NotImplementedError
+
+    @property
+    def ensemble_weights(self) -> dict | None:
+        if self.linear is None:
+            return None
+        return {"linear_weight": self.linear_weight, "linear_mix": self.linear_mix}
+
+    def label_scores(self, texts: Sequence[str]) -> np.ndarray:
+        """The scores the threshold applies to `(len(texts), num_labels)`: `scores`, combined
+        with the linear-br ensemble's margins when there is one."""
+        scores = self.scores(texts)
+        if self.linear is None or not (self.linear_weight or self.linear_mix):
+            return scores
+        return ensemble.fused_scores(scores, self.linear.margins(texts), self.linear_weight, self.linear_mix)
+
+    def calibrate(self, dev: LabelledData) -> None:
+        """Tunes the threshold for the best dev micro-F1 (`mlgen.eval.thresholds.tune`).
+
+        With a linear-br ensemble, first its weights: every pair of `ensemble.LINEAR_WEIGHTS` and
+        `ensemble.LINEAR_MIXES` (0 and 0, the network alone, first) is scored on dev with a global
+        threshold cross-fitted over two halves of dev (`mlgen.eval.thresholds.cross_fit`), as
+        cnn-rnn's `fit_decision` scores its rules; the best is kept (ties: the first).
+        """
+        y_true, missed_per_doc = dev_truth(self.vocab, dev)
+        missed = int(missed_per_doc.sum())
+        scores = self.scores(dev.texts)
+        if self.linear is not None:
+            halves, margins = thresholds.halves(len(dev)), self.linear.margins(dev.texts)
+            candidates = []
+            for weight in (0.0, *ensemble.LINEAR_WEIGHTS):
+                for mix in (0.0, *ensemble.LINEAR_MIXES):
+                    fused = ensemble.fused_scores(scores, margins, weight, mix)
+                    chosen = thresholds.cross_fit(fused, y_true, halves, self.always_top, missed_per_doc)
+                    candidates.append(
+                        (metrics.evaluate(dev.label_sets, self.vocab.from_multi_hot(chosen), self.labels), weight, mix)
+                    )
+            best = max(candidates, key=lambda c: c[0]["micro_f1"])
+            _, self.linear_weight, self.linear_mix = best
+            self.dev_scores = {
+                "network": {key: candidates[0][0][key] for key in DEV_SCORES},
+                "linear-br": {key: best[0][key] for key in DEV_SCORES},
+            }
+            if self.linear_weight or self.linear_mix:
+                scores = ensemble.fused_scores(scores, margins, self.linear_weight, self.linear_mix)
+        self.threshold = thresholds.tune(scores, y_true, self.per_label, self.always_top, missed)
+
+    def predict_scores(
+        self,
+        texts: Sequence[str],
+        beam_size: int | None = None,
+        max_labels: int | None = None,
+        decision: str | None = None,
+    ) -> list[Prediction]:
+        """Labels that reach the threshold, highest score first, with their scores.
+
+        `log_prob` is None: binary relevance scores each label on its own.
+        """
+        if beam_size not in (None, 1):
+            raise InputError(f"--beam-size applies to cnn-rnn models; this is a {self.model_type} model")
+        if decision not in (None, "threshold"):
+            raise InputError(f"--decision applies to cnn-rnn models; this is a {self.model_type} model")
+        max_labels = check_count(max_labels, "--max-labels", 1)
+        texts = check_texts(texts)
+        if not texts:
+            return []
+        scores = self.label_scores(texts)
+        return scored_predictions(
+            self.labels, scores, thresholds.apply(scores, self.threshold, self.always_top), max_labels
+        )
+
+    def write(self, folder) -> None:
+        super().write(folder)
+        calibrated = {"threshold": np.asarray(self.threshold).tolist()}
+        if self.linear is not None:
+            calibrated.update(linear_weight=self.linear_weight, linear_mix=self.linear_mix, dev_scores=self.dev_scores)
+        save_json(calibrated, Path(folder) / artifacts.THRESHOLDS)
+
+    @classmethod
+    def load(cls, folder) -> ScoringPredictor:
+        predictor = super().load(folder)
+        calibrated = artifacts.read_json(folder, artifacts.THRESHOLDS)
+        threshold = calibrated.get("threshold")
+        if isinstance(threshold, list):
+            threshold = np.asarray(threshold, dtype=object)
+            if threshold.shape != (predictor.vocab.num_labels,) or not all(is_number(t) for t in threshold):
+                raise artifacts.damaged(
+                    folder, artifacts.THRESHOLDS, f"needs {predictor.vocab.num_labels} numbers, one per label"
+                )
+            threshold = threshold.astype(np.float64)
+        elif not is_number(threshold):
+            raise artifacts.damaged(folder, artifacts.THRESHOLDS, 'needs a number under "threshold"')
+        predictor.threshold = threshold
+        if predictor.linear is not None:
+            weight, mix = calibrated.get("linear_weight"), calibrated.get("linear_mix")
+            if not (is_weight(weight) and is_weight(mix, 1)):
+                raise artifacts.damaged(
+                    folder, artifacts.THRESHOLDS, "needs the linear-br ensemble's linear_weight and linear_mix"
+                )
+            predictor.linear_weight, predictor.linear_mix = float(weight), float(mix)
+            predictor.dev_scores = calibrated.get("dev_scores", {})
+        return predictor

@@ -1,0 +1,3 @@
+"""The one version string: `mlgen --version`, `config.json`'s `mlgen_version` and the package metadata."""
+
+__version__ = "0.3.0"

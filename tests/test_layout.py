@@ -1,0 +1,98 @@
+"""The package's rooms import one way (README's layout table), and importing mlgen changes nothing global."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "mlgen"
+
+# Each room and the rooms it may import (README, "Layout"). A module's room is its first
+# package below mlgen (or the module itself at the top level).
+BASE = {"errors", "version", "config", "artifacts"}
+ALLOWED = {
+    "errors": set(),
+    "version": set(),
+    "config": {"errors"},
+    "artifacts": {"errors"},
+    "data": {"errors"},
+    "eval": {"errors", "data"},
+    "linear": {"errors", "config", "data"},
+    "nn": BASE | {"data", "eval"},
+    "predictors": BASE | {"data", "eval", "linear", "nn"},
+    "registry": BASE | {"data", "eval", "predictors"},
+    "estimator": BASE | {"data", "registry"},
+    "compare": BASE | {"data", "eval", "registry"},
+    "cli": BASE | {"data", "eval", "predictors", "registry", "compare"},
+    "__main__": {"cli"},
+    "__init__": BASE | {"data", "registry", "estimator"},
+}
+# The only room that imports TensorFlow or Keras.
+TENSORFLOW_ROOMS = {"nn"}
+
+
+def _modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        yield path, parts[0]
+
+
+def _imports(path: Path):
+    """Every module name `path` imports, at any depth (lazy imports in functions count too)."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module
+            if node.module == "mlgen":
+                yield from (f"mlgen.{alias.name}" for alias in node.names)
+
+
+def _room(name: str) -> str | None:
+    parts = name.split(".")
+    return parts[1] if parts[0] == "mlgen" and len(parts) > 1 else None
+
+
+def _name(value) -> str:
+    return str(value.relative_to(PACKAGE)) if isinstance(value, Path) else value
+
+
+@pytest.mark.parametrize("path,room", list(_modules()), ids=_name)
+def test_each_room_imports_only_the_rooms_below_it(path, room):
+    allowed = ALLOWED[room] | {room}
+    for name in _imports(path):
+        target = _room(name)
+        if target is not None:
+            assert target in allowed, f"{path.relative_to(PACKAGE)} imports {name} ({room} may: {sorted(allowed)})"
+        top = name.split(".")[0]
+        if top in ("tensorflow", "keras"):
+            assert room in TENSORFLOW_ROOMS, f"{path.relative_to(PACKAGE)} imports {name}: only mlgen.nn may"
+
+
+def test_importing_mlgen_changes_no_global_state_and_imports_no_tensorflow():
+    # scikit-learn sets two KMP_* variables when imported: that is its own, so it goes first.
+    code = (
+        "import json, os, sys; import sklearn; before = dict(os.environ); "
+        "import mlgen, mlgen.cli, mlgen.registry, mlgen.estimator; "
+        "print(json.dumps({'environ': dict(os.environ) == before, "
+        "'heavy': sorted(m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules)}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == {"environ": True, "heavy": []}
+
+
+def test_linear_br_runs_without_tensorflow(tiny_csvs, tmp_path):
+    code = (
+        "import sys; from mlgen.cli import main; "
+        f"status = main(['train', '--model', 'linear-br', '--train', {str(tiny_csvs['train'])!r}, "
+        f"'--out', {str(tmp_path / 'linear')!r}]); "
+        "assert status == 0; import mlgen; mlgen.load(" + repr(str(tmp_path / "linear")) + ").predict(['wheat']); "
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
