@@ -40,7 +40,7 @@ def main() -> int:
             for config in configs:
                 config.pop("mlgen_version")
             rows[f"{kind} config.json"] = configs[0] == configs[1]
-            for name in ("decision.json", "thresholds.json"):
+            for name in ("label_vocab.json", "decision.json", "thresholds.json"):
                 if (old / name).is_file():
                     rows[f"{kind} {name}"] = load(old / name) == load(new / name)
             rows[f"{kind} dev scores"] = load(old / "metrics.json")["dev"] == load(new / "metrics.json")["dev"]

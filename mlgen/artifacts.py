@@ -281,5 +281,10 @@ def model_file(folder: Path, name: str, config: dict) -> Path:
         return path
     other = {MODEL: LINEAR, LINEAR: MODEL}[name]
     instead = f"; it holds {other} instead: is its {CONFIG} from another run?" if (folder / other).is_file() else ""
-    model_type = config.get("model_type", "cnn-rnn")
-    raise damaged(folder, name, f"is missing (model type {model_type}){instead}")
+    raise damaged(folder, name, f"is missing (model type {model_type(config)}){instead}")
+
+
+def model_type(config: dict) -> str:
+    """The model type a run folder's `config.json` names (the first mlgen's folders, before the
+    baselines, name none: they are cnn-rnn)."""
+    return config.get("model_type", "cnn-rnn")

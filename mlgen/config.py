@@ -331,6 +331,10 @@ def load_json(path) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+# The `config.json` section each config class is saved under.
+SECTIONS = {"model": ModelConfig, "baseline": BaselineConfig, "train": TrainConfig}
+
+
 @dataclasses.dataclass(frozen=True)
 class Configs:
     """The three configs a run is trained with; which fields each model type reads is

@@ -5,10 +5,10 @@ from __future__ import annotations
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from mlgen.config import BaselineConfig, ModelConfig, TrainConfig
+from mlgen.config import SECTIONS, BaselineConfig, ModelConfig, TrainConfig
 from mlgen.data import from_lists
 from mlgen.errors import InputError
-from mlgen.registry import SECTIONS, fit, get
+from mlgen.registry import fit, get
 
 MODEL_TYPE = get("cnn-rnn")
 

@@ -13,10 +13,9 @@ import importlib
 import time
 
 from mlgen import artifacts
-from mlgen.config import BaselineConfig, Configs, ModelConfig, TrainConfig, to_dict
+from mlgen.config import SECTIONS, BaselineConfig, Configs, ModelConfig, TrainConfig, to_dict
 from mlgen.data import LabelledData, train_dev_split
 from mlgen.errors import InputError
-from mlgen.eval import metrics
 from mlgen.predictors.base import read_config
 from mlgen.version import __version__
 
@@ -34,9 +33,6 @@ ENCODER_FIELDS = (
 LINEAR_FIELDS = ("classifier", "C", "ngram_max", "min_df", "sublinear_tf")
 # The threshold rule of binary relevance.
 THRESHOLD_FIELDS = ("threshold", "always_top")
-
-# The config.json section of each config class.
-SECTIONS = {"model": ModelConfig, "baseline": BaselineConfig, "train": TrainConfig}
 
 
 def _all(cls) -> tuple[str, ...]:
@@ -147,6 +143,8 @@ def fit(
         log_dir: where TensorBoard logs go (neural types; none when None).
         verbose: Keras verbosity (0 silent, 1 progress bar, 2 one line per epoch).
     """
+    from mlgen.eval import metrics  # scikit-learn: imported to train, not for `mlgen --help`
+
     entry = get(model_type)
     started = time.perf_counter()
     if dev is None:
@@ -172,7 +170,7 @@ def load(folder):
             readable run folder.
     """
     folder = artifacts.check_run_dir(folder)
-    model_type = read_config(folder).get("model_type", DEFAULT)
+    model_type = artifacts.model_type(read_config(folder))
     if model_type not in MODEL_TYPES:
         raise artifacts.damaged(
             folder, artifacts.CONFIG, f"has the unknown model type {model_type!r} (known: {', '.join(MODEL_TYPES)})"

@@ -104,7 +104,8 @@ def test_parameters_are_the_fields_cnn_rnn_reads_with_the_configs_defaults():
     """The estimator's explicit arguments (scikit-learn needs them) cannot drift from the configs."""
     import inspect
 
-    from mlgen.registry import MODEL_TYPES, SECTIONS
+    from mlgen.config import SECTIONS
+    from mlgen.registry import MODEL_TYPES
 
     signature = inspect.signature(mlgen.LabelSequenceClassifier.__init__)
     params = {name: p.default for name, p in signature.parameters.items() if name != "self"}

@@ -92,7 +92,7 @@ class TinyDecoder(keras.Model):
     def __init__(self, cell_type="gru", **kwargs):
         super().__init__(**kwargs)
         self.cell_type = cell_type
-        self.cell = LabelDecoderCell(units=6, features_dim=5, cell_type=cell_type, layers=1, context="concat")
+        self.cell = LabelDecoderCell(units=6, features_dim=5, cell_type=cell_type, num_layers=1, context="concat")
         self.rnn = keras.layers.RNN(self.cell, return_sequences=True)
 
     def call(self, inputs):
@@ -144,7 +144,7 @@ def test_cell_config_round_trip_and_save_load(tmp_path):
 @pytest.mark.parametrize("context, layers", [("concat", 1), ("init", 1), ("add", 2), ("mlp", 2), ("concat", 2)])
 def test_decoding_step_matches_the_cell(cell_type, context, layers):
     rng = np.random.default_rng(3)
-    cell = LabelDecoderCell(units=6, features_dim=5, cell_type=cell_type, layers=layers, context=context)
+    cell = LabelDecoderCell(units=6, features_dim=5, cell_type=cell_type, num_layers=layers, context=context)
     cell.build((None, 3))
     for weight in cell.weights:  # nonzero biases too, so every term is exercised
         weight.assign(rng.normal(scale=0.5, size=weight.shape).astype("float32"))

@@ -107,7 +107,7 @@ def test_explain_needs_attention(tiny_run):
 
 @pytest.mark.parametrize("context, step_dim", [("concat", 3 + 5), ("init", 3), ("add", 3), ("mlp", 3 + 6)])
 def test_context_modes_and_stacked_layers(context, step_dim):
-    cell = LabelDecoderCell(units=6, features_dim=5, cell_type="lstm", layers=2, context=context)
+    cell = LabelDecoderCell(units=6, features_dim=5, cell_type="lstm", num_layers=2, context=context)
     cell.build((None, 3))
     assert cell.cores[0].kernel.shape[0] == step_dim and cell.cores[1].kernel.shape[0] == 6
     assert cell.state_size == [6, 6, 6, 6, 5]

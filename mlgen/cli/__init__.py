@@ -49,7 +49,3 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("mlgen: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,7 +7,7 @@ import dataclasses
 import sys
 
 from mlgen import artifacts
-from mlgen.config import BaselineConfig, ModelConfig, TrainConfig, add_arguments
+from mlgen.config import BaselineConfig, Configs, ModelConfig, TrainConfig, add_arguments, from_args
 from mlgen.data import CSVFormat, LabelledData, datasets, is_utf8, read_labelled_csv
 from mlgen.errors import InputError, first_line
 from mlgen.predictors.base import read_config
@@ -119,6 +119,18 @@ def add_config_arguments(parser, baseline_title: str) -> None:
     add_arguments(parser, ModelConfig, "model hyperparameters")
     add_arguments(parser, TrainConfig, "training")
     add_arguments(parser, BaselineConfig, baseline_title)
+
+
+def configs(args) -> Configs:
+    """The three configs with every flag the user set (`mlgen.config.from_args`)."""
+    return Configs(from_args(ModelConfig, args), from_args(TrainConfig, args), from_args(BaselineConfig, args))
+
+
+def add_decoding_arguments(parser, max_labels: bool = True) -> None:
+    """`--beam-size` (and `--max-labels`): how a trained model decodes, overriding what it was trained with."""
+    parser.add_argument("--beam-size", type=int, help="beam size (default: the model's)")
+    if max_labels:
+        parser.add_argument("--max-labels", type=int, help="most labels per document (default: the model's)")
 
 
 def add_verbose_argument(parser, default, default_help: str) -> None:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from mlgen import artifacts, registry
 from mlgen.cli import common
-from mlgen.config import BaselineConfig, ModelConfig, TrainConfig, from_args
 from mlgen.data import datasets, read_labelled_csv
 from mlgen.errors import InputError
 
@@ -47,9 +46,7 @@ def run(args) -> int:
         raise InputError("--test goes with --train; a bundled --dataset brings its own test split")
     if args.train and not args.test:
         raise InputError("--train needs --test: the compared models are scored on it")
-    model_config = from_args(ModelConfig, args)
-    train_config = from_args(TrainConfig, args)
-    baseline_config = from_args(BaselineConfig, args)
+    configs = common.configs(args)
     from mlgen.compare import FOLDER, compare  # matplotlib, only for this command
 
     artifacts.check_out_dir(args.out, FOLDER, inputs=(args.train, args.dev, args.test))
@@ -65,9 +62,9 @@ def run(args) -> int:
         dev,
         seeds=args.seeds,
         models=models,
-        model_config=model_config,
-        train_config=train_config,
-        baseline_config=baseline_config,
+        model_config=configs.model,
+        train_config=configs.train,
+        baseline_config=configs.baseline,
         verbose=args.verbose,
     )
     print((Path(args.out) / "results.md").read_text(encoding="utf-8"), end="")

@@ -9,7 +9,6 @@ from mlgen import artifacts, registry
 from mlgen.cli import common
 from mlgen.data import LabelledData, datasets, read_labelled_csv
 from mlgen.errors import InputError
-from mlgen.eval import metrics
 
 
 def add_parser(commands) -> None:
@@ -23,8 +22,7 @@ def add_parser(commands) -> None:
     common.add_data_source(parser)
     parser.add_argument("--split", default="test", help="split of --dataset (default: test)")
     parser.add_argument("--data", metavar="CSV", help="labelled file to evaluate on")
-    parser.add_argument("--beam-size", type=int, help="beam size (default: the model's)")
-    parser.add_argument("--max-labels", type=int, help="most labels per document (default: the model's)")
+    common.add_decoding_arguments(parser)
     common.add_decision_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument(
@@ -43,6 +41,8 @@ def evaluation_data(args) -> LabelledData:
 
 
 def run(args) -> int:
+    from mlgen.eval import metrics  # scikit-learn: not for `mlgen --help`
+
     artifacts.check_run_dir(args.model)
     if args.per_label:
         artifacts.check_out_file(args.per_label, "--per-label", inputs=(args.data,))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlgen import artifacts, registry
+from mlgen.cli import common
 from mlgen.errors import InputError
 
 
@@ -18,7 +19,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--model", required=True, metavar="DIR", help="run folder of an --attention model")
     parser.add_argument("--text", required=True, help="the document")
     parser.add_argument("--out", required=True, metavar="PNG", help="figure to write")
-    parser.add_argument("--beam-size", type=int, help="beam size (default: the model's)")
+    common.add_decoding_arguments(parser, max_labels=False)
     parser.set_defaults(func=run)
 
 
@@ -29,7 +30,7 @@ def run(args) -> int:
     if Path(args.out).suffix.lower() not in plots.FORMATS:
         raise InputError(f"{args.out}: --out needs an image file name ending in {', '.join(plots.FORMATS)}")
     predictor = registry.load(args.model)
-    if predictor.model_type != "cnn-rnn":
+    if not hasattr(predictor, "explain"):  # only the label-sequence model attends
         raise InputError(f"{args.model}: explain needs a cnn-rnn model, this is {predictor.model_type}")
     explanation = predictor.explain(args.text, beam_size=args.beam_size)
     with artifacts.atomic_file(args.out) as partial:

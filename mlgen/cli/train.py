@@ -7,7 +7,7 @@ import sys
 
 from mlgen import artifacts, registry
 from mlgen.cli import common
-from mlgen.config import BaselineConfig, ModelConfig, TrainConfig, from_args
+from mlgen.config import BaselineConfig, ModelConfig, TrainConfig
 from mlgen.data import datasets
 from mlgen.errors import InputError
 
@@ -56,9 +56,7 @@ def check_flags(args) -> None:
 
 def run(args) -> int:
     check_flags(args)
-    model_config = from_args(ModelConfig, args)
-    train_config = from_args(TrainConfig, args)
-    baseline_config = from_args(BaselineConfig, args)
+    configs = common.configs(args)
     artifacts.check_out_dir(args.out, inputs=(args.train, args.dev))
     train, dev = common.training_data(args)
     with artifacts.atomic_dir(args.out) as staging:
@@ -66,9 +64,9 @@ def run(args) -> int:
             args.model,
             train,
             dev,
-            model_config,
-            train_config,
-            baseline_config,
+            configs.model,
+            configs.train,
+            configs.baseline,
             log_dir=staging / artifacts.LOGS,
             # A progress bar on a terminal; one line per epoch in logs and pipes.
             verbose=args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2),

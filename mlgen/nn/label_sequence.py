@@ -81,7 +81,7 @@ class LabelSequenceModel(CNNTextModel):
             config.decoder_units,
             self.encoder.output_dim,
             cell_type=config.cell,
-            layers=config.decoder_layers,
+            num_layers=config.decoder_layers,
             context=config.context,
             name="decoder_cell",
         )

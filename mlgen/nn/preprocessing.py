@@ -38,7 +38,7 @@ def make_dataset(
     label_sets: Sequence[Sequence[str]],
     vocab: LabelVocabulary,
     *,
-    batch_size: int = 64,
+    batch_size: int,
     shuffle: bool = False,
     seed: int = 0,
     rows: Sequence[int] | None = None,
@@ -95,7 +95,7 @@ def make_multi_hot_dataset(
     label_sets: Sequence[Sequence[str]],
     vocab: LabelVocabulary,
     *,
-    batch_size: int = 64,
+    batch_size: int,
     shuffle: bool = False,
     seed: int = 0,
 ) -> tf.data.Dataset:

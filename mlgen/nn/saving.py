@@ -46,8 +46,7 @@ def load_network(folder: Path, config: dict, vocab: LabelVocabulary, expected: t
         raise artifacts.damaged(
             folder,
             artifacts.CONFIG,
-            f"says model type {config.get('model_type', 'cnn-rnn')}, but {artifacts.MODEL} holds a "
-            f"{type(model).__name__}",
+            f"says model type {artifacts.model_type(config)}, but {artifacts.MODEL} holds a {type(model).__name__}",
         )
     if list(model.labels) != vocab.labels:
         raise artifacts.damaged(

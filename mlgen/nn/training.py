@@ -100,18 +100,18 @@ class StopOnNonFiniteLoss(keras.callbacks.TerminateOnNaN):
             )
 
 
-def resolve_config(model_config: ModelConfig, train: LabelledData) -> ModelConfig:
+def resolve_config(model_config: ModelConfig, train: LabelledData, check_min_labels: bool = True) -> ModelConfig:
     """`model_config` with what depends on the training data filled in: `sequence_length`
     0 -> the 99th percentile of the texts' word counts (`choose_sequence_length`),
     `max_labels` 0 -> the largest training label set, `min_labels` 0 when a training
     document has no label.
 
     Raises:
-        InputError: when `min_labels` is more than any document can get.
+        InputError: with `check_min_labels`, when `min_labels` is more than any document can get.
     """
     longest = max(len(s) for s in train.label_sets)
     min_labels = model_config.min_labels if all(train.label_sets) else 0  # documents may have no label
-    if not model_config.max_labels and min_labels > longest:
+    if check_min_labels and not model_config.max_labels and min_labels > longest:
         raise InputError(
             f"--min-labels {model_config.min_labels} is more than the labels a document can get: "
             f"the largest training label set has {longest} (--max-labels 0 takes that size)"

@@ -12,14 +12,17 @@ from __future__ import annotations
 import numbers
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mlgen import artifacts
-from mlgen.config import BaselineConfig, Configs, ModelConfig, TrainConfig, from_dict, save_json
+from mlgen.config import SECTIONS, BaselineConfig, Configs, from_dict, save_json
 from mlgen.data import LabelledData, LabelVocabulary, Prediction
 from mlgen.errors import InputError, first_line
-from mlgen.linear import LinearBR
+
+if TYPE_CHECKING:
+    from mlgen.linear import LinearBR
 
 # The dev scores kept of each candidate a calibration compares (`dev_scores` in
 # decision.json and thresholds.json).
@@ -191,10 +194,9 @@ def read_config(folder: Path) -> dict:
         InputError: naming the folder and `config.json` when it is not.
     """
     config = artifacts.read_json(folder, artifacts.CONFIG)
-    if not isinstance(config.get("model_type", "cnn-rnn"), str):
+    if not isinstance(artifacts.model_type(config), str):
         raise artifacts.damaged(folder, artifacts.CONFIG, f"has model_type {config['model_type']!r}, not a name")
-    sections = {"model": ModelConfig, "train": TrainConfig, "baseline": BaselineConfig, "data": None}
-    for key, cls in sections.items():
+    for key, cls in {**SECTIONS, "data": None}.items():
         section = config.get(key, {})
         if not isinstance(section, dict):
             raise artifacts.damaged(folder, artifacts.CONFIG, f"has a {type(section).__name__} under {key!r}")
@@ -220,6 +222,8 @@ def read_vocabulary(folder: Path) -> LabelVocabulary:
 def read_linear(folder: Path, config: dict, num_labels: int) -> LinearBR:
     """`linear.npz` of a run folder (linear-br's model, or a network's linear-br ensemble),
     or an InputError naming it."""
+    from mlgen.linear import LinearBR  # scikit-learn: imported to load a model, not for `mlgen --help`
+
     path = artifacts.model_file(folder, artifacts.LINEAR, config)
     try:
         return LinearBR.load(path, num_labels, from_dict(BaselineConfig, config.get("baseline", {})))

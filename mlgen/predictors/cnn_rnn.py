@@ -53,11 +53,6 @@ class SequencePredictor(NeuralPredictor):
         # The fitted decision rule (`decision.json`): {"rule": "mode"} until `calibrate` fits one.
         self.decision = decision or {"rule": "mode"}
 
-    @classmethod
-    def label_order(cls, model_config: ModelConfig) -> str:
-        # "shuffle" and "model" reorder each document's labels as they train; ids still follow frequency.
-        return "frequency" if model_config.label_order in ("shuffle", "model") else model_config.label_order
-
     @property
     def decision_rule(self) -> str:
         return self.decision["rule"]
@@ -261,9 +256,8 @@ class SequencePredictor(NeuralPredictor):
 
     @classmethod
     def _read_model(cls, folder: Path, vocab: LabelVocabulary, config: dict) -> SequencePredictor:
-        decision = artifacts.read_json(
-            folder, artifacts.DECISION, required=False
-        )  # absent in folders trained before decision rules
+        # Absent from the folders of models trained before decision rules were fitted.
+        decision = artifacts.read_json(folder, artifacts.DECISION, required=False)
         linear = ensemble.read(folder, vocab, config)
         if decision is not None and (
             decision.get("rule") not in cls.DECISIONS

@@ -12,6 +12,7 @@ import numpy as np
 from mlgen import artifacts
 from mlgen.config import Configs
 from mlgen.data import LabelledData, LabelVocabulary
+from mlgen.eval import metrics
 from mlgen.linear import LinearBR
 from mlgen.predictors.base import read_linear
 from mlgen.predictors.scoring import ScoringPredictor
@@ -42,9 +43,13 @@ class LinearBRPredictor(ScoringPredictor):
         model = LinearBR.fit(train.texts, vocab.to_multi_hot(train.label_sets), configs.baseline, configs.train.seed)
         predictor = cls(model, vocab, config)
         predictor.metrics = {"n_features": model.n_features, "fit_seconds": round(time.perf_counter() - started, 2)}
-        if verbose:
-            print(f"linear-br: {model.n_features} TF-IDF features, {vocab.num_labels} labels", file=sys.stderr)
         predictor.calibrate(dev)
+        if verbose:
+            f1 = metrics.evaluate(dev.label_sets, predictor.predict(dev.texts), vocab.labels)["micro_f1"]
+            print(
+                f"linear-br: {model.n_features} TF-IDF features, {vocab.num_labels} labels; dev micro-F1 {f1:.4f}",
+                file=sys.stderr,
+            )
         return predictor
 
     def _write_model(self, folder: Path) -> None:

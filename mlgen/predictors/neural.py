@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlgen import artifacts
-from mlgen.config import Configs, ModelConfig, to_dict
+from mlgen.config import Configs, to_dict
 from mlgen.data import LabelVocabulary
 from mlgen.nn import training
 from mlgen.predictors import ensemble
@@ -21,22 +21,19 @@ class NeuralPredictor(Predictor):
     """A predictor around a Keras network (`self.model`), saved as `model.keras`.
 
     Subclasses set `network`, the Keras class (which says its own loss, datasets and
-    callbacks: `training_loss`, `make_dataset`, `training_callbacks`), and may change
-    `label_order`, the vocabulary's order.
+    callbacks: `training_loss`, `make_dataset`, `training_callbacks`).
     """
 
     network: type = None
 
     @classmethod
-    def label_order(cls, model_config: ModelConfig) -> str:
-        """The order the label vocabulary sorts target sequences in."""
-        return "frequency"
-
-    @classmethod
     def fit(cls, train, dev, configs: Configs, config: dict, *, log_dir=None, verbose=0):
         training.set_seed(configs.train.seed)
-        vocab = LabelVocabulary.build(train.label_sets, order=cls.label_order(configs.model))
-        model_config = training.resolve_config(configs.model, train)
+        # "shuffle" and "model" reorder each document's labels as they train; ids still follow frequency.
+        order = configs.model.label_order
+        vocab = LabelVocabulary.build(train.label_sets, order="frequency" if order in ("shuffle", "model") else order)
+        # Only a type that reads `min_labels` (cnn-rnn) is refused a `min_labels` no document can get.
+        model_config = training.resolve_config(configs.model, train, check_min_labels="min_labels" in config["model"])
         resolved = to_dict(model_config)
         config["model"].update((key, resolved[key]) for key in config["model"])
         report = vocab.unknown_report(dev)

@@ -69,8 +69,8 @@ class LuongAttention(keras.layers.Layer):
         real = ops.cast(mask, "bool")[:, None, :]  # (batch, 1, positions)
         weights = ops.softmax(ops.where(real, scores, -1e9), axis=-1)
         weights = ops.where(real, weights, 0.0)
-        context = ops.einsum("bsp,bpd->bsd", weights, values)  # (batch, steps, value_dim)
-        return self.output_layer(ops.concatenate([context, query], axis=-1)), weights
+        attended = ops.einsum("bsp,bpd->bsd", weights, values)  # (batch, steps, value_dim)
+        return self.output_layer(ops.concatenate([attended, query], axis=-1)), weights
 
     def compute_mask(self, query, previous_mask=None):
         # Keras passes the first input and its mask: the query's step mask goes to the outputs.

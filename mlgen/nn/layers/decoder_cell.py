@@ -14,7 +14,7 @@ CONTEXTS = ("concat", "init", "add", "mlp")
 class LabelDecoderCell(keras.layers.Layer):
     """An RNN cell whose steps see the previous label and, by `context`, the text feature vector.
 
-    A stack of `layers` core `lstm`, `gru` or `simple` (Elman: the state is the output)
+    A stack of `num_layers` core `lstm`, `gru` or `simple` (Elman: the state is the output)
     cells. The text feature vector sets the initial states and rides along as the last
     state, unchanged, so that `keras.layers.RNN(LabelDecoderCell(...))` runs the cell
     over a whole target sequence and a search can run it one step at a time with the
@@ -30,19 +30,19 @@ class LabelDecoderCell(keras.layers.Layer):
         units: state size of each core cell.
         features_dim: size of the text feature vector.
         cell_type: the core cells' type, one of `"lstm"`, `"gru"`, `"simple"`.
-        layers: stacked core cells (each one's output is the next one's input).
+        num_layers: stacked core cells (each one's output is the next one's input).
         context: one of `CONTEXTS`.
 
     Call arguments:
         inputs: previous-label embeddings, `(batch, label_embedding_dim)`.
-        states: `[*core_states, features]`: `layers` groups of core states `(batch,
+        states: `[*core_states, features]`: `num_layers` groups of core states `(batch,
             units)` (two per LSTM: h, c) and the feature vector `(batch, features_dim)`.
 
     Returns:
         `(output, new_states)`: output `(batch, units)`, states as given.
     """
 
-    def __init__(self, units: int, features_dim: int, cell_type: str, layers: int, context: str, **kwargs):
+    def __init__(self, units: int, features_dim: int, cell_type: str, num_layers: int, context: str, **kwargs):
         super().__init__(**kwargs)
         if cell_type not in CELLS:
             raise ValueError(f"unknown cell type {cell_type!r}; choose one of: {', '.join(CELLS)}")
@@ -51,13 +51,15 @@ class LabelDecoderCell(keras.layers.Layer):
         self.units = units
         self.features_dim = features_dim
         self.cell_type = cell_type
-        self.layers = layers
+        self.num_layers = num_layers
         self.context = context
-        self.cores = [CELLS[cell_type](units, name=f"{cell_type}_cell" + (f"_{i}" if i else "")) for i in range(layers)]
+        self.cores = [
+            CELLS[cell_type](units, name=f"{cell_type}_cell" + (f"_{i}" if i else "")) for i in range(num_layers)
+        ]
         self.states_per_core = 2 if cell_type == "lstm" else 1
         # The initial core states are a learned function of the text feature vector.
         self.initial_state_layer = keras.layers.Dense(
-            units * self.states_per_core * layers, activation="tanh", name="init"
+            units * self.states_per_core * num_layers, activation="tanh", name="init"
         )
         self.context_layer = None
         if context == "mlp":
@@ -67,7 +69,7 @@ class LabelDecoderCell(keras.layers.Layer):
 
     @property
     def state_size(self):
-        return [self.units] * (self.states_per_core * self.layers) + [self.features_dim]
+        return [self.units] * (self.states_per_core * self.num_layers) + [self.features_dim]
 
     @property
     def output_size(self):
@@ -149,8 +151,8 @@ class LabelDecoderCell(keras.layers.Layer):
 
     def initial_state(self, features):
         """`[*core_states, features]` to start decoding a batch of feature vectors `(batch, features_dim)`."""
-        start = self.initial_state_layer(features)  # (batch, units * states_per_core * layers)
-        count = self.states_per_core * self.layers
+        start = self.initial_state_layer(features)  # (batch, units * states_per_core * num_layers)
+        count = self.states_per_core * self.num_layers
         core_states = ops.split(start, count, axis=-1) if count > 1 else [start]
         return [*core_states, features]
 
@@ -160,7 +162,7 @@ class LabelDecoderCell(keras.layers.Layer):
             units=self.units,
             features_dim=self.features_dim,
             cell_type=self.cell_type,
-            layers=self.layers,
+            num_layers=self.num_layers,
             context=self.context,
         )
         return config
