@@ -1,5 +1,6 @@
 """The command line: errors without tracebacks, and train -> evaluate -> predict end to end."""
 
+import gzip
 import json
 import subprocess
 import sys
@@ -190,6 +191,36 @@ def test_predict_with_chunks_in_which_no_row_is_valid(tiny_run, tiny_csvs, tmp_p
         assert "wrote 2 rows" in capsys.readouterr().out
         assert pd.read_csv(out)["text"].tolist() == ["wheat exports", "bank rates rose"]
     assert mlgen.load(linear).predict([]) == [] and mlgen.load(cnn_rnn).predict([]) == []
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
+def test_predict_shards_concatenate_to_the_whole_output(tiny_csvs, tmp_path, capsys, suffix):
+    linear = _linear_run(tiny_csvs["train"], tmp_path / "linear")
+    frame = pd.read_csv(tiny_csvs["test"], keep_default_na=False).head(20)
+    lines = "\n".join(frame["text"].map(lambda t: '"' + t.replace('"', '""') + '"'))
+    source = write_csv(tmp_path / "in.csv", "text\n" + lines.replace("\n", "\n\n", 1) + "\n")  # row 2 blank
+    whole = tmp_path / f"whole{suffix}"
+    argv = ["predict", "--model", linear, "--input", source, "--chunk-size", "3"]
+    assert main([*argv, "--output", whole]) == 0
+    for num_shards in (1, 3, 7, 30):
+        parts = [tmp_path / f"part-{k}-of-{num_shards}{suffix}" for k in range(1, num_shards + 1)]
+        for k, part in enumerate(parts, 1):
+            assert main([*argv, "--output", part, "--shard", f"{k}/{num_shards}"]) == 0
+        assert f"part {num_shards}/{num_shards}: data rows" in capsys.readouterr().out
+        joined = b"".join(part.read_bytes() for part in parts)
+        if suffix.endswith(".gz"):
+            joined, expected = gzip.decompress(joined), gzip.decompress(whole.read_bytes())
+        else:
+            expected = whole.read_bytes()
+        assert joined == expected, num_shards
+
+
+@pytest.mark.parametrize("shard", ["3/2", "0/4", "1", "a/b", "1/0"])
+def test_a_bad_shard_is_one_line(tiny_csvs, tmp_path, capsys, shard):
+    argv = ["predict", "--model", tmp_path, "--input", tiny_csvs["test"], "--output", tmp_path / "o.csv"]
+    assert main([*argv, "--shard", shard]) == 2
+    err = capsys.readouterr().err
+    assert "--shard" in err and err.count("\n") == 1
 
 
 def test_evaluate_of_a_file_whose_rows_were_all_dropped(tiny_run, tmp_path, capsys):

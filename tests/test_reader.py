@@ -8,11 +8,13 @@ from conftest import write_csv
 from mlgen.data.reader import (
     CSVFormat,
     check_texts,
+    count_rows,
     from_lists,
     is_utf8,
     read_chunks,
     read_labelled_csv,
     read_texts,
+    shard_rows,
     split_labels,
     train_dev_split,
 )
@@ -252,3 +254,32 @@ def read_labelled_csv_like(*cells):
 def test_texts_that_are_not_valid_unicode_are_refused():
     with pytest.raises(InputError, match=r"texts: item 1 is not valid Unicode text \(surrogates not allowed"):
         check_texts(["fine", "\ud800"])
+
+
+def test_shards_of_rows_are_contiguous_disjoint_and_cover_every_row():
+    for num_rows in (0, 1, 2, 7, 100):
+        for num_shards in (1, 2, 3, 8):
+            parts = [shard_rows(num_rows, k, num_shards) for k in range(1, num_shards + 1)]
+            covered = [row for first, last in parts for row in range(first, last + 1)]
+            assert covered == list(range(1, num_rows + 1)), (num_rows, num_shards)
+
+
+def test_a_range_of_rows_is_read_as_the_whole_read_would_number_and_check_it(tmp_path):
+    # Rows 1-8: row 3 is blank, row 6 has no text (invalid), row 8 has no labels (invalid).
+    path = write_csv(tmp_path / "d.csv", "text,labels\na,x\nb,y\n\nc,x|y\nd,x\n,y\ne,x\nf,\n")
+    assert count_rows(path) == 8
+    fmt = CSVFormat(drop_invalid=True)
+    whole = read_labelled_csv(path, fmt)
+    for first, last in ((1, 8), (2, 4), (4, 5), (3, 3), (6, 8), (5, 4)):
+        for chunksize in (None, 1, 3):
+            chunks = list(read_chunks(path, fmt, chunksize=chunksize, rows=(first, last)))
+            rows = [row for _, data in chunks for row in data.rows]
+            assert rows == [row for row in whole.rows if first <= row <= last], (first, last, chunksize)
+            texts = [text for frame, _ in chunks for text in frame["text"]]
+            assert texts == [t for t, row in zip(whole.texts, whole.rows) if first <= row <= last]
+            dropped = sorted(row for _, data in chunks for reasons in data.dropped.values() for row in reasons)
+            assert dropped == [row for row in (3, 6, 8) if first <= row <= last]
+    # Without --drop-invalid only the rows asked for are checked, and an error names its row.
+    assert [d.rows for _, d in read_chunks(path, rows=(1, 5))] == [[1, 2, 4, 5]]
+    with pytest.raises(InputError, match="data rows 6"):
+        list(read_chunks(path, rows=(5, 7)))

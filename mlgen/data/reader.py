@@ -151,9 +151,22 @@ def _nonempty(data: LabelledData) -> LabelledData:
 
 
 def read_chunks(
-    path, fmt: CSVFormat = CSVFormat(), *, with_labels: bool = True, chunksize: int | None = None
+    path,
+    fmt: CSVFormat = CSVFormat(),
+    *,
+    with_labels: bool = True,
+    chunksize: int | None = None,
+    rows: tuple[int, int] | None = None,
 ) -> Iterator[tuple[pd.DataFrame, LabelledData]]:
     """Reads a CSV in chunks of `chunksize` rows (all at once when None).
+
+    Args:
+        path, fmt: the file and its format.
+        with_labels: parse the labels too.
+        chunksize: data rows per chunk read (None: the whole file at once).
+        rows: `(first, last)`: only the data rows numbered `first` to `last` (1-based,
+            inclusive; `count_rows` counts them) are parsed, checked and yielded; the
+            others are read past. None: every row.
 
     Yields:
         `(frame, data)`: the chunk's rows as read (all columns, as strings, invalid
@@ -167,18 +180,50 @@ def read_chunks(
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    frames = _read_frames(path, fmt, chunksize)
-    first_row = 1
-    for frame in frames:
+    first, last = rows if rows is not None else (1, None)
+    first_row, yielded = 1, False
+    for frame in _read_frames(path, fmt, chunksize):
         if first_row == 1:
             _check_columns(path, frame, fmt, with_labels)
         if len(frame) == 0:
             break
-        kept, data = _parse(frame, fmt, path, first_row, with_labels)
-        first_row += len(frame)
+        start, first_row = first_row, first_row + len(frame)
+        if first_row <= first:  # the whole chunk comes before the rows asked for
+            continue
+        if last is not None and start > last:
+            if not yielded:  # no row asked for: one empty chunk, so callers still see the columns
+                yield frame.iloc[:0], _parse(frame.iloc[:0], fmt, path, start, with_labels)[1]
+            break
+        if rows is not None:
+            frame = frame.iloc[max(first - start, 0) : None if last is None else last - start + 1]
+            start = max(start, first)
+        kept, data = _parse(frame, fmt, path, start, with_labels)
+        yielded = True
         yield frame[kept], data
     if first_row == 1:
         raise InputError(f"{path}: has a header but no data rows; add at least one row under the header")
+
+
+def count_rows(path, fmt: CSVFormat = CSVFormat()) -> int:
+    """The data rows of a CSV (blank ones included, as `read_chunks` numbers them), in one streamed pass.
+
+    Raises:
+        InputError: as `read_chunks` does for an unreadable file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    return sum(len(frame) for frame in _read_frames(path, fmt, COUNT_CHUNK))
+
+
+# Rows per chunk when `count_rows` streams a file.
+COUNT_CHUNK = 10_000
+
+
+def shard_rows(num_rows: int, shard: int, num_shards: int) -> tuple[int, int]:
+    """`(first, last)` data rows (1-based, inclusive; `first > last` when empty) of part `shard`
+    (1-based) of `num_shards` contiguous, disjoint parts that together cover rows 1 to `num_rows`."""
+    return (shard - 1) * num_rows // num_shards + 1, shard * num_rows // num_shards
 
 
 def _read_frames(path: Path, fmt: CSVFormat, chunksize: int | None) -> Iterator[pd.DataFrame]:
