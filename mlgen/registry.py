@@ -51,6 +51,7 @@ class ModelType:
             fields it reads, the linear-br ensemble's aside.
         ensemble: whether it takes `ModelConfig.ensemble`; when that is `"linear-br"`
             it reads `LINEAR_FIELDS` too.
+        workers: whether it trains on several workers (`mlgen train --workers`, `TF_CONFIG`).
     """
 
     name: str
@@ -58,6 +59,7 @@ class ModelType:
     predictor: str
     reads: dict[str, tuple[str, ...]]
     ensemble: bool = False
+    workers: bool = False
 
     def fields(self, ensemble: str = ModelConfig.ensemble) -> dict[str, tuple[str, ...]]:
         """The fields read per section, with the ensemble's when it is on (sections it reads nothing of left out)."""
@@ -90,6 +92,7 @@ MODEL_TYPES: dict[str, ModelType] = {
             "mlgen.predictors.cnn_rnn:SequencePredictor",
             {"model": _all(ModelConfig), "train": _all(TrainConfig)},
             ensemble=True,
+            workers=True,
         ),
         ModelType(
             "cnn-br",
@@ -97,6 +100,7 @@ MODEL_TYPES: dict[str, ModelType] = {
             "mlgen.predictors.cnn_br:CNNBRPredictor",
             {"model": (*ENCODER_FIELDS, "ensemble"), "baseline": THRESHOLD_FIELDS, "train": _all(TrainConfig)},
             ensemble=True,
+            workers=True,
         ),
         ModelType(
             "linear-br",

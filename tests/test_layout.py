@@ -28,7 +28,7 @@ ALLOWED = {
     "registry": BASE | {"data", "eval", "predictors"},
     "estimator": BASE | {"data", "registry"},
     "compare": BASE | {"data", "eval", "registry"},
-    "cli": BASE | {"data", "eval", "predictors", "registry", "compare"},
+    "cli": BASE | {"data", "eval", "nn", "predictors", "registry", "compare"},
     "__main__": {"cli"},
     "__init__": BASE | {"data", "registry", "estimator"},
 }

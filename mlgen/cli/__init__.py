@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Runs one command; `argv` items may be paths. Returns the exit status."""
-    args = build_parser().parse_args(None if argv is None else [str(a) for a in argv])
+    argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    args = build_parser().parse_args(argv)
+    args.argv = argv  # what `train --workers` starts each worker with
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_LOG_LEVEL)  # before TensorFlow is imported
     try:
         return args.func(args)

@@ -7,6 +7,7 @@ import dataclasses
 import keras
 
 from mlgen.config import ModelConfig, from_dict, to_dict
+from mlgen.nn import distribute
 from mlgen.nn.layers.encoder import CNNTextEncoder
 
 # `get_config` key of the hyperparameters (`ModelConfig` as a dict).
@@ -46,6 +47,25 @@ class CNNTextModel(keras.Model):
     @property
     def sequence_length(self) -> int:
         return self.model_config.sequence_length
+
+    def train_step(self, data):
+        logs = super().train_step(data)
+        return distribute.vector_logs(logs) if distribute.is_multi_worker(self.distribute_strategy) else logs
+
+    def test_step(self, data):
+        logs = super().test_step(data)
+        return distribute.vector_logs(logs) if distribute.is_multi_worker(self.distribute_strategy) else logs
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras builds from a distributed batch reduced across replicas, which a multi-worker
+        # strategy cannot do eagerly (keras-team/keras#20585): build from one replica's share.
+        if not distribute.is_multi_worker(self.distribute_strategy) or iterator is None:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        for _, _, batches in iterator:
+            data_batch = distribute.local_batch(self.distribute_strategy, next(batches))
+            break
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
 
     def get_config(self):
         config = super().get_config()

@@ -240,7 +240,7 @@ def train_network(
 
 def _check_finite(model, train_config: TrainConfig) -> None:
     """Raises `TrainingDiverged` if a trained weight is NaN or infinite."""
-    bad = [w.path for w in model.weights if not np.isfinite(keras.ops.convert_to_numpy(w.value)).all()]
+    bad = [w.path for w in model.weights if not np.isfinite(w.numpy()).all()]
     if bad:
         raise TrainingDiverged(
             f"training diverged: {len(bad)} weights are not finite (first: {bad[0]}); nothing was saved; "

@@ -7,12 +7,13 @@ calibrates on dev; subclasses say which network (`network`).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from mlgen import artifacts
 from mlgen.config import Configs, to_dict
 from mlgen.data import LabelVocabulary
-from mlgen.nn import training
+from mlgen.nn import distribute, training
 from mlgen.predictors import ensemble
 from mlgen.predictors.base import Predictor
 
@@ -28,6 +29,8 @@ class NeuralPredictor(Predictor):
 
     @classmethod
     def fit(cls, train, dev, configs: Configs, config: dict, *, log_dir=None, verbose=0):
+        # Under a `TF_CONFIG` of several workers, the network is built and trained by all of them.
+        strategy = distribute.strategy()
         training.set_seed(configs.train.seed)
         # "shuffle" and "model" reorder each document's labels as they train; ids still follow frequency.
         order = configs.model.label_order
@@ -40,13 +43,18 @@ class NeuralPredictor(Predictor):
         if report:
             training.say(report, verbose)
         configs = Configs(model_config, configs.train, configs.baseline)
-        model, train_ids = training.build_network(cls.network, vocab, train.texts, model_config, configs.train, verbose)
-        predictor = cls(model, vocab, config)
-        result = training.train_network(
-            model, predictor, train_ids, train, dev, vocab, configs.train, log_dir=log_dir, verbose=verbose
-        )
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            model, train_ids = training.build_network(
+                cls.network, vocab, train.texts, model_config, configs.train, verbose
+            )
+            predictor = cls(model, vocab, config)
+            result = training.train_network(
+                model, predictor, train_ids, train, dev, vocab, configs.train, log_dir=log_dir, verbose=verbose
+            )
         predictor.history = result.pop("history")
         predictor.metrics = result
+        if strategy is not None and not distribute.is_chief():
+            return predictor  # the chief alone fits the ensemble, calibrates and writes
         predictor.linear = ensemble.fit(train, vocab, configs)  # joins only now: epochs are scored on the network alone
         # The best epoch's weights are back: tune what decoding adds (cnn-rnn) or the threshold (cnn-br),
         # and the ensemble's weights.

@@ -1,0 +1,61 @@
+"""Training on two worker processes on 127.0.0.1 (`mlgen train --workers 2`)."""
+
+import subprocess
+import sys
+
+import pytest
+from conftest import TINY_FLAGS
+
+import mlgen
+from mlgen.cli import main
+
+
+def test_two_local_workers_train_a_run_folder_that_loads_and_predicts(tiny_csvs, tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "mlgen", "train", "--train", tiny_csvs["train"], "--dev", tiny_csvs["dev"]]
+    command += ["--out", out, "--workers", "2", "--verbose", "0", *TINY_FLAGS]
+    result = subprocess.run(list(map(str, command)), capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "trained cnn-rnn" in result.stdout and f"saved {out}" in result.stdout
+    predictor = mlgen.load(out)
+    assert predictor.history["loss"][-1] < predictor.history["loss"][0]
+    assert all(labels for labels in predictor.predict(["wheat exports rose", "the bank raised its rates"]))
+    # The parent waited for both workers: none is left running.
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(out) not in ps
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--model", "linear-br", "--workers", "2"], "--workers applies to the neural models"),
+        (["--workers", "0"], "--workers must be at least 1"),
+    ],
+)
+def test_workers_refused_where_they_do_not_apply(argv, message, tiny_csvs, tmp_path, capsys):
+    assert main(["train", "--train", tiny_csvs["train"], "--out", tmp_path / "run", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_a_worker_that_fails_stops_the_others_and_says_so(tiny_csvs, tmp_path, monkeypatch, capsys):
+    import time
+
+    from mlgen.cli import train
+
+    started, real_popen = [], subprocess.Popen
+
+    def fake_worker(command, **kwargs):  # the chief would run a minute; worker 1 fails at once
+        index = len(started)
+        code = (
+            "import time; time.sleep(60)" if index == 0 else "import sys; print('boom', file=sys.stderr); sys.exit(3)"
+        )
+        started.append(real_popen([sys.executable, "-c", code], **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(train.subprocess, "Popen", fake_worker)
+    begun = time.perf_counter()
+    assert main(["train", "--train", tiny_csvs["train"], "--out", tmp_path / "run", "--workers", "2"]) != 0
+    assert time.perf_counter() - begun < 30  # the chief was stopped, not waited for
+    assert all(worker.poll() is not None for worker in started)
+    assert "worker 1 stopped (exit 3): boom" in capsys.readouterr().err
