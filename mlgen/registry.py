@@ -15,6 +15,7 @@ import time
 from mlgen import artifacts
 from mlgen.config import SECTIONS, BaselineConfig, Configs, ModelConfig, TrainConfig, to_dict
 from mlgen.data import LabelledData, train_dev_split
+from mlgen.data.stream import LabelledStream
 from mlgen.errors import InputError
 from mlgen.predictors.base import read_config
 from mlgen.version import __version__
@@ -52,6 +53,7 @@ class ModelType:
         ensemble: whether it takes `ModelConfig.ensemble`; when that is `"linear-br"`
             it reads `LINEAR_FIELDS` too.
         workers: whether it trains on several workers (`mlgen train --workers`, `TF_CONFIG`).
+        streams: whether it trains on data read chunk by chunk (`mlgen train --stream`).
     """
 
     name: str
@@ -60,6 +62,7 @@ class ModelType:
     reads: dict[str, tuple[str, ...]]
     ensemble: bool = False
     workers: bool = False
+    streams: bool = False
 
     def fields(self, ensemble: str = ModelConfig.ensemble) -> dict[str, tuple[str, ...]]:
         """The fields read per section, with the ensemble's when it is on (sections it reads nothing of left out)."""
@@ -93,6 +96,7 @@ MODEL_TYPES: dict[str, ModelType] = {
             {"model": _all(ModelConfig), "train": _all(TrainConfig)},
             ensemble=True,
             workers=True,
+            streams=True,
         ),
         ModelType(
             "cnn-br",
@@ -101,6 +105,7 @@ MODEL_TYPES: dict[str, ModelType] = {
             {"model": (*ENCODER_FIELDS, "ensemble"), "baseline": THRESHOLD_FIELDS, "train": _all(TrainConfig)},
             ensemble=True,
             workers=True,
+            streams=True,
         ),
         ModelType(
             "linear-br",
@@ -141,7 +146,8 @@ def fit(
 
     Args:
         model_type: a name in `MODEL_TYPES`.
-        train, dev: training and dev data; `train` alone builds the vocabularies.
+        train, dev: training and dev data; `train` alone builds the vocabularies. `train`
+            may be a `LabelledStream` (types that stream), which brings its dev.
         model_config, train_config, baseline_config: the hyperparameters (each type
             reads its fields).
         log_dir: where TensorBoard logs go (neural types; none when None).
@@ -151,11 +157,18 @@ def fit(
 
     entry = get(model_type)
     started = time.perf_counter()
+    streamed = isinstance(train, LabelledStream)
+    if streamed and not entry.streams:
+        raise InputError(f"{model_type} fits in memory; read its training data with `read_labelled_csv`")
     if dev is None:
+        if streamed:
+            raise InputError("a streamed training set brings its dev set: `mlgen.data.stream.scan` returns both")
         train, dev = train_dev_split(train, train_config.dev_fraction, train_config.seed)
     configs = Configs(model_config, train_config, baseline_config)
     config = entry.run_config(configs)
     config["data"] = {"train": train.source, "dev": dev.source, "train_docs": len(train), "dev_docs": len(dev)}
+    if streamed:
+        config["data"]["stream"] = {"chunk_rows": train.chunksize, "sample_docs": len(train.sample)}
     predictor = entry.predictor_class().fit(train, dev, configs, config, log_dir=log_dir, verbose=verbose)
     dev_scores = metrics.evaluate(dev.label_sets, predictor.predict(dev.texts), predictor.labels)
     predictor.metrics = {

@@ -69,6 +69,16 @@ def tiny_csvs(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_shards(tmp_path_factory):
+    """The tiny train and dev documents (380) as three gzip CSV shards; returns their glob."""
+    folder = tmp_path_factory.mktemp("shards")
+    frame = _tiny_frame("train", 380)
+    for i, start in enumerate((0, 150, 260)):
+        frame.iloc[start : (150, 260, 380)[i]].to_csv(folder / f"part-{i}.csv.gz", index=False)
+    return str(folder / "part-*.csv.gz")
+
+
+@pytest.fixture(scope="session")
 def tiny_run(tiny_csvs, tmp_path_factory):
     """A tiny CNN-RNN trained by `mlgen.registry.fit` and saved; returns (predictor, run folder)."""
     from mlgen.config import ModelConfig, TrainConfig

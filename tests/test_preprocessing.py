@@ -2,17 +2,22 @@
 
 import keras
 import numpy as np
+import tensorflow as tf
 
+from mlgen.data import LabelledData
 from mlgen.data.vocab import BOS_ID, EOS_ID, PAD_ID, LabelVocabulary
 from mlgen.nn import preprocessing
+
+
+def _documents(token_ids, label_sets, vocab):
+    return tf.data.Dataset.from_tensor_slices((token_ids, vocab.label_ids(label_sets)))
 
 
 def test_batches_hold_token_ids_and_teacher_forcing_pairs():
     vocab = LabelVocabulary.build([["a"], ["a", "b"], ["c", "a", "b"]])
     token_ids = np.arange(12, dtype="int32").reshape(4, 3)
-    batches = list(
-        preprocessing.make_dataset(token_ids, [["b", "a"], ["c"], ["a", "b", "c"], ["a"]], vocab, batch_size=2)
-    )
+    documents = _documents(token_ids, [["b", "a"], ["c"], ["a", "b", "c"], ["a"]], vocab)
+    batches = list(preprocessing.make_dataset(documents, batch_size=2))
     (ids, decoder_input), decoder_target = batches[0]
     np.testing.assert_array_equal(ids, token_ids[:2])
     assert decoder_input.numpy().tolist() == [[BOS_ID, 3, 4], [BOS_ID, 5, PAD_ID]]
@@ -24,9 +29,10 @@ def test_batches_hold_token_ids_and_teacher_forcing_pairs():
 def test_shuffling_is_seeded_and_reshuffles_each_epoch():
     vocab = LabelVocabulary.build([["a"]])
     token_ids = np.arange(40, dtype="int32").reshape(40, 1)
-    dataset = preprocessing.make_dataset(token_ids, [["a"]] * 40, vocab, batch_size=40, shuffle=True, seed=1)
+    documents = _documents(token_ids, [["a"]] * 40, vocab)
+    dataset = preprocessing.make_dataset(documents, batch_size=40, shuffle=True, buffer=40, seed=1)
     first, second = (next(iter(dataset))[0][0].numpy().ravel().tolist() for _ in range(2))
-    again = next(iter(preprocessing.make_dataset(token_ids, [["a"]] * 40, vocab, batch_size=40, shuffle=True, seed=1)))
+    again = next(iter(preprocessing.make_dataset(documents, batch_size=40, shuffle=True, buffer=40, seed=1)))
     assert sorted(first) == list(range(40)) and first != list(range(40))
     assert first != second  # a new order every epoch
     assert again[0][0].numpy().ravel().tolist() == first
@@ -62,20 +68,25 @@ def test_vectorize_chunks_match_one_call():
 
 
 def test_sequence_length_is_chosen_from_the_training_texts():
+    from mlgen.data.summary import DataSummary
     from mlgen.nn.preprocessing import MAX_AUTO_LENGTH, choose_sequence_length
 
+    def summary(texts):
+        return DataSummary.of(LabelledData(texts, [["a"]] * len(texts), list(range(len(texts))), "texts"))
+
     titles = [" ".join(["w"] * n) for n in range(1, 101)]  # 1..100 words
-    assert choose_sequence_length(titles) == 100  # 99th percentile, rounded up
-    assert choose_sequence_length(titles, quantile=0.5) == 51
-    assert choose_sequence_length(["w"] * 10, minimum=5) == 5  # never shorter than the widest filter
-    assert choose_sequence_length(["w " * 1000]) == MAX_AUTO_LENGTH
+    assert choose_sequence_length(summary(titles)) == 100  # 99th percentile, rounded up
+    assert choose_sequence_length(summary(titles), quantile=0.5) == 51
+    assert choose_sequence_length(summary(["w"] * 10), minimum=5) == 5  # never shorter than the widest filter
+    assert choose_sequence_length(summary(["w " * 1000])) == MAX_AUTO_LENGTH
 
 
 def test_shuffled_label_order_changes_per_epoch_and_keeps_each_set():
     label_sets = [["a", "b", "c", "d"], ["c"], ["b", "d"]]
     vocab = LabelVocabulary.build(label_sets)
     token_ids = np.ones((3, 5), "int32")
-    dataset = preprocessing.make_dataset(token_ids, label_sets, vocab, batch_size=3, shuffle_labels=True, seed=1)
+    documents = _documents(token_ids, label_sets, vocab)
+    dataset = preprocessing.make_dataset(documents, batch_size=3, shuffle_labels=True, seed=1)
     orders = []
     for _ in range(6):  # six epochs
         (_, decoder_input), target = next(iter(dataset))

@@ -175,8 +175,8 @@ def _training_pairs(tiny_run, tiny_csvs, targets, loss="sequence", n=8):
     predictor, _ = tiny_run
     model = predictor.model
     data = read_labelled_csv(tiny_csvs["train"]).subset(range(n))
-    token_ids = preprocessing.vectorize(model.text_vectorizer, data.texts)
-    (batch,) = preprocessing.make_dataset(token_ids, data.label_sets, predictor.vocab, batch_size=n).take(1)
+    documents = preprocessing.documents(model.text_vectorizer, data, predictor.vocab)
+    (batch,) = model.make_dataset(documents, batch_size=n).take(1)
     config = model.model_config
     order = "model" if targets == "model" else config.label_order
     model.model_config = dataclasses.replace(config, label_order=order, loss=loss)

@@ -42,19 +42,19 @@ def test_encode_decode_round_trip():
     assert vocab.to_labels([BOS_ID, 4, PAD_ID, 4, 6, EOS_ID, 3]) == ["b", "d"]
 
 
-def test_encode_batch_teacher_forcing_pairs():
+def test_label_ids_are_in_generation_order_then_padding():
     vocab = LabelVocabulary.build(SETS)
-    decoder_input, decoder_target = vocab.encode_batch([["b", "a"], ["d"]])
-    assert decoder_input.tolist() == [[BOS_ID, 3, 4], [BOS_ID, 6, PAD_ID]]
-    assert decoder_target.tolist() == [[3, 4, EOS_ID], [6, EOS_ID, PAD_ID]]
-    assert decoder_input.dtype == np.int32
-    assert vocab.encode_batch([["a"]], length=5)[0].shape == (1, 5)
+    ids = vocab.label_ids([["b", "a"], ["d"]])
+    assert ids.tolist() == [[3, 4], [6, PAD_ID]] and ids.dtype == np.int32
+    assert vocab.label_ids([["a"]], width=5).tolist() == [[3, 0, 0, 0, 0]]
+    with pytest.raises(InputError, match="too narrow"):
+        vocab.label_ids([["a", "b"]], width=1)
 
 
 def test_unknown_labels_are_an_error_when_encoding_and_counted_on_request():
     vocab = LabelVocabulary.build(SETS)
     with pytest.raises(InputError, match=r"label 'zz' \(data rows 8\)"):
-        vocab.encode_batch([["a"], ["zz", "a"]], rows=[7, 8])
+        vocab.label_ids([["a"], ["zz", "a"]], rows=[7, 8])
     assert vocab.unknown_rows([["a", "zz"], ["yy"], ["zz"]]) == {"zz": [1, 3], "yy": [2]}
     assert vocab.drop_unknown([["a", "zz"]]) == [["a"]]
     from mlgen.data import LabelledData

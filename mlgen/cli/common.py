@@ -6,9 +6,10 @@ import codecs
 import dataclasses
 import sys
 
-from mlgen import artifacts
+from mlgen import artifacts, registry
 from mlgen.config import BaselineConfig, Configs, ModelConfig, TrainConfig, add_arguments, from_args
-from mlgen.data import CSVFormat, LabelledData, datasets, is_utf8, read_labelled_csv
+from mlgen.data import CSVFormat, LabelledData, concat, datasets, is_utf8, read_labelled_csv, stream
+from mlgen.data.stream import LabelledStream
 from mlgen.errors import InputError, first_line
 from mlgen.predictors.base import read_config
 
@@ -98,20 +99,48 @@ def report(data: LabelledData) -> LabelledData:
     return data
 
 
-def training_data(args) -> tuple[LabelledData, LabelledData | None]:
+def training_data(
+    args, train_config: TrainConfig, streaming: bool | None = False
+) -> tuple[LabelledData | LabelledStream, LabelledData | None]:
+    """The training data and dev, if given or streamed.
+
+    `streaming`: True reads `--train` as a `LabelledStream` (`mlgen.data.stream.scan`,
+    which also splits off dev); False reads it into memory; None streams when the files
+    pass `STREAM_ABOVE_BYTES` and `--model` streams.
+    """
     if args.train and args.dataset:
         raise InputError("give either --dataset or --train, not both")
     if args.dev and not args.train:
         raise InputError("--dev goes with --train; a bundled --dataset brings its own dev split (or --dev-fraction)")
+    if streaming and not args.train:
+        raise InputError("--stream reads --train files; the bundled datasets fit in memory")
     if args.train:
         fmt = csv_format(args)
-        train = report(read_labelled_csv(args.train, fmt))
+        paths = stream.expand(args.train)
+        if streaming is not False and _streams(args.model, streaming, paths):
+            train, dev = stream.scan(
+                args.train, fmt, dev_fraction=None if args.dev else train_config.dev_fraction, seed=train_config.seed
+            )
+            print(train.summary_line(), file=sys.stderr)
+            dev = report(read_labelled_csv(args.dev, fmt)) if args.dev else report(dev)
+            return train, dev
+        files = [read_labelled_csv(path, fmt) for path in paths]
+        train = report(files[0] if len(files) == 1 else concat(files, args.train))
         dev = report(read_labelled_csv(args.dev, fmt)) if args.dev else None
         return train, dev
     name = args.dataset or datasets.DEFAULT
     train = report(datasets.read(name, "train"))
     dev = report(datasets.read(name, "dev")) if "dev" in datasets.splits(name) else None
     return train, dev
+
+
+def _streams(model_type: str, streaming: bool | None, paths) -> bool:
+    streams = registry.get(model_type).streams
+    if streaming and not streams:
+        raise InputError(f"--stream trains cnn-rnn and cnn-br; --model {model_type} fits in memory")
+    if streaming is not None:
+        return streaming
+    return streams and stream.total_bytes(paths) > stream.STREAM_ABOVE_BYTES
 
 
 def add_config_arguments(parser, baseline_title: str) -> None:

@@ -50,7 +50,7 @@ def run(args) -> int:
     from mlgen.compare import FOLDER, compare  # matplotlib, only for this command
 
     artifacts.check_out_dir(args.out, FOLDER, inputs=(args.train, args.dev, args.test))
-    train, dev = common.training_data(args)
+    train, dev = common.training_data(args, configs.train)
     if args.train:
         test = common.report(read_labelled_csv(args.test, common.csv_format(args)))
     else:

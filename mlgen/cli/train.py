@@ -8,6 +8,7 @@ one host of a real cluster), the chief alone writes the run folder and its logs.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -20,7 +21,7 @@ import time
 from mlgen import artifacts, registry
 from mlgen.cli import common
 from mlgen.config import BaselineConfig, ModelConfig, TrainConfig
-from mlgen.data import datasets
+from mlgen.data import datasets, stream
 from mlgen.errors import InputError
 
 
@@ -32,7 +33,11 @@ def add_parser(commands) -> None:
         f"(default: {datasets.DEFAULT}). Writes the run folder --out atomically.",
     )
     common.add_data_source(parser)
-    parser.add_argument("--train", metavar="CSV", help="labelled training file (.csv, .tsv, optionally .gz)")
+    parser.add_argument(
+        "--train",
+        metavar="CSV",
+        help="labelled training file (.csv, .tsv, optionally .gz), or a quoted glob of them ('shards/*.csv.gz')",
+    )
     parser.add_argument("--dev", metavar="CSV", help="labelled dev file for early stopping")
     parser.add_argument(
         "--model",
@@ -49,6 +54,14 @@ def add_parser(commands) -> None:
         metavar="N",
         help="train cnn-rnn or cnn-br on N local worker processes (tf.distribute.MultiWorkerMirroredStrategy); "
         "on a cluster, give each host's process its TF_CONFIG instead (default: 1)",
+    )
+    parser.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        help="cnn-rnn, cnn-br: read --train in chunks on every pass, never all rows in memory; dev is then "
+        "--dev, or the rows whose hash of their text falls under --dev-fraction (at most "
+        f"{stream.MAX_DEV_DOCS:,} documents) (default: on when the --train files pass "
+        f"{stream.STREAM_ABOVE_BYTES // 2**20} MiB on disk)",
     )
     common.add_verbose_argument(parser, default=None, default_help="1 on a terminal, else 2")
     common.add_config_arguments(parser, "binary-relevance baselines (--model cnn-br, linear-br) and the ensemble")
@@ -81,10 +94,10 @@ def run(args) -> int:
     if args.workers != 1:
         return run_workers(args)
     if os.environ.get("TF_CONFIG") and not _is_chief():
-        train, dev = common.training_data(args)
+        train, dev = common.training_data(args, configs.train, args.stream)
         registry.fit(args.model, train, dev, configs.model, configs.train, configs.baseline, verbose=0)
         return 0  # a worker that is not the chief writes nothing
-    train, dev = common.training_data(args)
+    train, dev = common.training_data(args, configs.train, args.stream)
     with artifacts.atomic_dir(args.out) as staging:
         predictor = registry.fit(
             args.model,

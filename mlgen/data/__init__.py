@@ -2,12 +2,13 @@
 vocabulary, word vectors and predictions. numpy and pandas only: no TensorFlow here.
 """
 
-from mlgen.data import datasets
+from mlgen.data import datasets, stream
 from mlgen.data.predictions import Explanation, Prediction, scored_predictions
 from mlgen.data.reader import (
     CSVFormat,
     LabelledData,
     check_texts,
+    concat,
     from_lists,
     is_utf8,
     read_chunks,
@@ -24,6 +25,7 @@ __all__ = [
     "LabelledData",
     "Prediction",
     "check_texts",
+    "concat",
     "datasets",
     "from_lists",
     "is_utf8",
@@ -31,5 +33,6 @@ __all__ = [
     "read_labelled_csv",
     "read_texts",
     "scored_predictions",
+    "stream",
     "train_dev_split",
 ]

@@ -136,12 +136,12 @@ def read_labelled_csv(path, fmt: CSVFormat = CSVFormat()) -> LabelledData:
     Raises:
         InputError: also when every data row was dropped.
     """
-    return _nonempty(_concat([data for _, data in read_chunks(path, fmt)], str(path)))
+    return _nonempty(concat([data for _, data in read_chunks(path, fmt)], str(path)))
 
 
 def read_texts(path, fmt: CSVFormat = CSVFormat()) -> LabelledData:
     """Reads only the text column (labels, if any, are ignored)."""
-    return _nonempty(_concat([data for _, data in read_chunks(path, fmt, with_labels=False)], str(path)))
+    return _nonempty(concat([data for _, data in read_chunks(path, fmt, with_labels=False)], str(path)))
 
 
 def _nonempty(data: LabelledData) -> LabelledData:
@@ -375,15 +375,6 @@ def _parse(
         cells = frame[list(fmt.label_columns)].apply(lambda col: col.str.strip())
         ok = cells.isin(["0", "1"])
         invalid[BAD_ONE_HOT] = ~ok.all(axis=1).to_numpy() & ~invalid[EMPTY_ROW]
-        if invalid[BAD_ONE_HOT].any() and not fmt.drop_invalid:
-            i = int(np.argmax(invalid[BAD_ONE_HOT]))
-            column = str(ok.columns[~ok.iloc[i].to_numpy()][0])
-            bad_rows = rows[invalid[BAD_ONE_HOT]]
-            raise InputError(
-                f"{path}: one-hot label cells must be 0 or 1, but column {column!r} holds "
-                f"{frame[column].iloc[i]!r} in data row {rows[i]} (invalid data rows: {format_rows(bad_rows)}); "
-                f"fix those cells or pass --drop-invalid to skip the rows"
-            )
         names = np.array(fmt.label_columns, dtype=object)
         on = cells.eq("1").to_numpy()
         label_sets = [list(names[r]) for r in on]
@@ -400,17 +391,27 @@ def _parse(
     keep = np.ones(len(frame), dtype=bool)
     for reason, bad in invalid.items():
         bad = bad & keep  # a row is counted once, under its first problem
-        if not bad.any():
-            continue
-        if not fmt.drop_invalid and reason != EMPTY_ROW:
-            if reason == EMPTY_TEXT or fmt.label_columns is None:
-                where = f"column {fmt.text_column if reason == EMPTY_TEXT else fmt.labels_column!r}"
-            else:
-                shown = ", ".join(map(repr, fmt.label_columns[:5])) + (", ..." if len(fmt.label_columns) > 5 else "")
-                where = f"one-hot columns {shown}"
-            raise InputError(f"{path}: {reason} in {where} at data rows {format_rows(rows[bad])}; {fixes[reason]}")
-        dropped[reason] = rows[bad].tolist()
-        keep &= ~bad
+        if bad.any():
+            dropped[reason] = rows[bad].tolist()
+            keep &= ~bad
+    errors = {reason: bad_rows for reason, bad_rows in dropped.items() if reason != EMPTY_ROW}
+    if errors and not fmt.drop_invalid:
+        # The problem of the first invalid row, so that any chunking of the file reports the same one.
+        reason = min(errors, key=lambda r: errors[r][0])
+        if reason == BAD_ONE_HOT:
+            i = errors[reason][0] - first_row
+            column = str(ok.columns[~ok.iloc[i].to_numpy()][0])
+            raise InputError(
+                f"{path}: one-hot label cells must be 0 or 1, but column {column!r} holds "
+                f"{frame[column].iloc[i]!r} in data row {rows[i]} (invalid data rows: {format_rows(errors[reason])}); "
+                f"fix those cells or pass --drop-invalid to skip the rows"
+            )
+        if reason == EMPTY_TEXT or fmt.label_columns is None:
+            where = f"column {fmt.text_column if reason == EMPTY_TEXT else fmt.labels_column!r}"
+        else:
+            shown = ", ".join(map(repr, fmt.label_columns[:5])) + (", ..." if len(fmt.label_columns) > 5 else "")
+            where = f"one-hot columns {shown}"
+        raise InputError(f"{path}: {reason} in {where} at data rows {format_rows(errors[reason])}; {fixes[reason]}")
 
     data = LabelledData(
         texts=[str(t) for t in texts[keep]],
@@ -498,7 +499,8 @@ def _label_set(labels, i: int, source: str) -> list[str]:
     return clean_labels(labels)
 
 
-def _concat(chunks: list[LabelledData], source: str) -> LabelledData:
+def concat(chunks: list[LabelledData], source: str) -> LabelledData:
+    """The documents of `chunks` one after the other, their drops together, as `source`."""
     dropped: dict[str, list[int]] = {}
     for chunk in chunks:
         for reason, rows in chunk.dropped.items():

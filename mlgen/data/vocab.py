@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import collections
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +74,11 @@ class LabelVocabulary:
     @classmethod
     def build(cls, label_sets: Iterable[Sequence[str]], order: str = "frequency") -> LabelVocabulary:
         """The vocabulary of every label in `label_sets`, most frequent first (ties by name)."""
-        counts = collections.Counter(label for labels in label_sets for label in set(labels))
+        return cls.from_counts(collections.Counter(label for labels in label_sets for label in set(labels)), order)
+
+    @classmethod
+    def from_counts(cls, counts: Mapping[str, int], order: str = "frequency") -> LabelVocabulary:
+        """The vocabulary of the labels counted in `counts` (documents per label), most frequent first."""
         labels = sorted(counts, key=lambda label: (-counts[label], label))
         return cls(labels, [counts[label] for label in labels], order=order)
 
@@ -123,20 +127,15 @@ class LabelVocabulary:
         """`["earn", "acq"]` -> `[BOS_ID, id(acq), id(earn), EOS_ID]` (generation order)."""
         return [BOS_ID, *(self.id(label) for label in self.sort(label_set)), EOS_ID]
 
-    def encode_batch(
-        self, label_sets: Sequence[Sequence[str]], length: int | None = None, rows: Sequence[int] | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Teacher-forcing pairs for a batch of label sets.
+    def label_ids(
+        self, label_sets: Sequence[Sequence[str]], width: int | None = None, rows: Sequence[int] | None = None
+    ) -> np.ndarray:
+        """Each label set's ids in generation order, PAD after: int32 `(n, width)`.
 
         Args:
             label_sets: `n` label sets; every label must be in the vocabulary.
-            length: time steps of the output, at least the largest set + 1
-                (default: exactly that).
+            width: columns, at least the largest set (default: exactly that).
             rows: data rows of the sets, for error messages.
-
-        Returns:
-            `(decoder_input, decoder_target)`, int32 arrays of shape `(n, length)`:
-            `BOS l1 .. lk PAD..` and `l1 .. lk EOS PAD..`.
 
         Raises:
             InputError: naming the data rows of labels outside the vocabulary.
@@ -148,17 +147,15 @@ class LabelVocabulary:
                 f"label {label!r} (data rows {format_rows(bad_rows)}) is not in the label vocabulary "
                 f"built from the training data ({len(unknown)} unknown labels in all)"
             )
-        longest = max((len(set(s)) for s in label_sets), default=0) + 1
-        length = longest if length is None else length
-        if length < longest:
-            raise InputError(f"sequence length {length} is too short for a set of {longest - 1} labels")
-        decoder_input = np.full((len(label_sets), length), PAD_ID, dtype=np.int32)
-        decoder_target = np.full((len(label_sets), length), PAD_ID, dtype=np.int32)
+        longest = max((len(set(s)) for s in label_sets), default=0)
+        width = longest if width is None else width
+        if width < longest:
+            raise InputError(f"width {width} is too narrow for a set of {longest} labels")
+        ids = np.full((len(label_sets), width), PAD_ID, dtype=np.int32)
         for i, label_set in enumerate(label_sets):
-            ids = self.encode(label_set)
-            decoder_input[i, : len(ids) - 1] = ids[:-1]
-            decoder_target[i, : len(ids) - 1] = ids[1:]
-        return decoder_input, decoder_target
+            encoded = self.encode(label_set)[1:-1]
+            ids[i, : len(encoded)] = encoded
+        return ids
 
     def to_labels(self, ids: Iterable[int]) -> list[str]:
         """Ids -> label names in generation order: stops at EOS, skips PAD/BOS and repeats.

@@ -40,10 +40,11 @@ class BinaryRelevanceModel(CNNTextModel):
     def call(self, token_ids, training=None):
         return self.head(self.encoder(token_ids, training=training))  # (batch, num_labels)
 
-    def make_dataset(self, token_ids, label_sets, vocab, *, batch_size: int, shuffle: bool = False, seed: int = 0):
-        """What this network trains (`shuffle`) or is validated on: `mlgen.nn.preprocessing.make_multi_hot_dataset`."""
+    def make_dataset(self, documents, *, batch_size: int, shuffle: bool = False, buffer: int = 0, seed: int = 0):
+        """What this network trains (`shuffle`) or is validated on, from `preprocessing.documents`:
+        `mlgen.nn.preprocessing.make_multi_hot_dataset`."""
         return preprocessing.make_multi_hot_dataset(
-            token_ids, label_sets, vocab, batch_size=batch_size, shuffle=shuffle, seed=seed
+            documents, len(self.labels), batch_size=batch_size, shuffle=shuffle, buffer=buffer, seed=seed
         )
 
     def training_loss(self):

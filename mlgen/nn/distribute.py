@@ -49,6 +49,24 @@ def strategy():
     return _STRATEGY
 
 
+def from_chief(values) -> list[float]:
+    """The chief's `values` (floats), on every worker, the others passing as many zeros:
+    one all-reduce, which every worker must call at the same point."""
+    global _BROADCAST
+    if _BROADCAST is None:
+        distribute_strategy = strategy()
+
+        @tf.function
+        def broadcast(vector):
+            return distribute_strategy.reduce("SUM", distribute_strategy.run(tf.identity, args=(vector,)), axis=None)
+
+        _BROADCAST = broadcast
+    return [float(v) for v in _BROADCAST(tf.constant(values, tf.float64)).numpy()]
+
+
+_BROADCAST = None
+
+
 def is_multi_worker(distribute_strategy) -> bool:
     return isinstance(distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy)
 

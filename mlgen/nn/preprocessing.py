@@ -1,4 +1,4 @@
-"""`tf.data` input pipeline: token ids and teacher-forcing pairs, batched."""
+"""`tf.data` input pipeline: documents in memory or streamed, as token ids and teacher-forcing pairs, batched."""
 
 from __future__ import annotations
 
@@ -7,18 +7,20 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from mlgen.data.vocab import NUM_SPECIAL, LabelVocabulary
+from mlgen.data.stream import LabelledStream
+from mlgen.data.summary import DataSummary
+from mlgen.data.vocab import BOS_ID, EOS_ID, NUM_SPECIAL, PAD_ID, LabelVocabulary
 
 _CHUNK = 2048
 # `choose_sequence_length`: the longest window chosen from data (200 won on the Reuters dev split).
 MAX_AUTO_LENGTH = 200
 
 
-def choose_sequence_length(texts: Sequence[str], minimum: int = 1, quantile: float = 0.99) -> int:
-    """A token window from the training texts: their word counts' `quantile`, within
-    [`minimum`, `MAX_AUTO_LENGTH`]. Short texts (titles) then pay for little padding."""
-    counts = np.fromiter((len(str(t).split()) for t in texts), dtype=np.int64, count=len(texts))
-    chosen = int(np.ceil(np.quantile(counts, quantile))) if len(counts) else MAX_AUTO_LENGTH
+def choose_sequence_length(summary: DataSummary, minimum: int = 1, quantile: float = 0.99) -> int:
+    """A token window from the training texts: their word counts' `quantile` (`summary`,
+    a `DataSummary`), within [`minimum`, `MAX_AUTO_LENGTH`]. Short texts (titles) then
+    pay for little padding."""
+    chosen = int(np.ceil(summary.word_count_quantile(quantile))) if summary.num_docs else MAX_AUTO_LENGTH
     return max(minimum, min(MAX_AUTO_LENGTH, chosen))
 
 
@@ -33,26 +35,62 @@ def vectorize(vectorizer, texts: Sequence[str]) -> np.ndarray:
     return tf.concat(chunks, axis=0).numpy().astype(np.int32)
 
 
+def documents(vectorizer, data, vocab: LabelVocabulary) -> tf.data.Dataset:
+    """One element per document: `(token_ids, label_ids)`, int32 `(sequence_length,)` and
+    `(width,)`, the labels in generation order, PAD after (`LabelVocabulary.label_ids`).
+
+    Args:
+        vectorizer: the adapted `TextVectorization`.
+        data: `LabelledData` in memory (vectorized once, here), or a `LabelledStream`
+            (read, vectorized and encoded chunk by chunk on every pass; `width` is its
+            largest label set).
+        vocab: maps the labels to ids; every label must be in it.
+    """
+    if isinstance(data, LabelledStream):
+        return _streamed_documents(vectorizer, data, vocab)
+    label_ids = vocab.label_ids(data.label_sets, rows=data.rows)
+    return tf.data.Dataset.from_tensor_slices((vectorize(vectorizer, data.texts), label_ids))
+
+
+def shuffle_buffer(data) -> int:
+    """Documents the training shuffle holds: all of them in memory, `STREAM_SHUFFLE_DOCS` streamed."""
+    return STREAM_SHUFFLE_DOCS if isinstance(data, LabelledStream) else len(data)
+
+
+# Documents in the shuffle buffer of streamed training (`tf.data.Dataset.shuffle`).
+STREAM_SHUFFLE_DOCS = 20_000
+
+
+def _streamed_documents(vectorizer, stream: LabelledStream, vocab: LabelVocabulary) -> tf.data.Dataset:
+    width = stream.summary.longest
+
+    def chunks():
+        for data in stream.chunks():
+            yield np.asarray(data.texts, dtype=object), vocab.label_ids(data.label_sets, width, rows=data.rows)
+
+    signature = (tf.TensorSpec([None], tf.string), tf.TensorSpec([None, width], tf.int32))
+    dataset = tf.data.Dataset.from_generator(chunks, output_signature=signature)
+    dataset = dataset.map(lambda texts, ids: (tf.cast(vectorizer(texts), tf.int32), ids)).unbatch()
+    # The count from `scan`: Keras then knows the steps of an epoch before the first ends.
+    return dataset.apply(tf.data.experimental.assert_cardinality(len(stream)))
+
+
 def make_dataset(
-    token_ids: np.ndarray,
-    label_sets: Sequence[Sequence[str]],
-    vocab: LabelVocabulary,
+    documents: tf.data.Dataset,
     *,
     batch_size: int,
     shuffle: bool = False,
+    buffer: int = 0,
     seed: int = 0,
-    rows: Sequence[int] | None = None,
     shuffle_labels: bool = False,
 ) -> tf.data.Dataset:
-    """Batches of `((token_ids, decoder_input), decoder_target)`.
+    """Batches of `((token_ids, decoder_input), decoder_target)` for the sequence model.
 
     Args:
-        token_ids: `(n, sequence_length)` from `vectorize`.
-        label_sets: `n` label sets, every label in `vocab`.
-        vocab: orders the labels and maps them to ids.
+        documents: `documents(...)`.
         batch_size: documents per batch.
-        shuffle: reshuffle every epoch (training data only), seeded by `seed`.
-        rows: data rows of the documents, for error messages.
+        shuffle: reshuffle every epoch (training data only), `buffer` documents at a
+            time (`shuffle_buffer`), seeded by `seed`.
         shuffle_labels: put each document's labels in a fresh random order every
             epoch (`--label-order shuffle`), seeded by `seed`.
 
@@ -62,51 +100,61 @@ def make_dataset(
         `steps` is the batch's longest set + 1, so the decoder never runs over a
         column that is padding in every row.
     """
-    decoder_input, decoder_target = vocab.encode_batch(label_sets, rows=rows)
-    dataset = tf.data.Dataset.from_tensor_slices(((token_ids, decoder_input), decoder_target))
-    if shuffle:
-        dataset = dataset.shuffle(len(token_ids), seed=seed, reshuffle_each_iteration=True)
+    dataset = _shuffled(documents, shuffle, buffer, seed)
     if shuffle_labels:
         # One random number per document and epoch (fresh each pass, reproducible by seed).
         draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         dataset = tf.data.Dataset.zip(dataset, draws).map(_shuffle_labels)
-    return dataset.batch(batch_size).map(_trim_steps).prefetch(tf.data.AUTOTUNE)
-
-
-def _shuffle_labels(example, draw):
-    """One document's labels in a random order: `[BOS, l..., PAD...]`, `[l..., EOS, PAD...]`."""
-    (token_ids, decoder_input), decoder_target = example
-    count = tf.reduce_sum(tf.cast(decoder_target >= NUM_SPECIAL, tf.int32))
-    keys = tf.random.stateless_uniform([count], seed=tf.stack([draw, tf.constant(0, tf.int64)]))
-    labels = tf.gather(decoder_target[:count], tf.argsort(keys))
-    decoder_target = tf.concat([labels, decoder_target[count:]], axis=0)
-    decoder_input = tf.concat([decoder_input[:1], labels, decoder_input[count + 1 :]], axis=0)
-    return (token_ids, decoder_input), decoder_target
-
-
-def _trim_steps(inputs, decoder_target):
-    token_ids, decoder_input = inputs
-    steps = tf.reduce_max(tf.reduce_sum(tf.cast(tf.not_equal(decoder_input, 0), tf.int32), axis=1))
-    return (token_ids, decoder_input[:, :steps]), decoder_target[:, :steps]
+    return dataset.batch(batch_size).map(_teacher_forcing).prefetch(tf.data.AUTOTUNE)
 
 
 def make_multi_hot_dataset(
-    token_ids: np.ndarray,
-    label_sets: Sequence[Sequence[str]],
-    vocab: LabelVocabulary,
+    documents: tf.data.Dataset,
+    num_labels: int,
     *,
     batch_size: int,
     shuffle: bool = False,
+    buffer: int = 0,
     seed: int = 0,
 ) -> tf.data.Dataset:
-    """Batches of `(token_ids, targets)` for binary relevance.
+    """Batches of `(token_ids, targets)` for binary relevance (arguments as `make_dataset`).
 
     Yields:
         token ids `(batch, sequence_length)` and float32 0/1 targets
-        `(batch, vocab.num_labels)`, columns in `vocab.labels` order.
+        `(batch, num_labels)`, columns in the vocabulary's label order.
     """
-    targets = vocab.to_multi_hot(label_sets).astype(np.float32)
-    dataset = tf.data.Dataset.from_tensor_slices((token_ids, targets))
-    if shuffle:
-        dataset = dataset.shuffle(len(token_ids), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def multi_hot(token_ids, label_ids):  # PAD - NUM_SPECIAL < 0: an all-zero row of one_hot
+        return token_ids, tf.reduce_sum(tf.one_hot(label_ids - NUM_SPECIAL, num_labels, dtype=tf.float32), axis=1)
+
+    dataset = _shuffled(documents, shuffle, buffer, seed)
+    return dataset.batch(batch_size).map(multi_hot).prefetch(tf.data.AUTOTUNE)
+
+
+def _shuffled(documents, shuffle: bool, buffer: int, seed: int) -> tf.data.Dataset:
+    if not shuffle:
+        return documents
+    if buffer < 1:
+        raise ValueError(f"a shuffle needs a buffer of at least one document, got {buffer}")
+    return documents.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+
+
+def _shuffle_labels(document, draw):
+    """One document's label ids in a random order (PAD stays after them)."""
+    token_ids, label_ids = document
+    count = tf.reduce_sum(tf.cast(label_ids >= NUM_SPECIAL, tf.int32))
+    keys = tf.random.stateless_uniform([count], seed=tf.stack([draw, tf.constant(0, tf.int64)]))
+    labels = tf.gather(label_ids[:count], tf.argsort(keys))
+    return token_ids, tf.concat([labels, label_ids[count:]], axis=0)
+
+
+def _teacher_forcing(token_ids, label_ids):
+    """A batch's label ids `(batch, width)` -> `(token_ids, BOS + labels), labels + EOS`,
+    `steps` = the batch's longest set + 1 columns."""
+    count = tf.reduce_sum(tf.cast(label_ids != PAD_ID, tf.int32), axis=1)
+    steps = tf.reduce_max(count) + 1
+    column = tf.zeros_like(label_ids[:, :1])
+    decoder_input = tf.concat([column + BOS_ID, label_ids], axis=1)[:, :steps]
+    decoder_target = tf.concat([label_ids, column + PAD_ID], axis=1)[:, :steps]
+    decoder_target += EOS_ID * tf.one_hot(count, steps, dtype=tf.int32)  # PAD_ID is 0: EOS where the set ends
+    return (token_ids, decoder_input), decoder_target

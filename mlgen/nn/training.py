@@ -24,9 +24,11 @@ import numpy as np
 from mlgen.config import ModelConfig, TrainConfig
 from mlgen.data import LabelledData
 from mlgen.data.embeddings import load_word_vectors
+from mlgen.data.stream import LabelledStream
+from mlgen.data.summary import DataSummary
 from mlgen.errors import InputError, TrainingDiverged
 from mlgen.eval import metrics
-from mlgen.nn import preprocessing
+from mlgen.nn import distribute, preprocessing
 
 
 class DevScoringCallback(keras.callbacks.Callback):
@@ -40,7 +42,13 @@ class DevScoringCallback(keras.callbacks.Callback):
     scored as users will predict. Adds `val_micro_f1`, `val_macro_f1`, `val_samples_f1` and
     `val_subset_accuracy`, so `EarlyStopping(monitor="val_micro_f1", mode="max")`, the
     progress bar, TensorBoard and the history all see them. Place it before those.
+
+    On several workers the chief alone scores dev, and sends the other workers its
+    scores (`distribute.from_chief`), so that every one stops at the same epoch and keeps
+    the same weights.
     """
+
+    KEYS = ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy")
 
     def __init__(self, predictor, dev: LabelledData):
         super().__init__()
@@ -49,14 +57,19 @@ class DevScoringCallback(keras.callbacks.Callback):
         self.scores: list[dict] = []
 
     def on_epoch_end(self, epoch, logs=None):
+        scores = self._score() if distribute.is_chief() else dict.fromkeys(self.KEYS, 0.0)
+        if distribute.strategy() is not None:
+            scores.update(zip(self.KEYS, distribute.from_chief([scores[key] for key in self.KEYS])))
+        self.scores.append(scores)
+        if logs is not None:
+            for key in self.KEYS:
+                logs[f"val_{key}"] = scores[key]
+
+    def _score(self) -> dict:
         if self.predictor.calibrate_each_epoch:
             self.predictor.calibrate(self.dev)
         predicted = self.predictor.predict(self.dev.texts)
-        scores = metrics.evaluate(self.dev.label_sets, predicted, self.predictor.labels)
-        self.scores.append(scores)
-        if logs is not None:
-            for key in ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy"):
-                logs[f"val_{key}"] = scores[key]
+        return metrics.evaluate(self.dev.label_sets, predicted, self.predictor.labels)
 
 
 class TrainingSpeed(keras.callbacks.Callback):
@@ -100,17 +113,17 @@ class StopOnNonFiniteLoss(keras.callbacks.TerminateOnNaN):
             )
 
 
-def resolve_config(model_config: ModelConfig, train: LabelledData, check_min_labels: bool = True) -> ModelConfig:
-    """`model_config` with what depends on the training data filled in: `sequence_length`
-    0 -> the 99th percentile of the texts' word counts (`choose_sequence_length`),
-    `max_labels` 0 -> the largest training label set, `min_labels` 0 when a training
-    document has no label.
+def resolve_config(model_config: ModelConfig, summary: DataSummary, check_min_labels: bool = True) -> ModelConfig:
+    """`model_config` with what depends on the training data (`summary`) filled in:
+    `sequence_length` 0 -> the 99th percentile of the texts' word counts
+    (`choose_sequence_length`), `max_labels` 0 -> the largest training label set,
+    `min_labels` 0 when a training document has no label.
 
     Raises:
         InputError: with `check_min_labels`, when `min_labels` is more than any document can get.
     """
-    longest = max(len(s) for s in train.label_sets)
-    min_labels = model_config.min_labels if all(train.label_sets) else 0  # documents may have no label
+    longest = summary.longest
+    min_labels = model_config.min_labels if summary.all_labelled else 0  # documents may have no label
     if check_min_labels and not model_config.max_labels and min_labels > longest:
         raise InputError(
             f"--min-labels {model_config.min_labels} is more than the labels a document can get: "
@@ -119,7 +132,7 @@ def resolve_config(model_config: ModelConfig, train: LabelledData, check_min_lab
     return dataclasses.replace(
         model_config,
         sequence_length=model_config.sequence_length
-        or preprocessing.choose_sequence_length(train.texts, minimum=max(model_config.filter_sizes)),
+        or preprocessing.choose_sequence_length(summary, minimum=max(model_config.filter_sizes)),
         max_labels=model_config.max_labels or longest,
         min_labels=min_labels,
     )
@@ -127,13 +140,11 @@ def resolve_config(model_config: ModelConfig, train: LabelledData, check_min_lab
 
 def build_network(network_class, vocab, texts, model_config: ModelConfig, train_config: TrainConfig, verbose=0):
     """A `network_class` (`LabelSequenceModel` or `BinaryRelevanceModel`) for `vocab`'s labels,
-    its text vocabulary adapted to `texts` and, with `train_config.embeddings`, its token
-    embedding started from those word vectors; and the token ids of `texts`
-    `(len(texts), sequence_length)`."""
+    its text vocabulary adapted to `texts` (the training texts, or a streamed run's sample)
+    and, with `train_config.embeddings`, its token embedding started from those word vectors."""
     model = network_class(vocab.labels, model_config)
     preprocessing.adapt_vectorizer(model.text_vectorizer, texts)
     model.build(model.input_shapes())
-    token_ids = preprocessing.vectorize(model.text_vectorizer, texts)
     if train_config.embeddings:
         matrix, found = load_word_vectors(
             train_config.embeddings,
@@ -147,7 +158,7 @@ def build_network(network_class, vocab, texts, model_config: ModelConfig, train_
             f"{train_config.embeddings}: vectors for {found} of {model.text_vectorizer.vocabulary_size()} tokens",
             verbose,
         )
-    return model, token_ids
+    return model
 
 
 def set_seed(seed: int) -> None:
@@ -158,8 +169,7 @@ def set_seed(seed: int) -> None:
 def train_network(
     model,
     predictor,
-    train_ids,
-    train: LabelledData,
+    train: LabelledData | LabelledStream,
     dev: LabelledData,
     vocab,
     train_config: TrainConfig,
@@ -177,8 +187,8 @@ def train_network(
         model: the built network (`build_network`); compiled here.
         predictor: what scores dev each epoch (`DevScoringCallback`): anything with
             `predict(texts)`, `labels`, `calibrate(dev)` and `calibrate_each_epoch`.
-        train_ids: the training texts' token ids `(len(train), sequence_length)`.
-        train, dev: the training documents (their label sets) and the dev documents.
+        train: the training documents, in memory or streamed (read again every epoch).
+        dev: the dev documents.
         vocab: the label vocabulary.
         train_config: optimisation hyperparameters.
         log_dir: where TensorBoard logs go (none when None).
@@ -192,10 +202,14 @@ def train_network(
         TrainingDiverged: when the loss or a weight stops being finite.
     """
     train_data = model.make_dataset(
-        train_ids, train.label_sets, vocab, batch_size=train_config.batch_size, shuffle=True, seed=train_config.seed
+        preprocessing.documents(model.text_vectorizer, train, vocab),
+        batch_size=train_config.batch_size,
+        shuffle=True,
+        buffer=preprocessing.shuffle_buffer(train),
+        seed=train_config.seed,
     )
-    dev_ids = preprocessing.vectorize(model.text_vectorizer, dev.texts)
-    dev_data = model.make_dataset(dev_ids, vocab.drop_unknown(dev.label_sets), vocab, batch_size=256)
+    known = dataclasses.replace(dev, label_sets=vocab.drop_unknown(dev.label_sets))
+    dev_data = model.make_dataset(preprocessing.documents(model.text_vectorizer, known, vocab), batch_size=256)
     model.compile(
         optimizer=keras.optimizers.Adam(
             train_config.learning_rate,

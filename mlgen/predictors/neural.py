@@ -13,6 +13,8 @@ from pathlib import Path
 from mlgen import artifacts
 from mlgen.config import Configs, to_dict
 from mlgen.data import LabelVocabulary
+from mlgen.data.stream import LabelledStream
+from mlgen.data.summary import DataSummary
 from mlgen.nn import distribute, training
 from mlgen.predictors import ensemble
 from mlgen.predictors.base import Predictor
@@ -32,11 +34,17 @@ class NeuralPredictor(Predictor):
         # Under a `TF_CONFIG` of several workers, the network is built and trained by all of them.
         strategy = distribute.strategy()
         training.set_seed(configs.train.seed)
+        streamed = isinstance(train, LabelledStream)
+        summary = train.summary if streamed else DataSummary.of(train)
+        # A streamed run adapts its text vocabulary on, and fits its ensemble to, its sample.
+        in_memory = train.sample if streamed else train
         # "shuffle" and "model" reorder each document's labels as they train; ids still follow frequency.
         order = configs.model.label_order
-        vocab = LabelVocabulary.build(train.label_sets, order="frequency" if order in ("shuffle", "model") else order)
+        vocab = LabelVocabulary.from_counts(
+            summary.label_counts, order="frequency" if order in ("shuffle", "model") else order
+        )
         # Only a type that reads `min_labels` (cnn-rnn) is refused a `min_labels` no document can get.
-        model_config = training.resolve_config(configs.model, train, check_min_labels="min_labels" in config["model"])
+        model_config = training.resolve_config(configs.model, summary, check_min_labels="min_labels" in config["model"])
         resolved = to_dict(model_config)
         config["model"].update((key, resolved[key]) for key in config["model"])
         report = vocab.unknown_report(dev)
@@ -44,18 +52,17 @@ class NeuralPredictor(Predictor):
             training.say(report, verbose)
         configs = Configs(model_config, configs.train, configs.baseline)
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
-            model, train_ids = training.build_network(
-                cls.network, vocab, train.texts, model_config, configs.train, verbose
-            )
+            model = training.build_network(cls.network, vocab, in_memory.texts, model_config, configs.train, verbose)
             predictor = cls(model, vocab, config)
             result = training.train_network(
-                model, predictor, train_ids, train, dev, vocab, configs.train, log_dir=log_dir, verbose=verbose
+                model, predictor, train, dev, vocab, configs.train, log_dir=log_dir, verbose=verbose
             )
         predictor.history = result.pop("history")
         predictor.metrics = result
         if strategy is not None and not distribute.is_chief():
             return predictor  # the chief alone fits the ensemble, calibrates and writes
-        predictor.linear = ensemble.fit(train, vocab, configs)  # joins only now: epochs are scored on the network alone
+        # The ensemble joins only now: epochs are scored on the network alone.
+        predictor.linear = ensemble.fit(in_memory, vocab, configs)
         # The best epoch's weights are back: tune what decoding adds (cnn-rnn) or the threshold (cnn-br),
         # and the ensemble's weights.
         predictor.calibrate(dev)
