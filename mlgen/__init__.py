@@ -9,7 +9,7 @@ label at a time (Chen et al., IJCNN 2017).
     [['wheat', 'grain']]
 
 Importing mlgen changes no global state and does not import TensorFlow; `load` (of a
-neural model) and `LabelSequenceClassifier` do, when first used.
+neural model) and the neural estimators do, when first used.
 """
 
 from mlgen.data import CSVFormat, LabelledData, LabelVocabulary, datasets, read_labelled_csv
@@ -24,20 +24,26 @@ def load(folder):
     return load_run(folder)
 
 
-def __getattr__(name):
-    if name == "LabelSequenceClassifier":
-        from mlgen.estimator import LabelSequenceClassifier
+# The scikit-learn estimators, one per model type (`mlgen.estimator`), imported when first used.
+ESTIMATORS = ("LabelSequenceClassifier", "CNNBinaryRelevanceClassifier", "LinearBinaryRelevanceClassifier")
 
-        return LabelSequenceClassifier
+
+def __getattr__(name):
+    if name in ESTIMATORS:
+        from mlgen import estimator
+
+        return getattr(estimator, name)
     raise AttributeError(f"module 'mlgen' has no attribute {name!r}")
 
 
 __all__ = [
+    "CNNBinaryRelevanceClassifier",
     "CSVFormat",
     "InputError",
     "LabelSequenceClassifier",
     "LabelVocabulary",
     "LabelledData",
+    "LinearBinaryRelevanceClassifier",
     "__version__",
     "datasets",
     "load",

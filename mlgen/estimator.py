@@ -1,136 +1,76 @@
-"""A scikit-learn-style estimator around the one training loop, for training from Python."""
+"""scikit-learn estimators around the one training loop: one per model type.
+
+| estimator | `--model` | per-label scores |
+|---|---|---|
+| `LabelSequenceClassifier` | cnn-rnn | `predict_proba`: each label's probability mass in the beam (see below) |
+| `CNNBinaryRelevanceClassifier` | cnn-br | `predict_proba`: each label's sigmoid |
+| `LinearBinaryRelevanceClassifier` | linear-br | `decision_function`: each label's classifier margin |
+
+Their constructor arguments are exactly the fields `mlgen train --model X` reads
+(`registry.ModelType.fields`, the linear-br ensemble's included), with the configs'
+defaults, plus `allow_empty_labels` and `verbose`: declared once, in `mlgen.config`.
+`get_params`, `set_params`, `clone`, `cross_val_score`, `GridSearchCV` and `Pipeline`
+work on lists of texts and lists of label sets, and `score` (micro-F1) is what model
+selection maximises. They are not `ClassifierMixin`s: scikit-learn's classifier checks
+take a list of label sets for the "legacy multi-label" format and refuse it, and plain
+K-fold is the right split for label sets.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+
+import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from mlgen.config import SECTIONS, BaselineConfig, ModelConfig, TrainConfig
-from mlgen.data import from_lists
+from mlgen.config import SECTIONS, ModelConfig
+from mlgen.data import check_texts, from_lists
 from mlgen.errors import InputError
 from mlgen.registry import fit, get
 
-MODEL_TYPE = get("cnn-rnn")
+# Constructor arguments beside the hyperparameters.
+EXTRA_PARAMS = {"allow_empty_labels": False, "verbose": 0}
 
 
-class LabelSequenceClassifier(BaseEstimator):
-    """CNN-RNN multi-label classifier: `fit(texts, label_sets)`, `predict(texts)`.
+def _defaults(model_type: str) -> dict:
+    """`{name: default}` of every field `model_type` reads, ensemble's included, in section order."""
+    fields = get(model_type).fields("linear-br")
+    defaults = {}
+    for section, cls in SECTIONS.items():
+        values = {f.name: f.default for f in dataclasses.fields(cls)}
+        defaults.update((name, values[name]) for name in fields.get(section, ()))
+    return {**defaults, **EXTRA_PARAMS}
 
-    Every field `mlgen train --model cnn-rnn` reads (`MODEL_TYPE.fields()`: all of
-    `ModelConfig` and `TrainConfig`, and the linear-br ensemble's `BaselineConfig`
-    fields) is a constructor argument with the same name and default (see `mlgen train
-    --help`; `tests/test_estimator.py` checks that they cannot drift apart);
-    `get_params`/`set_params`/`clone` work as in scikit-learn.
 
-    Args:
-        allow_empty_labels: accept documents with an empty label set (as the CSV
-            reader's `--allow-empty-labels`).
-        verbose: Keras verbosity during `fit`.
+class _Estimator(BaseEstimator):
+    """What the three estimators share. Subclasses set `model_type`; their signature is
+    made from its fields (`__init_subclass__`)."""
 
-    `fit` checks texts and label sets by the CSV reader's rules (`mlgen.data.from_lists`):
-    labels are stripped, empty texts are refused, and so are empty label sets unless
-    `allow_empty_labels`.
+    model_type: str = ""
 
-    Attributes:
-        predictor_: the fitted `mlgen.predictors.cnn_rnn.SequencePredictor` (save it with `save`).
-        classes_: the label vocabulary's labels.
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        defaults = _defaults(cls.model_type)
 
-    Example:
-        >>> clf = LabelSequenceClassifier(epochs=5).fit(texts, label_sets)
-        >>> clf.predict(["wheat exports rose"])
-        [['wheat', 'grain']]
-    """
+        def __init__(self, **params):
+            unknown = sorted(set(params) - set(defaults))
+            if unknown:
+                raise TypeError(f"{cls.__name__}() got unexpected keyword arguments: {', '.join(unknown)}")
+            for name, default in defaults.items():
+                setattr(self, name, params.get(name, default))
 
-    def __init__(
-        self,
-        max_tokens=ModelConfig.max_tokens,
-        sequence_length=ModelConfig.sequence_length,
-        embedding_dim=ModelConfig.embedding_dim,
-        filter_sizes=ModelConfig.filter_sizes,
-        num_filters=ModelConfig.num_filters,
-        dropout=ModelConfig.dropout,
-        word_dropout=ModelConfig.word_dropout,
-        cell=ModelConfig.cell,
-        decoder_units=ModelConfig.decoder_units,
-        decoder_layers=ModelConfig.decoder_layers,
-        context=ModelConfig.context,
-        attention=ModelConfig.attention,
-        scheduled_sampling=ModelConfig.scheduled_sampling,
-        sampling_rate=ModelConfig.sampling_rate,
-        label_embedding_dim=ModelConfig.label_embedding_dim,
-        max_labels=ModelConfig.max_labels,
-        min_labels=ModelConfig.min_labels,
-        label_loss_weight=ModelConfig.label_loss_weight,
-        beam_size=ModelConfig.beam_size,
-        decision=ModelConfig.decision,
-        tune_eos_bias=ModelConfig.tune_eos_bias,
-        label_order=ModelConfig.label_order,
-        loss=ModelConfig.loss,
-        feedback=ModelConfig.feedback,
-        ensemble=ModelConfig.ensemble,
-        epochs=TrainConfig.epochs,
-        batch_size=TrainConfig.batch_size,
-        learning_rate=TrainConfig.learning_rate,
-        clipnorm=TrainConfig.clipnorm,
-        ema_momentum=TrainConfig.ema_momentum,
-        patience=TrainConfig.patience,
-        seed=TrainConfig.seed,
-        dev_fraction=TrainConfig.dev_fraction,
-        embeddings=TrainConfig.embeddings,
-        classifier=BaselineConfig.classifier,
-        C=BaselineConfig.C,
-        ngram_max=BaselineConfig.ngram_max,
-        min_df=BaselineConfig.min_df,
-        sublinear_tf=BaselineConfig.sublinear_tf,
-        allow_empty_labels=False,
-        verbose=0,
-    ):
-        self.max_tokens = max_tokens
-        self.sequence_length = sequence_length
-        self.embedding_dim = embedding_dim
-        self.filter_sizes = filter_sizes
-        self.num_filters = num_filters
-        self.dropout = dropout
-        self.word_dropout = word_dropout
-        self.cell = cell
-        self.decoder_units = decoder_units
-        self.decoder_layers = decoder_layers
-        self.context = context
-        self.attention = attention
-        self.scheduled_sampling = scheduled_sampling
-        self.sampling_rate = sampling_rate
-        self.label_embedding_dim = label_embedding_dim
-        self.max_labels = max_labels
-        self.min_labels = min_labels
-        self.label_loss_weight = label_loss_weight
-        self.beam_size = beam_size
-        self.decision = decision
-        self.tune_eos_bias = tune_eos_bias
-        self.label_order = label_order
-        self.loss = loss
-        self.feedback = feedback
-        self.ensemble = ensemble
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.clipnorm = clipnorm
-        self.ema_momentum = ema_momentum
-        self.patience = patience
-        self.seed = seed
-        self.dev_fraction = dev_fraction
-        self.embeddings = embeddings
-        self.classifier = classifier
-        self.C = C
-        self.ngram_max = ngram_max
-        self.min_df = min_df
-        self.sublinear_tf = sublinear_tf
-        self.allow_empty_labels = allow_empty_labels
-        self.verbose = verbose
+        parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        parameters += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d) for n, d in defaults.items()]
+        __init__.__signature__ = inspect.Signature(parameters)
+        __init__.__qualname__ = f"{cls.__name__}.__init__"
+        cls.__init__ = __init__
 
     def _configs(self) -> dict:
         """`{section: config}` from the parameters (the fields this type does not read keep their defaults)."""
         params = self.get_params()
-        fields = MODEL_TYPE.fields(params["ensemble"])
+        fields = get(self.model_type).fields(params.get("ensemble", ModelConfig.ensemble))
         return {
             section: cls(**{name: params[name] for name in fields.get(section, ()) if name in params})
             for section, cls in SECTIONS.items()
@@ -140,7 +80,10 @@ class LabelSequenceClassifier(BaseEstimator):
         """Trains on `texts` (strings) and `label_sets` (lists of label names); returns self.
 
         `dev_texts` and `dev_label_sets` (together, or neither) are dev data for early
-        stopping; without them `dev_fraction` of the training data is held out.
+        stopping and what is tuned after training; without them `dev_fraction` of the
+        training data is held out. Texts and label sets are checked by the CSV reader's
+        rules (`mlgen.data.from_lists`): labels are stripped, empty texts are refused, and
+        so are empty label sets unless `allow_empty_labels`.
         """
         if (dev_texts is None) != (dev_label_sets is None):
             raise InputError("fit: give dev_texts and dev_label_sets together, or neither")
@@ -150,29 +93,102 @@ class LabelSequenceClassifier(BaseEstimator):
         if dev_texts is not None:
             dev = from_lists(dev_texts, dev_label_sets, "dev data", allow_empty_labels=self.allow_empty_labels)
         self.predictor_ = fit(
-            MODEL_TYPE.name, train, dev, configs["model"], configs["train"], configs["baseline"], verbose=self.verbose
+            self.model_type, train, dev, configs["model"], configs["train"], configs["baseline"], verbose=self.verbose
         )
-        self.classes_ = self.predictor_.labels
+        self.classes_ = np.asarray(self.predictor_.labels, dtype=object)
         self.history_ = self.predictor_.history
         return self
 
     def predict(self, texts) -> list[list[str]]:
-        """The label set of each text, by the decision rule fitted on dev (`predictor_.decision`):
-        generation order for the most probable sequence, highest score first for the marginal rule."""
+        """The label set of each text, by the rule fitted on dev."""
         check_is_fitted(self, "predictor_")
-        return self.predictor_.predict(texts)  # with the fitted beam_size and decision
+        return self.predictor_.predict(texts)
+
+    def predict_indicator(self, texts) -> np.ndarray:
+        """`predict` as a 0/1 matrix `(len(texts), len(classes_))`: what
+        `MultiLabelBinarizer(classes=clf.classes_).fit_transform(clf.predict(texts))` gives."""
+        check_is_fitted(self, "predictor_")
+        return self.predictor_.vocab.to_multi_hot(self.predict(texts)).astype(np.int64)
 
     def predict_scores(self, texts):
-        """Per text: labels and their scores (see `SequencePredictor.predict_scores`)."""
+        """Per text: its labels and their scores (`mlgen.data.Prediction`)."""
         check_is_fitted(self, "predictor_")
         return self.predictor_.predict_scores(texts)
+
+    def score(self, texts, label_sets) -> float:
+        """Micro-averaged F1 of `predict(texts)` against `label_sets` (what `GridSearchCV` and
+        `cross_val_score` maximise by default). Gold labels outside `classes_` count as misses."""
+        from mlgen.eval import metrics
+
+        check_is_fitted(self, "predictor_")
+        gold = from_lists(texts, label_sets, "score data", allow_empty_labels=True)
+        return float(metrics.evaluate(gold.label_sets, self.predict(gold.texts), self.predictor_.labels)["micro_f1"])
+
+    def save(self, folder) -> None:
+        """Writes a run folder that `mlgen.load` and the CLI read."""
+        check_is_fitted(self, "predictor_")
+        self.predictor_.save(folder)
+
+
+class LabelSequenceClassifier(_Estimator):
+    """cnn-rnn: a CNN encoder and an RNN decoder that writes the label set one label at a time.
+
+    Parameters: every field `mlgen train --model cnn-rnn` reads (see `mlgen train --help`),
+    with the same defaults; `allow_empty_labels`; `verbose` (Keras verbosity in `fit`).
+
+    Attributes:
+        predictor_: the fitted `mlgen.predictors.cnn_rnn.SequencePredictor`.
+        classes_: the labels, in the columns' order of `predict_proba` and `predict_indicator`.
+
+    Example:
+        >>> clf = LabelSequenceClassifier(epochs=5).fit(texts, label_sets)
+        >>> clf.predict(["wheat exports rose"])
+        [['wheat', 'grain']]
+    """
+
+    model_type = "cnn-rnn"
+
+    def predict_proba(self, texts) -> np.ndarray:
+        """`(len(texts), len(classes_))`: each label's share of the probability mass of the
+        beam's label sequences that hold it (an estimate of P(label in the set) under the
+        model), mixed with the label head's and linear-br's probabilities as fitted on dev
+        (`SequencePredictor.label_scores`). Rows do not sum to 1: the labels are not exclusive."""
+        check_is_fitted(self, "predictor_")
+        return self.predictor_.label_scores(texts)
 
     def explain(self, text: str):
         """Per predicted label, the attention weights over `text`'s tokens (`attention` models)."""
         check_is_fitted(self, "predictor_")
         return self.predictor_.explain(text, beam_size=self.beam_size)
 
-    def save(self, folder) -> None:
-        """Writes a run folder that `mlgen.load` and the CLI read."""
+
+class CNNBinaryRelevanceClassifier(_Estimator):
+    """cnn-br: the same CNN encoder with one sigmoid per label (binary relevance).
+
+    Parameters: every field `mlgen train --model cnn-br` reads, with the same defaults;
+    `allow_empty_labels`; `verbose`. Attributes as `LabelSequenceClassifier`'s.
+    """
+
+    model_type = "cnn-br"
+
+    def predict_proba(self, texts) -> np.ndarray:
+        """`(len(texts), len(classes_))`: each label's sigmoid probability (fused with
+        linear-br's margins as fitted on dev, with the ensemble). Rows do not sum to 1."""
         check_is_fitted(self, "predictor_")
-        self.predictor_.save(folder)
+        return self.predictor_.label_scores(texts)
+
+
+class LinearBinaryRelevanceClassifier(_Estimator):
+    """linear-br: TF-IDF and one linear classifier per label (binary relevance; no TensorFlow).
+
+    Parameters: every field `mlgen train --model linear-br` reads, with the same defaults;
+    `allow_empty_labels`; `verbose`. Attributes as `LabelSequenceClassifier`'s.
+    """
+
+    model_type = "linear-br"
+
+    def decision_function(self, texts) -> np.ndarray:
+        """`(len(texts), len(classes_))`: each label's classifier margin (the signed distance
+        to the `svc` hyperplane, or the log-odds of `logreg`); `predict` thresholds it."""
+        check_is_fitted(self, "predictor_")
+        return self.predictor_.model.margins(check_texts(texts))

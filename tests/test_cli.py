@@ -106,7 +106,7 @@ def test_train_evaluate_predict_end_to_end(tiny_csvs, tmp_path, capsys):
     scores = json.loads(capsys.readouterr().out)
     assert set(scores) >= {
         "micro_f1", "macro_f1", "samples_f1", "hamming_loss", "subset_accuracy",
-        "micro_precision", "micro_recall", "n_docs",
+        "micro_precision", "micro_recall", "n_docs", "P@1", "P@3", "P@5", "nDCG@3", "nDCG@5",
     }  # fmt: skip
     assert scores["n_docs"] == 80 and 0.0 <= scores["micro_f1"] <= 1.0
     assert scores == remembered

@@ -1,5 +1,6 @@
 """The scikit-learn-style estimator."""
 
+import numpy as np
 import pytest
 from conftest import TINY_MODEL
 from sklearn.base import clone
@@ -100,15 +101,84 @@ def test_predict_refuses_bad_texts_and_bad_beam_sizes(tiny_run):
         predictor.predict(["wheat"], max_labels=1.5)
 
 
-def test_parameters_are_the_fields_cnn_rnn_reads_with_the_configs_defaults():
-    """The estimator's explicit arguments (scikit-learn needs them) cannot drift from the configs."""
+@pytest.mark.parametrize(
+    "name, model_type",
+    [
+        ("LabelSequenceClassifier", "cnn-rnn"),
+        ("CNNBinaryRelevanceClassifier", "cnn-br"),
+        ("LinearBinaryRelevanceClassifier", "linear-br"),
+    ],
+)
+def test_parameters_are_the_fields_each_type_reads_with_the_configs_defaults(name, model_type):
+    """The estimators' arguments (scikit-learn reads them from the signature) are the configs' fields."""
     import inspect
 
     from mlgen.config import SECTIONS
     from mlgen.registry import MODEL_TYPES
 
-    signature = inspect.signature(mlgen.LabelSequenceClassifier.__init__)
+    estimator = getattr(mlgen, name)
+    signature = inspect.signature(estimator.__init__)
     params = {name: p.default for name, p in signature.parameters.items() if name != "self"}
-    fields = MODEL_TYPES["cnn-rnn"].fields()  # with the default ensemble: the linear-br fields too
+    fields = MODEL_TYPES[model_type].fields()  # with the default ensemble: the linear-br fields too
     expected = {name: getattr(SECTIONS[section](), name) for section, names in fields.items() for name in names}
     assert params == {**expected, "allow_empty_labels": False, "verbose": 0}
+    assert estimator().get_params() == params
+    with pytest.raises(TypeError, match="unexpected keyword arguments: bogus"):
+        estimator(bogus=1)
+
+
+def _check_scikit_learn_outputs(clf, texts, label_sets, scores):
+    """`classes_`, the score matrix, the indicator matrix and `score` agree with scikit-learn's own."""
+    from sklearn.metrics import f1_score
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    binarizer = MultiLabelBinarizer(classes=clf.classes_)
+    predicted = binarizer.fit_transform(clf.predict(texts))
+    np.testing.assert_array_equal(clf.predict_indicator(texts), predicted)
+    assert scores.shape == (len(texts), len(clf.classes_)) and np.isfinite(scores).all()
+    known = [[label for label in labels if label in set(clf.classes_)] for labels in label_sets]
+    if all(len(k) == len(s) for k, s in zip(known, label_sets)):
+        gold = binarizer.transform(label_sets)
+        assert clf.score(texts, label_sets) == pytest.approx(f1_score(gold, predicted, average="micro"))
+
+
+def test_the_sequence_and_cnn_br_estimators_score_as_scikit_learn_does(tiny_csvs):
+    train = read_labelled_csv(tiny_csvs["train"]).subset(range(150))
+    test = read_labelled_csv(tiny_csvs["test"]).subset(range(30))
+    for estimator in (mlgen.LabelSequenceClassifier, mlgen.CNNBinaryRelevanceClassifier):
+        clf = estimator(**_tiny_params(estimator), epochs=1, embeddings=None)  # TINY_MODEL: no ensemble
+        clf.fit(train.texts, train.label_sets)
+        probabilities = clf.predict_proba(test.texts)
+        assert ((probabilities >= 0) & (probabilities <= 1 + 1e-6)).all()
+        _check_scikit_learn_outputs(clf, test.texts, test.label_sets, probabilities)
+
+
+def _tiny_params(estimator):
+    """TINY_MODEL's fields that `estimator` takes."""
+    names = estimator().get_params()
+    return {name: value for name, value in TINY_MODEL.items() if name in names}
+
+
+def test_grid_search_cross_validation_and_pipelines_work_on_label_sets(tiny_csvs):
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    train = read_labelled_csv(tiny_csvs["train"])
+    test = read_labelled_csv(tiny_csvs["test"])
+    search = GridSearchCV(mlgen.LinearBinaryRelevanceClassifier(), {"C": [0.01, 1.0]}, cv=2)
+    search.fit(train.texts, train.label_sets)
+    scores = search.cv_results_["mean_test_score"]
+    assert len(scores) == 2 and scores[0] != scores[1]
+    assert search.best_params_ == {"C": [0.01, 1.0][int(np.argmax(scores))]}
+    assert search.best_score_ == max(scores) and search.best_estimator_.C == search.best_params_["C"]
+    clf = search.best_estimator_
+    _check_scikit_learn_outputs(clf, test.texts, test.label_sets, clf.decision_function(test.texts))
+
+    folds = cross_val_score(mlgen.LinearBinaryRelevanceClassifier(), train.texts, train.label_sets, cv=3)
+    assert folds.shape == (3,) and ((folds > 0) & (folds <= 1)).all()
+    pipeline = make_pipeline(FunctionTransformer(lambda texts: [t.lower() for t in texts]), clone(clf))
+    pipeline.fit(train.texts, train.label_sets)
+    assert pipeline.score(test.texts, test.label_sets) == pytest.approx(
+        pipeline[-1].score([t.lower() for t in test.texts], test.label_sets)
+    )

@@ -137,3 +137,30 @@ def test_one_label_overall_is_scored_like_any_other_task():
     table = metrics.per_label(gold, pred, ["spam"])
     assert table["label"].tolist() == ["spam"] and table["support"].tolist() == [3]
     assert metrics.evaluate([["a"]] * 3, [["a"]] * 3, ["a"])["samples_f1"] == 1.0
+
+
+def test_ranking_metrics_match_hand_computed_values():
+    labels = ["a", "b", "c", "d", "e", "f"]
+    scores = np.array([[0.9, 0.8, 0.1, 0.7, 0.0, 0.2], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]])
+    gold = [["a", "d"], ["b", "zz"]]  # "zz" is outside the columns: never ranked, still ideal
+    result = metrics.ranking(gold, scores, labels)
+    # Doc 1 ranks a, b, d, f, c, e: hits at 1 and 3. Doc 2 ranks f, e, d, c, b, a: b at rank 5.
+    assert result["P@1"] == pytest.approx((1 + 0) / 2)
+    assert result["P@3"] == pytest.approx((2 / 3 + 0) / 2)
+    assert result["P@5"] == pytest.approx((2 / 5 + 1 / 5) / 2)
+    d = 1 / np.log2(np.arange(2, 7))  # the discount at ranks 1..5
+    ndcg3_doc1 = (d[0] + d[2]) / (d[0] + d[1])
+    assert result["nDCG@3"] == pytest.approx((ndcg3_doc1 + 0) / 2)
+    assert result["nDCG@5"] == pytest.approx((ndcg3_doc1 + d[4] / (d[0] + d[1])) / 2)
+
+
+def test_ranking_of_perfect_scores_and_of_one_document():
+    labels = ["a", "b", "c"]
+    gold = [["a"], ["b", "c"]]
+    perfect = metrics.ranking(gold, np.array([[1.0, 0, 0], [0, 1, 1]]), labels)
+    assert perfect["P@1"] == 1 and perfect["nDCG@3"] == pytest.approx(1) and perfect["P@3"] == pytest.approx(0.5)
+    one = metrics.ranking([["b"]], np.array([[0.5, 0.9, 0.1]]), labels)
+    assert one["P@1"] == 1 and one["nDCG@5"] == pytest.approx(1)
+    assert metrics.ranking([[]], np.array([[0.5, 0.9, 0.1]]), labels)["nDCG@3"] == 0
+    with pytest.raises(ValueError, match="expected"):
+        metrics.ranking(gold, np.zeros((2, 2)), labels)

@@ -15,8 +15,9 @@ def add_parser(commands) -> None:
     parser = commands.add_parser(
         "evaluate",
         help="score a trained model on labelled data",
-        description=f"Decode labelled data and print micro/macro/samples F1, Hamming loss, subset accuracy and "
-        f"micro P/R. Data: --data CSV or --dataset NAME --split SPLIT (default: {datasets.DEFAULT} test).",
+        description=f"Decode labelled data and print micro/macro/samples F1, Hamming loss, subset accuracy, "
+        f"micro P/R, and P@1/3/5 and nDCG@3/5 of the labels ranked by score. "
+        f"Data: --data CSV or --dataset NAME --split SPLIT (default: {datasets.DEFAULT} test).",
     )
     parser.add_argument("--model", required=True, metavar="DIR", help="run folder written by `mlgen train`")
     common.add_data_source(parser)
@@ -55,6 +56,7 @@ def run(args) -> int:
         data.texts, beam_size=args.beam_size, max_labels=args.max_labels, decision=args.decision
     )
     scores = metrics.evaluate(data.label_sets, predicted, predictor.labels)
+    scores.update(metrics.ranking(data.label_sets, predictor.label_scores(data.texts), predictor.labels))
     scores["decision"] = args.decision or predictor.decision_rule
     scores["ensemble"] = predictor.ensemble_weights
     if args.per_label:

@@ -9,10 +9,13 @@ trains through this module, and its rows are never all in memory:
 - `HashSplit` says which rows are dev: those whose seeded hash of the text falls below
   the dev fraction. Every pass and every worker agrees, whatever the chunking, and a
   text repeated in the data never sits on both sides.
-- `scan` makes one checking pass before training: it counts the train side
-  (`DataSummary`: the label vocabulary, `max_labels`, `sequence_length`), keeps a
-  bounded, seeded sample of it, and gathers dev, which is held in memory (at most
-  `MAX_DEV_DOCS` documents) to be scored after every epoch.
+- `scan` makes one checking pass before training (after a count of the rows, when it
+  splits off dev): it counts the train side (`DataSummary`: the label vocabulary,
+  `max_labels`, `sequence_length`), keeps a bounded, seeded sample of it, and gathers
+  dev, which is held in memory (at most `MAX_DEV_DOCS` documents) to be scored after
+  every epoch.
+- Training then reads `LabelledStream.chunks` once more, to write the vectorized
+  documents to TFRecord files that every epoch reads (`mlgen.nn.preprocessing.documents`).
 
 The sample (`SAMPLE_DOCS` documents: those with the smallest values of a second
 seeded hash, a uniform sample that does not depend on file order) adapts the text
@@ -113,7 +116,7 @@ def uniform_hash(texts: Sequence[str], salt: str) -> np.ndarray:
 
 @dataclasses.dataclass
 class LabelledStream:
-    """The training side of labelled files, read again on every pass (`chunks`).
+    """The training side of labelled files, read chunk by chunk on each pass (`chunks`).
 
     Made by `scan`; `mlgen.nn.preprocessing.documents` turns it into a `tf.data` pipeline.
 

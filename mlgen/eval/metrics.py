@@ -37,6 +37,8 @@ SCORE_KEYS = (
     "samples_jaccard",
     "n_docs",
 )
+# The keys of `ranking`'s scores (LibMultiLabel's and fastText's names).
+RANKING_KEYS = ("P@1", "P@3", "P@5", "nDCG@3", "nDCG@5")
 # The columns of `per_label`.
 PER_LABEL_COLUMNS = ("label", "support", "predicted", "precision", "recall", "f1")
 
@@ -89,6 +91,49 @@ def evaluate(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], label
     return {key: scores[key] for key in (*SCORE_KEYS, "unknown_gold_labels", "unknown_predicted_labels")}
 
 
+def ranking(gold: Sequence[Sequence[str]], scores: np.ndarray, labels: Sequence[str]) -> dict:
+    """Precision at 1, 3, 5 and nDCG at 3, 5 of each document's labels ranked by `scores`.
+
+    Args:
+        gold: the true label set of each document.
+        scores: `(n_docs, len(labels))`, larger meaning more likely (a model's `label_scores`).
+        labels: the columns of `scores`.
+
+    P@k is the share of gold labels among the k best-scored (ties: the earlier column
+    first); nDCG@k is scikit-learn's `ndcg_score` (ties averaged). A gold label outside
+    `labels` cannot be ranked: it is never among the k best, but counts in the ideal
+    ranking. Documents with no gold label score 0. Averaged over documents.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != (len(gold), len(labels)):
+        raise ValueError(f"scores of shape {scores.shape}, expected ({len(gold)}, {len(labels)})")
+    y_true, _, columns = binarize(gold, [[] for _ in gold], labels)
+    # Gold labels outside `labels` get a score below every other: ranked last, never in the top k.
+    low = (scores.min() if scores.size else 0.0) - 1.0
+    scores = np.hstack([scores, np.full((len(gold), len(columns) - len(labels)), low)])
+    if y_true.shape[1] < 2:  # scikit-learn's nDCG wants two columns: one never gold, ranked last
+        y_true = _multilabel(y_true)
+        scores = np.hstack([scores, np.full((len(gold), y_true.shape[1] - scores.shape[1]), low)])
+    top = np.argsort(-scores, axis=1, kind="stable")
+    result = {}
+    for k in (1, 3, 5):
+        hits = np.take_along_axis(y_true, top[:, :k], axis=1).sum(axis=1)
+        result[f"P@{k}"] = float(np.mean(hits / k)) if len(gold) else 0.0
+    for k in (3, 5):
+        result[f"nDCG@{k}"] = float(skm.ndcg_score(y_true, scores, k=k)) if len(gold) > 1 else _ndcg1(y_true, top, k)
+    return result
+
+
+def _ndcg1(y_true: np.ndarray, top: np.ndarray, k: int) -> float:
+    """nDCG@k of one document (scikit-learn's `ndcg_score` wants two), or 0 for none."""
+    if not len(y_true) or not y_true[0].any():
+        return 0.0
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    gains = y_true[0][top[0, :k]]
+    ideal = discounts[: min(k, int(y_true[0].sum()))].sum()
+    return float((gains * discounts[: len(gains)]).sum() / ideal)
+
+
 def per_label(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], labels: Sequence[str]):
     """One row per label: gold `support`, `predicted` count, precision, recall, F1.
 
@@ -124,7 +169,8 @@ def _multilabel(y: np.ndarray) -> np.ndarray:
 
 def format_scores(scores: dict) -> str:
     """The scores as aligned `name  value` lines."""
-    keys = [*SCORE_KEYS, *(k for k in ("unknown_gold_labels", "unknown_predicted_labels", "decision") if scores.get(k))]
+    extra = ("unknown_gold_labels", "unknown_predicted_labels", "decision")
+    keys = [*SCORE_KEYS, *(k for k in RANKING_KEYS if k in scores), *(k for k in extra if scores.get(k))]
     width = max(map(len, keys)) + 2
     lines = []
     for key in keys:

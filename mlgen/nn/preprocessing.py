@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -35,19 +36,27 @@ def vectorize(vectorizer, texts: Sequence[str]) -> np.ndarray:
     return tf.concat(chunks, axis=0).numpy().astype(np.int32)
 
 
-def documents(vectorizer, data, vocab: LabelVocabulary) -> tf.data.Dataset:
+def documents(vectorizer, data, vocab: LabelVocabulary, folder=None, seed: int = 0) -> tf.data.Dataset:
     """One element per document: `(token_ids, label_ids)`, int32 `(sequence_length,)` and
     `(width,)`, the labels in generation order, PAD after (`LabelVocabulary.label_ids`).
 
     Args:
         vectorizer: the adapted `TextVectorization`.
-        data: `LabelledData` in memory (vectorized once, here), or a `LabelledStream`
-            (read, vectorized and encoded chunk by chunk on every pass; `width` is its
-            largest label set).
+        data: `LabelledData` in memory (vectorized once, here), or a `LabelledStream`:
+            read, vectorized and encoded chunk by chunk once, into one TFRecord file
+            per chunk under `folder` (`write_records`), which every pass then reads (in
+            an order reshuffled each pass, seeded by `seed`) with no Python in the loop.
+            `width` is then the stream's largest label set.
         vocab: maps the labels to ids; every label must be in it.
+        folder: where a stream's records go (a temporary folder the caller removes).
     """
     if isinstance(data, LabelledStream):
-        return _streamed_documents(vectorizer, data, vocab)
+        if folder is None:
+            raise ValueError("a streamed training set is written to records first: give `folder`")
+        paths = write_records(vectorizer, data, vocab, folder)
+        dataset = read_records(paths, (vectorizer.get_config()["output_sequence_length"], data.summary.longest), seed)
+        # The count from `scan`: Keras then knows an epoch's steps before the first ends.
+        return dataset.apply(tf.data.experimental.assert_cardinality(len(data)))
     label_ids = vocab.label_ids(data.label_sets, rows=data.rows)
     return tf.data.Dataset.from_tensor_slices((vectorize(vectorizer, data.texts), label_ids))
 
@@ -61,18 +70,43 @@ def shuffle_buffer(data) -> int:
 STREAM_SHUFFLE_DOCS = 20_000
 
 
-def _streamed_documents(vectorizer, stream: LabelledStream, vocab: LabelVocabulary) -> tf.data.Dataset:
-    width = stream.summary.longest
+def write_records(vectorizer, stream: LabelledStream, vocab: LabelVocabulary, folder) -> list[str]:
+    """Each chunk of `stream` as one TFRecord file in `folder`: one record holding its token ids
+    and label ids (`tf.io.serialize_tensor`, ZLIB-compressed). Returns the files in order."""
+    paths = []
+    for index, data in enumerate(stream.chunks()):
+        token_ids = vectorize(vectorizer, data.texts)
+        label_ids = vocab.label_ids(data.label_sets, stream.summary.longest, rows=data.rows)
+        paths.append(str(Path(folder) / f"chunk-{index:06d}.tfrecord"))
+        with tf.io.TFRecordWriter(paths[-1], options=RECORD_OPTIONS) as writer:
+            writer.write(tf.io.serialize_tensor(token_ids).numpy())
+            writer.write(tf.io.serialize_tensor(label_ids).numpy())
+    return paths
 
-    def chunks():
-        for data in stream.chunks():
-            yield np.asarray(data.texts, dtype=object), vocab.label_ids(data.label_sets, width, rows=data.rows)
 
-    signature = (tf.TensorSpec([None], tf.string), tf.TensorSpec([None, width], tf.int32))
-    dataset = tf.data.Dataset.from_generator(chunks, output_signature=signature)
-    dataset = dataset.map(lambda texts, ids: (tf.cast(vectorizer(texts), tf.int32), ids)).unbatch()
-    # The count from `scan`: Keras then knows the steps of an epoch before the first ends.
-    return dataset.apply(tf.data.experimental.assert_cardinality(len(stream)))
+RECORD_OPTIONS = tf.io.TFRecordOptions(compression_type="ZLIB")
+
+
+def read_records(paths: Sequence[str], widths: tuple[int, int], seed: int = 0) -> tf.data.Dataset:
+    """The documents `write_records` wrote (`widths`: of their token ids and label ids), the
+    chunk files in a seeded order reshuffled every pass.
+
+    Every worker reads every file and keeps its share of the batches (auto-shard by data):
+    files are chunks, and there can be fewer than workers.
+    """
+    sequence_length, width = widths
+
+    def chunk(path):
+        records = tf.data.TFRecordDataset(path, compression_type="ZLIB").batch(2).get_single_element()
+        token_ids = tf.ensure_shape(tf.io.parse_tensor(records[0], tf.int32), [None, sequence_length])
+        label_ids = tf.ensure_shape(tf.io.parse_tensor(records[1], tf.int32), [None, width])
+        return tf.data.Dataset.from_tensor_slices((token_ids, label_ids))
+
+    files = tf.data.Dataset.from_tensor_slices(list(paths)).shuffle(len(paths), seed=seed)
+    dataset = files.flat_map(chunk)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def make_dataset(

@@ -13,9 +13,11 @@ loss; the ensemble and calibration after training) is its predictor's
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import sys
+import tempfile
 import time
 
 import keras
@@ -201,13 +203,6 @@ def train_network(
     Raises:
         TrainingDiverged: when the loss or a weight stops being finite.
     """
-    train_data = model.make_dataset(
-        preprocessing.documents(model.text_vectorizer, train, vocab),
-        batch_size=train_config.batch_size,
-        shuffle=True,
-        buffer=preprocessing.shuffle_buffer(train),
-        seed=train_config.seed,
-    )
     known = dataclasses.replace(dev, label_sets=vocab.drop_unknown(dev.label_sets))
     dev_data = model.make_dataset(preprocessing.documents(model.text_vectorizer, known, vocab), batch_size=256)
     model.compile(
@@ -234,14 +229,25 @@ def train_network(
     if log_dir is not None:
         all_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir)))
     started = time.perf_counter()
-    history = model.fit(
-        train_data,
-        validation_data=dev_data,
-        epochs=train_config.epochs,
-        callbacks=all_callbacks,
-        verbose=verbose,
-        shuffle=False,
-    )
+    # A streamed training set is written, vectorized, to records in a folder of its own for the run.
+    streamed = isinstance(train, LabelledStream)
+    with tempfile.TemporaryDirectory(prefix="mlgen-records-") if streamed else contextlib.nullcontext() as folder:
+        documents = preprocessing.documents(model.text_vectorizer, train, vocab, folder, seed=train_config.seed)
+        train_data = model.make_dataset(
+            documents,
+            batch_size=train_config.batch_size,
+            shuffle=True,
+            buffer=preprocessing.shuffle_buffer(train),
+            seed=train_config.seed,
+        )
+        history = model.fit(
+            train_data,
+            validation_data=dev_data,
+            epochs=train_config.epochs,
+            callbacks=all_callbacks,
+            verbose=verbose,
+            shuffle=False,
+        )
     fit_seconds = time.perf_counter() - started
     _check_finite(model, train_config)
     return {

@@ -67,6 +67,11 @@ class Predictor:
         """Per text: its labels (most confident or first generated first) and their scores."""
         raise NotImplementedError
 
+    def label_scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Every label's score per text, `(len(texts), num_labels)`, columns in `labels`
+        order; larger means more likely (each type says what the number is)."""
+        raise NotImplementedError
+
     def predict(
         self,
         texts: Sequence[str],

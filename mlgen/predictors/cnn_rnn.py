@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from mlgen import artifacts
 from mlgen.config import ModelConfig, from_dict, save_json
 from mlgen.data import Explanation, LabelledData, LabelVocabulary, Prediction, check_texts, scored_predictions
@@ -229,14 +231,30 @@ class SequencePredictor(NeuralPredictor):
                 f"--decision marginal takes its marginals over a beam of at least 2, got --beam-size {beam_size}; "
                 f"pass --decision mode for greedy search"
             )
-        head_weight = self.decision.get("head_weight", 0.0)
-        head = self.inference.head_probabilities(texts) if head_weight else None
-        scores = ensemble.mixed_scores(
-            self.inference.marginals(texts, beam_size, prior=prior), head, margins, head_weight, linear_mix
-        )
+        scores = self._mixed_scores(texts, beam_size, margins)
         chosen = thresholds.apply(scores, self.decision["threshold"], always_top=self.model.min_labels > 0)
         limit = self.model.max_labels if max_labels is None else max_labels
         return scored_predictions(self.labels, scores, chosen, limit, self.model.min_labels)
+
+    def label_scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Each label's score `(len(texts), num_labels)`, as the marginal rule scores it: the
+        share of the beam's probability mass on sequences that hold the label (beam
+        `decision["beam_size"]`, else `MARGINAL_BEAM`), mixed with the label head's and
+        linear-br's probabilities by the shares fitted on dev (none before a marginal
+        rule is fitted). In [0, 1]; a ranking of the labels, not calibrated probabilities."""
+        texts = check_texts(texts)
+        linear_weight, linear_mix = self.decision.get("linear_weight", 0.0), self.decision.get("linear_mix", 0.0)
+        margins = self.linear.margins(texts) if linear_weight or linear_mix else None
+        beam_size = max(self.decision.get("beam_size", self.MARGINAL_BEAM), 2)
+        return self._mixed_scores(texts, beam_size, margins)
+
+    def _mixed_scores(self, texts, beam_size: int, margins) -> np.ndarray:
+        linear_weight, linear_mix = self.decision.get("linear_weight", 0.0), self.decision.get("linear_mix", 0.0)
+        prior = linear_weight * margins if linear_weight else None
+        head_weight = self.decision.get("head_weight", 0.0)
+        head = self.inference.head_probabilities(texts) if head_weight else None
+        marginals = self.inference.marginals(texts, beam_size, prior=prior)
+        return ensemble.mixed_scores(marginals, head, margins, head_weight, linear_mix if margins is not None else 0.0)
 
     def explain(self, text: str, beam_size: int | None = None) -> Explanation:
         """The predicted labels of `text` and the attention weights behind each one.
