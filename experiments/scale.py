@@ -1,6 +1,6 @@
 """Scale benchmark (issue 18): streamed training, one against two workers, and sharded prediction.
 
-    python experiments/scale.py train [--copies 1 4 16] [--epochs 1]
+    python experiments/scale.py train [--copies 1 4 16] [--epochs 1] [--repeats 1]
     python experiments/scale.py workers [--epochs 2]
     python experiments/scale.py predict --rows 1000000 [--model RUN] [--shards 4]
 
@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -87,15 +88,20 @@ def train_part(args, tmp: Path) -> dict:
     for copies in args.copies:
         source = tmp / f"train-x{copies}.csv.gz"
         rows = training_csv(source, copies)
-        modes = ["--stream", "--no-stream"] if copies == 1 else ["--stream"]
-        for mode in modes:
+        # At x1, streamed and in-memory runs alternate, `--repeats` pairs, so that drifts in the
+        # machine's speed fall on both.
+        modes = ["--stream", "--no-stream"] * args.repeats if copies == 1 else ["--stream"]
+        for i, mode in enumerate(modes):
             out = tmp / f"run-x{copies}{mode}"
             argv = ["train", "--train", str(source), "--out", str(out), "--epochs", str(args.epochs), mode]
             timing = run([*argv, *TRAIN_FLAGS], tmp / "rss.txt", cores=None)
             name = f"x{copies} {'streamed' if mode == '--stream' else 'in memory'}"
+            if copies == 1 and args.repeats > 1:
+                name += f" #{i // 2 + 1}"
             results["runs"][name] = {"rows": rows, "input_mb": round(source.stat().st_size / 2**20, 1)}
             results["runs"][name].update(trained(out, timing))
             print(name, results["runs"][name], flush=True)
+            shutil.rmtree(out)
     return results
 
 
@@ -125,6 +131,8 @@ def main() -> int:
     parser.add_argument("part", choices=["train", "workers", "predict"])
     parser.add_argument("--copies", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--epochs", type=int, default=None, help="train: 1, workers: 2")
+    parser.add_argument("--repeats", type=int, default=1, help="train: pairs of x1 runs, streamed and in memory")
+    parser.add_argument("--results", help="train, workers: the results file's name (default: scale_PART.json)")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--model", help="a run folder (default: linear-br trained here)")
@@ -133,7 +141,8 @@ def main() -> int:
         args.epochs = args.epochs or (1 if args.part == "train" else 2)
         with tempfile.TemporaryDirectory() as tmp:
             results = (train_part if args.part == "train" else workers_part)(args, Path(tmp))
-        (RESULTS / f"scale_{args.part}.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        name = args.results or f"scale_{args.part}.json"
+        (RESULTS / name).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -220,6 +220,27 @@ def _running(pid: int) -> bool:
     return True
 
 
+def versions() -> dict:
+    """The versions of Python and the libraries a run is written with (for `mlgen info`),
+    from the installed packages' metadata: nothing is imported."""
+    import platform
+    from importlib import metadata
+
+    found = {"python": platform.python_version()}
+    for name, packages in (
+        ("tensorflow", ("tensorflow-cpu", "tensorflow")),
+        ("keras", ("keras",)),
+        ("scikit-learn", ("scikit-learn",)),
+    ):
+        for package in packages:
+            try:
+                found[name] = metadata.version(package)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return found
+
+
 def check_run_dir(path) -> Path:
     """`path` as a Path if it holds a run's config, else a clear InputError."""
     path = Path(path)

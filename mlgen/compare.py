@@ -19,6 +19,7 @@ from mlgen import artifacts, registry
 from mlgen.config import BaselineConfig, ModelConfig, TrainConfig, save_json
 from mlgen.data import LabelledData
 from mlgen.eval import metrics, plots
+from mlgen.progress import Progress
 
 RESULTS = "results.csv"
 RUNS = "runs.csv"
@@ -39,6 +40,9 @@ TABLE_KEYS = (
     "hamming_loss",
     "micro_precision",
     "micro_recall",
+    "P@1",
+    "P@3",
+    "nDCG@3",
     "train_seconds",
     "predict_docs_per_s",
 )
@@ -56,7 +60,7 @@ def compare(
     model_config: ModelConfig = ModelConfig(),
     train_config: TrainConfig = TrainConfig(),
     baseline_config: BaselineConfig = BaselineConfig(),
-    verbose=0,
+    verbose=1,
 ) -> pd.DataFrame:
     """Trains each of `models` with seeds 0..`seeds`-1, scores it on `test`, writes `out`.
 
@@ -69,17 +73,19 @@ def compare(
         models: model types to compare.
         model_config, train_config, baseline_config: shared settings; each model
             reads the fields it uses and `train_config.seed` is replaced by each seed.
-        verbose: Keras verbosity while training.
+        verbose: 0 quiet; 1 a line as each run starts and ends, with the runs done and
+            the time left; 2 also Keras's line per epoch.
 
     Returns:
         The `results.csv` table: one row per model, `<metric>_mean` and `<metric>_std`.
     """
     artifacts.check_out_dir(out, FOLDER)  # before hours of training, not after
     runs, per_label, histories, sizes = [], {}, {}, {}
+    progress = Progress("runs", total=len(models) * seeds, enabled=False)  # its line only, in `_say`
     for model_type in models:
         label_f1 = []
         for seed in range(seeds):
-            _say(f"compare: {model_type}, seed {seed}")
+            _say(f"compare: {model_type}, seed {seed}", verbose)
             predictor = registry.fit(
                 model_type,
                 train,
@@ -87,16 +93,17 @@ def compare(
                 model_config,
                 dataclasses.replace(train_config, seed=seed),
                 baseline_config,
-                verbose=verbose,
+                verbose=2 if verbose >= 2 else 0,
             )
             predicted, docs_per_s = timed_predict(predictor, test.texts)
             scores = metrics.evaluate(test.label_sets, predicted, predictor.labels)
+            scores.update(metrics.ranking(test.label_sets, predictor.label_scores(test.texts), predictor.labels))
             runs.append(
                 {
                     "model": model_type,
                     "seed": seed,
                     "decision": predictor.decision_rule + (" + linear-br" if _uses_ensemble(predictor) else ""),
-                    **{key: scores[key] for key in metrics.SCORE_KEYS},
+                    **{key: scores[key] for key in (*metrics.SCORE_KEYS, *metrics.RANKING_KEYS)},
                     "train_seconds": predictor.metrics["train_seconds"],
                     "predict_docs_per_s": docs_per_s,
                 }
@@ -107,7 +114,9 @@ def compare(
                 histories.setdefault(model_type, []).append(predictor.history)
             if seed == 0:
                 sizes[model_type] = [len(p) for p in predicted]
-            _say(f"compare: {model_type}, seed {seed}: test micro-F1 {scores['micro_f1']:.4f}")
+            progress.update(1)
+            result = f"test micro-F1 {scores['micro_f1']:.4f}"
+            _say(f"compare: {model_type}, seed {seed}: {result}; {progress.line()}", verbose)
         per_label[model_type] = pd.concat(label_f1, axis=1).mean(axis=1)
 
     runs = pd.DataFrame(runs)
@@ -179,8 +188,9 @@ def timed_predict(predictor, texts, beam_size: int | None = None, decision: str 
     return predicted, len(texts) / max(time.perf_counter() - started, 1e-9)
 
 
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+def _say(message: str, verbose=1) -> None:
+    if verbose:
+        print(message, file=sys.stderr, flush=True)
 
 
 def _uses_ensemble(predictor) -> bool:

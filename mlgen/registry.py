@@ -166,6 +166,7 @@ def fit(
         train, dev = train_dev_split(train, train_config.dev_fraction, train_config.seed)
     configs = Configs(model_config, train_config, baseline_config)
     config = entry.run_config(configs)
+    config["versions"] = artifacts.versions()
     config["data"] = {"train": train.source, "dev": dev.source, "train_docs": len(train), "dev_docs": len(dev)}
     if streamed:
         config["data"]["stream"] = {"chunk_rows": train.chunksize, "sample_docs": len(train.sample)}

@@ -96,3 +96,54 @@ def tiny_run(tiny_csvs, tmp_path_factory):
     folder = tmp_path_factory.mktemp("runs") / "tiny"
     predictor.save(folder)
     return predictor, folder
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tiny_csvs):
+    """The tiny CSVs read: `{"train", "dev", "test"}` -> LabelledData."""
+    from mlgen.data import read_labelled_csv
+
+    return {split: read_labelled_csv(path) for split, path in tiny_csvs.items()}
+
+
+@pytest.fixture(scope="session")
+def linear_run(tiny_data, tmp_path_factory):
+    """A linear-br model fitted on the tiny data and saved; returns (predictor, run folder)."""
+    from mlgen import registry
+
+    predictor = registry.fit("linear-br", tiny_data["train"], tiny_data["dev"], verbose=0)
+    folder = tmp_path_factory.mktemp("runs") / "linear"
+    predictor.save(folder)
+    return predictor, folder
+
+
+@pytest.fixture(scope="session")
+def ensemble_run(tiny_csvs, tmp_path_factory):
+    """A tiny cnn-rnn trained by the CLI with the linear-br ensemble and the auto decision."""
+    import mlgen
+    from mlgen.cli import main
+
+    run = tmp_path_factory.mktemp("runs") / "ensemble"
+    argv = ["train", "--train", tiny_csvs["train"], "--dev", tiny_csvs["dev"], "--out", run, *TINY_FLAGS]
+    assert main([*argv, "--ensemble", "linear-br", "--decision", "auto", "--label-loss-weight", "1"]) == 0
+    return mlgen.load(run), run
+
+
+@pytest.fixture(scope="session")
+def cnn_br_ensemble(tiny_data, tmp_path_factory):
+    """A tiny cnn-br with the linear-br ensemble, fitted and saved; returns (predictor, run folder)."""
+    from mlgen import registry
+    from mlgen.config import ModelConfig, TrainConfig
+
+    model = {k: v for k, v in TINY_MODEL.items() if k in registry.MODEL_TYPES["cnn-br"].reads["model"]}
+    predictor = registry.fit(
+        "cnn-br",
+        tiny_data["train"],
+        tiny_data["dev"],
+        ModelConfig(**{**model, "ensemble": "linear-br"}),
+        TrainConfig(**{**TINY_TRAIN, "learning_rate": 1e-2}),
+        verbose=0,
+    )
+    folder = tmp_path_factory.mktemp("runs") / "cnn-br-ensemble"
+    predictor.save(folder)
+    return predictor, folder

@@ -10,24 +10,10 @@ from conftest import TINY_MODEL, TINY_TRAIN
 import mlgen
 from mlgen import artifacts, registry
 from mlgen.config import BaselineConfig, ModelConfig, TrainConfig, load_json
-from mlgen.data import read_labelled_csv
 from mlgen.errors import InputError
 from mlgen.eval import metrics
 
 CNN_BR_FIELDS = registry.MODEL_TYPES["cnn-br"].reads["model"]
-
-
-@pytest.fixture(scope="session")
-def tiny_data(tiny_csvs):
-    return {split: read_labelled_csv(path) for split, path in tiny_csvs.items()}
-
-
-@pytest.fixture(scope="session")
-def linear_run(tiny_data, tmp_path_factory):
-    predictor = registry.fit("linear-br", tiny_data["train"], tiny_data["dev"], verbose=0)
-    folder = tmp_path_factory.mktemp("runs") / "linear"
-    predictor.save(folder)
-    return predictor, folder
 
 
 @pytest.fixture(scope="session")

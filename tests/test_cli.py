@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import re
 import subprocess
 import sys
 
@@ -257,3 +258,41 @@ def test_tf_cpp_min_log_level_set_by_the_user_brings_the_logging_back(user_level
     code += "print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.stdout.strip() == expected
+
+
+def test_info_describes_a_run_folder_without_loading_it(tiny_run, capsys):
+    from pathlib import Path
+
+    _, run = tiny_run
+    assert main(["info", "--model", run]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{run}: cnn-rnn, written by mlgen {mlgen.__version__} (python ")
+    assert "keras 3." in out and "labels: 8 (" in out and "dev: micro_f1 " in out
+    assert re.search(r"^  decoder_units +32$", out, re.M) and "train:" in out.splitlines()
+    assert main(["info", "--model", run, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["model_type"] == "cnn-rnn" and info["labels"] == mlgen.load(run).labels and info["num_labels"] == 8
+    assert info["hyperparameters"]["model"]["decoder_units"] == 32 and info["versions"]["keras"].startswith("3.")
+    assert info["dev"] == json.loads((run / "metrics.json").read_text())["dev"]
+    old = Path(__file__).parent / "fixtures" / "runs_0.2.0" / "linear-br"
+    assert main(["info", "--model", old]) == 0
+    assert "linear-br, written by mlgen 0.2.0 (not recorded)" in capsys.readouterr().out
+    assert main(["info", "--model", run.parent]) == 2
+    assert "not an mlgen run folder" in capsys.readouterr().err
+
+
+def test_predict_and_evaluate_report_progress_unless_quiet(tiny_csvs, tmp_path, capsys, monkeypatch):
+    from mlgen import progress
+
+    monkeypatch.setattr(progress, "QUIET_SECONDS", 0.0)  # every input is "long"
+    monkeypatch.setattr(progress, "LOG_SECONDS", 0.0)
+    linear = _linear_run(tiny_csvs["train"], tmp_path / "linear")
+    capsys.readouterr()
+    argv = ["predict", "--model", linear, "--input", tiny_csvs["test"], "--output", tmp_path / "p.csv"]
+    assert main([*argv, "--chunk-size", "30"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("30 of 80 rows (38%), ") and " left" in err[0] and err[-1].startswith("80 of 80 rows")
+    assert main([*argv, "--verbose", "0"]) == 0
+    assert "rows/s" not in capsys.readouterr().err
+    assert main(["evaluate", "--model", linear, "--data", tiny_csvs["test"]]) == 0
+    assert "80 of 80 documents (100%)" in capsys.readouterr().err

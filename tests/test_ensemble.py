@@ -5,13 +5,12 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import TINY_FLAGS, TINY_MODEL, TINY_TRAIN
+from conftest import TINY_FLAGS
 from keras import tree
 
 import mlgen
 from mlgen import artifacts, registry
 from mlgen.cli import main
-from mlgen.config import ModelConfig, TrainConfig
 from mlgen.data import read_labelled_csv
 from mlgen.data.vocab import NUM_SPECIAL
 from mlgen.errors import InputError
@@ -19,36 +18,6 @@ from mlgen.eval import thresholds
 from mlgen.nn import inference
 from mlgen.predictors import ensemble
 from mlgen.registry import LINEAR_FIELDS
-
-
-@pytest.fixture(scope="session")
-def tiny_data(tiny_csvs):
-    return {split: read_labelled_csv(path) for split, path in tiny_csvs.items()}
-
-
-@pytest.fixture(scope="session")
-def ensemble_run(tiny_csvs, tmp_path_factory):
-    """A tiny cnn-rnn trained by the CLI with the linear-br ensemble and the auto decision."""
-    run = tmp_path_factory.mktemp("runs") / "ensemble"
-    argv = ["train", "--train", tiny_csvs["train"], "--dev", tiny_csvs["dev"], "--out", run, *TINY_FLAGS]
-    assert main([*argv, "--ensemble", "linear-br", "--decision", "auto", "--label-loss-weight", "1"]) == 0
-    return mlgen.load(run), run
-
-
-@pytest.fixture(scope="session")
-def cnn_br_ensemble(tiny_data, tmp_path_factory):
-    model = {k: v for k, v in TINY_MODEL.items() if k in registry.MODEL_TYPES["cnn-br"].reads["model"]}
-    predictor = registry.fit(
-        "cnn-br",
-        tiny_data["train"],
-        tiny_data["dev"],
-        ModelConfig(**{**model, "ensemble": "linear-br"}),
-        TrainConfig(**{**TINY_TRAIN, "learning_rate": 1e-2}),
-        verbose=0,
-    )
-    folder = tmp_path_factory.mktemp("runs") / "cnn-br-ensemble"
-    predictor.save(folder)
-    return predictor, folder
 
 
 def test_the_prior_is_added_to_every_steps_label_logits(ensemble_run, tiny_data):

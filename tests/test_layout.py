@@ -14,10 +14,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mlgen"
 
 # Each room and the rooms it may import (README, "Layout"). A module's room is its first
 # package below mlgen (or the module itself at the top level).
-BASE = {"errors", "version", "config", "artifacts"}
+BASE = {"errors", "version", "config", "artifacts", "progress"}
 ALLOWED = {
     "errors": set(),
     "version": set(),
+    "progress": set(),
     "config": {"errors"},
     "artifacts": {"errors"},
     "data": {"errors"},
@@ -26,7 +27,7 @@ ALLOWED = {
     "nn": BASE | {"data", "eval"},
     "predictors": BASE | {"data", "eval", "linear", "nn"},
     "registry": BASE | {"data", "eval", "predictors"},
-    "estimator": BASE | {"data", "registry"},
+    "estimator": BASE | {"data", "eval", "registry"},
     "compare": BASE | {"data", "eval", "registry"},
     "cli": BASE | {"data", "eval", "nn", "predictors", "registry", "compare"},
     "__main__": {"cli"},

@@ -1,4 +1,4 @@
-"""`mlgen train | evaluate | predict | compare | explain`: the parser here, one module per command.
+"""`mlgen train | evaluate | predict | compare | explain | export | info`: the parser here, one module per command.
 
 Commands parse and report only; the work is the library's. TensorFlow is imported by the
 commands that need it, so `mlgen --help` and bad input errors come back fast, and its C++
@@ -13,11 +13,11 @@ import argparse
 import os
 import sys
 
-from mlgen.cli import compare, evaluate, explain, predict, train
+from mlgen.cli import compare, evaluate, explain, export, info, predict, train
 from mlgen.errors import InputError
 from mlgen.version import __version__
 
-COMMANDS = (train, evaluate, predict, explain, compare)
+COMMANDS = (train, evaluate, predict, explain, compare, export, info)
 # TensorFlow's C++ log level for the commands: 3 hides its start-up INFO and WARNING lines
 # and the ERROR-level "oneDNN supports DT_BOOL only on platforms with AVX-512" notice, which
 # reads like a failure and is none; every failure mlgen acts on is a Python exception.

@@ -170,3 +170,36 @@ def add_verbose_argument(parser, default, default_help: str) -> None:
         default=default,
         help=f"Keras verbosity: 0 silent, 1 progress bar, 2 a line per epoch (default: {default_help})",
     )
+
+
+def add_progress_argument(parser) -> None:
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1),
+        default=1,
+        help="1: progress on standard error (rows done, rows/s, time left; only for work longer than a few "
+        "seconds), 0: quiet (default: 1)",
+    )
+
+
+# Documents predicted at a time by `predict_blocks` (between progress reports).
+BLOCK_DOCS = 2048
+
+
+def predict_blocks(predictor, texts, progress, *, ranking: bool = False, **decoding):
+    """`predictor.predict_scores(texts, **decoding)` a block at a time, reporting to `progress`;
+    with `ranking`, also `predictor.label_scores(texts)` `(len(texts), num_labels)`, else None."""
+    import numpy as np
+
+    predictions, scores = [], []
+    for start in range(0, len(texts), BLOCK_DOCS):
+        block = texts[start : start + BLOCK_DOCS]
+        predictions += predictor.predict_scores(block, **decoding)
+        if ranking:
+            scores.append(predictor.label_scores(block))
+        progress.update(len(block))
+    progress.close()
+    return predictions, (
+        np.concatenate(scores) if scores else np.zeros((0, len(predictor.labels)))
+    ) if ranking else None

@@ -29,7 +29,14 @@ def add_parser(commands) -> None:
         "--models", default=",".join(MODELS), help=f"comma-separated model types (default: {','.join(MODELS)})"
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="folder to write (replaced atomically)")
-    common.add_verbose_argument(parser, default=0, default_help="0")
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=1,
+        help="0 quiet; 1 a line per run with the runs done and the time left; 2 also Keras's line per epoch "
+        "(default: 1)",
+    )
     common.add_config_arguments(parser, "binary-relevance baselines")
     common.add_csv_arguments(parser)
     parser.set_defaults(func=run)

@@ -9,6 +9,7 @@ from mlgen import artifacts, registry
 from mlgen.cli import common
 from mlgen.data import LabelledData, datasets, read_labelled_csv
 from mlgen.errors import InputError
+from mlgen.progress import Progress
 
 
 def add_parser(commands) -> None:
@@ -26,6 +27,7 @@ def add_parser(commands) -> None:
     common.add_decoding_arguments(parser)
     common.add_decision_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    common.add_progress_argument(parser)
     parser.add_argument(
         "--per-label", metavar="CSV", help="also write per-label support, predicted count, precision, recall, F1"
     )
@@ -52,11 +54,19 @@ def run(args) -> int:
     report = predictor.vocab.unknown_report(data)
     if report:
         print(report, file=sys.stderr)
-    predicted = predictor.predict(
-        data.texts, beam_size=args.beam_size, max_labels=args.max_labels, decision=args.decision
+    progress = Progress("documents", total=len(data), enabled=bool(args.verbose))
+    predictions, label_scores = common.predict_blocks(
+        predictor,
+        data.texts,
+        progress,
+        ranking=True,
+        beam_size=args.beam_size,
+        max_labels=args.max_labels,
+        decision=args.decision,
     )
+    predicted = [p.labels for p in predictions]
     scores = metrics.evaluate(data.label_sets, predicted, predictor.labels)
-    scores.update(metrics.ranking(data.label_sets, predictor.label_scores(data.texts), predictor.labels))
+    scores.update(metrics.ranking(data.label_sets, label_scores, predictor.labels))
     scores["decision"] = args.decision or predictor.decision_rule
     scores["ensemble"] = predictor.ensemble_weights
     if args.per_label:

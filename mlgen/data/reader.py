@@ -20,6 +20,8 @@ import bz2
 import codecs
 import dataclasses
 import gzip
+import io
+import json
 import lzma
 import zipfile
 import zlib
@@ -226,7 +228,15 @@ def shard_rows(num_rows: int, shard: int, num_shards: int) -> tuple[int, int]:
     return (shard - 1) * num_rows // num_shards + 1, shard * num_rows // num_shards
 
 
+def is_jsonl(path) -> bool:
+    """Whether `path` names a JSON Lines file (`.jsonl`, `.ndjson`, optionally compressed)."""
+    return bool({".jsonl", ".ndjson"} & set(Path(path).suffixes))
+
+
 def _read_frames(path: Path, fmt: CSVFormat, chunksize: int | None) -> Iterator[pd.DataFrame]:
+    if is_jsonl(path):
+        yield from _read_jsonl_frames(path, fmt, chunksize)
+        return
     sep = "\t" if ".tsv" in path.suffixes else ","
     try:
         reader = pd.read_csv(
@@ -264,6 +274,74 @@ def _read_frames(path: Path, fmt: CSVFormat, chunksize: int | None) -> Iterator[
         if _compression(path):
             raise InputError(_damaged_message(path, err)) from None
         raise InputError(f"{path}: cannot be read as a CSV ({first_line(err)})") from None
+
+
+def _read_jsonl_frames(path: Path, fmt: CSVFormat, chunksize: int | None) -> Iterator[pd.DataFrame]:
+    """JSON Lines as the CSV reader's frames: one row per line (data row N is line N), a
+    column per field, the labels field a list of names; a missing text or labels field
+    reads as empty, and a blank line as an empty row, for `_parse` to count or refuse."""
+    if fmt.label_columns is not None:
+        raise InputError(f"{path}: --label-columns is for one-hot CSV columns; JSON Lines hold a list of labels")
+    records, number = [], 0
+    try:
+        with _open_binary(path) as raw:
+            for number, line in enumerate(io.TextIOWrapper(raw, encoding=fmt.encoding), 1):
+                records.append(_json_record(path, number, line, fmt))
+                if chunksize is not None and len(records) == chunksize:
+                    yield _jsonl_frame(records, fmt)
+                    records = []
+    except UnicodeDecodeError as err:
+        raise InputError(_decode_error_message(path, fmt.encoding, err)) from None
+    except LookupError:
+        raise InputError(f"--encoding {fmt.encoding!r} is not an encoding Python knows; try utf-8 or latin-1") from None
+    except (zlib.error, zipfile.BadZipFile, lzma.LZMAError, gzip.BadGzipFile, EOFError, OSError) as err:
+        raise InputError(_damaged_message(path, err)) from None
+    if not number:
+        raise InputError(
+            f"{path}: the file is empty; a JSON Lines file holds one object per line, "
+            f'e.g. {{"{fmt.text_column}": "...", "{fmt.labels_column}": ["a", "b"]}}'
+        )
+    if records:
+        yield _jsonl_frame(records, fmt)
+
+
+def _json_record(path: Path, number: int, line: str, fmt: CSVFormat) -> dict:
+    """One line's object, its text and labels fields checked for type (a blank line: `{}`)."""
+    if not line.strip():
+        return {}
+    try:
+        record = json.loads(line.rstrip("\r\n"))
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: line {number} is not valid JSON ({err.msg} at column {err.colno})") from None
+    if not isinstance(record, dict):
+        raise InputError(f"{path}: line {number} is a JSON {type(record).__name__}, not an object with fields")
+    text = record.get(fmt.text_column, "")
+    if not isinstance(text, str):
+        raise InputError(
+            f"{path}: line {number}: field {fmt.text_column!r} holds {json.dumps(text)}, not a string; "
+            f"give each line its text as a JSON string"
+        )
+    labels = record.get(fmt.labels_column, [])
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise InputError(
+            f"{path}: line {number}: field {fmt.labels_column!r} holds {json.dumps(labels)}, not a list of label "
+            f'names; write e.g. "{fmt.labels_column}": ["a", "b"] (or [] for none)'
+        )
+    return record
+
+
+def _jsonl_frame(records: list[dict], fmt: CSVFormat) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(records)
+    for column in (fmt.text_column, fmt.labels_column):
+        if column not in frame.columns and any(column in r for r in records):
+            frame[column] = None
+    blank = np.array([not r for r in records], dtype=bool)
+    frame = frame.astype(object).where(frame.notna(), "")  # a missing field reads as empty
+    if fmt.labels_column in frame.columns:
+        # A list per row: `_parse` reads it as the labels; empty for a missing field or a blank line.
+        frame[fmt.labels_column] = [r.get(fmt.labels_column, "") if r else "" for r in records]
+    frame.loc[blank, :] = ""
+    return frame
 
 
 NEWLINE = b"\n"
@@ -378,8 +456,11 @@ def _parse(
         names = np.array(fmt.label_columns, dtype=object)
         on = cells.eq("1").to_numpy()
         label_sets = [list(names[r]) for r in on]
-    else:
-        label_sets = [split_labels(cell, fmt.label_sep) for cell in frame[fmt.labels_column]]
+    else:  # a joined CSV cell, or a JSON Lines list
+        label_sets = [
+            clean_labels(cell) if isinstance(cell, list) else split_labels(cell, fmt.label_sep)
+            for cell in frame[fmt.labels_column]
+        ]
     if with_labels and not fmt.allow_empty_labels:
         invalid[EMPTY_LABELS] = np.array([not labels for labels in label_sets], dtype=bool)
 

@@ -72,6 +72,11 @@ class Predictor:
         order; larger means more likely (each type says what the number is)."""
         raise NotImplementedError
 
+    def serving(self, beam_size: int | None = None, decision: str | None = None):
+        """The model as a `mlgen.nn.serving.Serving` module: raw strings in, what `predict_scores`
+        gives out, computed in TensorFlow (`mlgen export` saves it as a SavedModel)."""
+        raise NotImplementedError
+
     def predict(
         self,
         texts: Sequence[str],

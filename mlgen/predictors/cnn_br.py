@@ -30,6 +30,11 @@ class CNNBRPredictor(ScoringPredictor, NeuralPredictor):
     def scores(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         return self.inference.scores(texts, batch_size)
 
+    def serving_scores(self):
+        from mlgen.nn import serving
+
+        return serving.network_scores(self.model), {"model": self.model}
+
     @classmethod
     def _read_model(cls, folder: Path, vocab: LabelVocabulary, config: dict) -> CNNBRPredictor:
         predictor = cls(saving.load_network(folder, config, vocab, BinaryRelevanceModel), vocab, config)

@@ -236,6 +236,23 @@ class SequencePredictor(NeuralPredictor):
         limit = self.model.max_labels if max_labels is None else max_labels
         return scored_predictions(self.labels, scores, chosen, limit, self.model.min_labels)
 
+    def serving(self, beam_size: int | None = None, decision: str | None = None):
+        """See `Predictor.serving`; `decision` overrides the fitted rule, as in `predict_scores`."""
+        from mlgen.nn import serving  # TensorFlow's SavedModel: only to export
+
+        fitted = {**self.decision, "rule": self.decision["rule"] if decision is None else decision}
+        if fitted["rule"] not in self.DECISIONS:
+            raise InputError(f"--decision must be one of {', '.join(self.DECISIONS)}, got {fitted['rule']!r}")
+        if fitted["rule"] == "marginal" and "threshold" not in fitted:
+            raise InputError(
+                "--decision marginal needs a threshold fitted on dev; this model was trained with --decision mode"
+            )
+        beam_size = check_count(self.model_config.beam_size if beam_size is None else beam_size, "--beam-size", 1)
+        weights = fitted.get("linear_weight", 0.0), fitted.get("linear_mix", 0.0)
+        used = bool(weights[0] or (fitted["rule"] == "marginal" and weights[1]))
+        margins = ensemble.serving_margins(self.linear, used)
+        return serving.sequence_module(self.inference, fitted, beam_size, margins)
+
     def label_scores(self, texts: Sequence[str]) -> np.ndarray:
         """Each label's score `(len(texts), num_labels)`, as the marginal rule scores it: the
         share of the beam's probability mass on sequences that hold the label (beam

@@ -56,3 +56,21 @@ def fused_scores(probabilities, margins, weight: float, mix: float) -> np.ndarra
     all `(n_docs, num_labels)` (see `ScoringPredictor`)."""
     p = np.clip(np.asarray(probabilities, np.float64), 1e-7, 1 - 1e-7)
     return (1.0 - mix) * expit(np.log(p) - np.log1p(-p) + weight * margins) + mix * expit(margins)
+
+
+def serving_margins(linear: LinearBR | None, used: bool = True):
+    """`linear`'s margins as TensorFlow ops (`mlgen.nn.serving.LinearMargins`), or None
+    without an ensemble or when `used` is False (its fitted weights are zero)."""
+    if linear is None or not used:
+        return None
+    from mlgen.nn.serving import LinearMargins  # TensorFlow: only to export
+
+    vectorizer = linear.vectorizer
+    return LinearMargins(
+        vectorizer.get_feature_names_out(),
+        vectorizer.idf_,
+        linear.coef,
+        linear.intercept,
+        linear.config.ngram_max,
+        linear.config.sublinear_tf,
+    )

@@ -14,6 +14,7 @@ from mlgen.config import Configs
 from mlgen.data import LabelledData, LabelVocabulary
 from mlgen.eval import metrics
 from mlgen.linear import LinearBR
+from mlgen.predictors import ensemble
 from mlgen.predictors.base import read_linear
 from mlgen.predictors.scoring import ScoringPredictor
 
@@ -31,6 +32,12 @@ class LinearBRPredictor(ScoringPredictor):
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         return self.model.scores(texts)
+
+    def serving_scores(self):
+        from mlgen.nn import serving  # TensorFlow: only to export
+
+        margins = ensemble.serving_margins(self.model)
+        return serving.linear_scores(margins, self.model.config.classifier == "logreg"), {"margins": margins}
 
     @classmethod
     def fit(

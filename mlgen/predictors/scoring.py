@@ -93,6 +93,24 @@ class ScoringPredictor(Predictor):
                 scores = ensemble.fused_scores(scores, margins, self.linear_weight, self.linear_mix)
         self.threshold = thresholds.tune(scores, y_true, self.per_label, self.always_top, missed)
 
+    def serving(self, beam_size: int | None = None, decision: str | None = None):
+        if beam_size not in (None, 1):
+            raise InputError(f"--beam-size applies to cnn-rnn models; this is a {self.model_type} model")
+        if decision not in (None, "threshold"):
+            raise InputError(f"--decision applies to cnn-rnn models; this is a {self.model_type} model")
+        from mlgen.nn import serving  # TensorFlow: only to export
+
+        scores, tracked = self.serving_scores()
+        linear = ensemble.serving_margins(self.linear, bool(self.linear_weight or self.linear_mix))
+        return serving.threshold_module(
+            self.labels, scores, self.threshold, self.always_top, tracked, linear, self.linear_weight, self.linear_mix
+        )
+
+    def serving_scores(self):
+        """`(scores, tracked)`: `scores(texts)` in TensorFlow, the counterpart of `scores`, and
+        the objects it uses (`mlgen.nn.serving`)."""
+        raise NotImplementedError
+
     def predict_scores(
         self,
         texts: Sequence[str],

@@ -1,0 +1,73 @@
+"""`mlgen info`: what a run folder holds, from its JSON files alone (no model is loaded)."""
+
+from __future__ import annotations
+
+import json
+
+from mlgen import artifacts
+from mlgen.predictors.base import read_config, read_vocabulary
+
+# Labels the text report lists (`--json` lists them all).
+SHOWN_LABELS = 10
+# Dev scores the text report prints.
+SHOWN_SCORES = ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss")
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser(
+        "info",
+        help="describe a run folder: model type, labels, data, hyperparameters, dev scores, versions",
+        description="Print what a run folder holds, read from its JSON files (the model is not loaded).",
+    )
+    parser.add_argument("--model", required=True, metavar="DIR", help="run folder written by `mlgen train`")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (with every label)")
+    parser.set_defaults(func=run)
+
+
+def describe(folder) -> dict:
+    """The run folder's description: what `mlgen info --json` prints."""
+    folder = artifacts.check_run_dir(folder)
+    config = read_config(folder)
+    vocab = read_vocabulary(folder)
+    metrics = artifacts.read_json(folder, artifacts.METRICS, required=False) or {}
+    return {
+        "folder": str(folder),
+        "model_type": artifacts.model_type(config),
+        "mlgen_version": config.get("mlgen_version"),
+        "versions": config.get("versions"),  # None: written before mlgen recorded them
+        "num_labels": vocab.num_labels,
+        "labels": vocab.labels,
+        "data": config.get("data", {}),
+        "hyperparameters": {key: config[key] for key in ("model", "baseline", "train") if key in config},
+        "dev": metrics.get("dev"),
+        "training": {key: value for key, value in metrics.items() if key != "dev"},
+    }
+
+
+def run(args) -> int:
+    info = describe(args.model)
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    versions = info["versions"]
+    written = ", ".join(f"{name} {version}" for name, version in versions.items()) if versions else "not recorded"
+    labels = ", ".join(info["labels"][:SHOWN_LABELS]) + (", ..." if info["num_labels"] > SHOWN_LABELS else "")
+    lines = [
+        f"{info['folder']}: {info['model_type']}, written by mlgen {info['mlgen_version']} ({written})",
+        f"labels: {info['num_labels']} ({labels})",
+    ]
+    data = info["data"]
+    if data:
+        dev = f"; dev {data.get('dev')} ({data.get('dev_docs')} documents)" if data.get("dev") else ""
+        streamed = ", streamed" if data.get("stream") else ""
+        lines.append(f"data: train {data.get('train')} ({data.get('train_docs')} documents{streamed}){dev}")
+    if info["dev"]:
+        lines.append("dev: " + ", ".join(f"{key} {info['dev'][key]:.4f}" for key in SHOWN_SCORES if key in info["dev"]))
+    if info["training"]:
+        lines.append("training: " + ", ".join(f"{key} {value}" for key, value in info["training"].items()))
+    for section, values in info["hyperparameters"].items():
+        lines.append(f"{section}:")
+        width = max(map(len, values), default=0) + 2
+        lines += [f"  {name:<{width}}{json.dumps(value)}" for name, value in values.items()]
+    print("\n".join(lines))
+    return 0
