@@ -8,7 +8,7 @@ from conftest import TINY_FLAGS
 
 from mlgen import compare
 from mlgen.cli import main
-from mlgen.eval.metrics import PER_LABEL_COLUMNS, SCORE_KEYS
+from mlgen.eval.metrics import PER_LABEL_COLUMNS, RANKING_KEYS, SCORE_KEYS
 
 
 def test_compare_writes_tables_and_plots(tiny_csvs, tmp_path, capsys):
@@ -18,8 +18,9 @@ def test_compare_writes_tables_and_plots(tiny_csvs, tmp_path, capsys):
     printed = capsys.readouterr().out
     results = pd.read_csv(out / compare.RESULTS)
     assert results["model"].tolist() == ["cnn-rnn", "cnn-br", "linear-br"]
-    for key in (*SCORE_KEYS, "train_seconds", "predict_docs_per_s"):
+    for key in (*SCORE_KEYS, *RANKING_KEYS, "train_seconds", "predict_docs_per_s"):
         assert f"{key}_mean" in results and f"{key}_std" in results
+    assert results["P@1_mean"].between(0, 1).all() and "| P@1 |" in (out / compare.RESULTS_MD).read_text()
     assert (results["seeds"] == 1).all() and (results["micro_f1_std"] == 0).all()
     assert results["micro_f1_mean"].between(0, 1).all() and (results["predict_docs_per_s_mean"] > 0).all()
     runs = pd.read_csv(out / compare.RUNS)

@@ -175,3 +175,10 @@ def test_stream_refused_where_it_does_not_apply(argv, message, tiny_csvs, tmp_pa
     assert main(["train", *train, "--out", tmp_path / "run", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_a_glob_of_shards_also_trains_in_memory(tiny_shards, tmp_path, capsys):
+    assert main(["train", "--model", "linear-br", "--train", tiny_shards, "--out", tmp_path / "run"]) == 0
+    data = mlgen.load(tmp_path / "run").config["data"]
+    assert data["train_docs"] + data["dev_docs"] == 380 and "stream" not in data
+    assert f"{tiny_shards}: read 380 documents" in capsys.readouterr().err

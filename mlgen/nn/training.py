@@ -189,7 +189,8 @@ def train_network(
         model: the built network (`build_network`); compiled here.
         predictor: what scores dev each epoch (`DevScoringCallback`): anything with
             `predict(texts)`, `labels`, `calibrate(dev)` and `calibrate_each_epoch`.
-        train: the training documents, in memory or streamed (read again every epoch).
+        train: the training documents, in memory or a `LabelledStream` (written once, vectorized,
+            to TFRecord files in a temporary folder that every epoch reads and that goes at the end).
         dev: the dev documents.
         vocab: the label vocabulary.
         train_config: optimisation hyperparameters.
