@@ -200,6 +200,6 @@ def predict_blocks(predictor, texts, progress, *, ranking: bool = False, **decod
             scores.append(predictor.label_scores(block))
         progress.update(len(block))
     progress.close()
-    return predictions, (
-        np.concatenate(scores) if scores else np.zeros((0, len(predictor.labels)))
-    ) if ranking else None
+    if not ranking:
+        return predictions, None
+    return predictions, np.concatenate(scores) if scores else np.zeros((0, len(predictor.labels)))

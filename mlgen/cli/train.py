@@ -36,7 +36,8 @@ def add_parser(commands) -> None:
     parser.add_argument(
         "--train",
         metavar="CSV",
-        help="labelled training file (.csv, .tsv, optionally .gz), or a quoted glob of them ('shards/*.csv.gz')",
+        help="labelled training file (.csv, .tsv, .jsonl, optionally .gz), or a quoted glob of them "
+        "('shards/*.csv.gz')",
     )
     parser.add_argument("--dev", metavar="CSV", help="labelled dev file for early stopping")
     parser.add_argument(
@@ -58,7 +59,7 @@ def add_parser(commands) -> None:
     parser.add_argument(
         "--stream",
         action=argparse.BooleanOptionalAction,
-        help="cnn-rnn, cnn-br: read --train in chunks on every pass, never all rows in memory; dev is then "
+        help="cnn-rnn, cnn-br: read --train in chunks, never all rows in memory; dev is then "
         "--dev, or the rows whose hash of their text falls under --dev-fraction (at most "
         f"{stream.MAX_DEV_DOCS:,} documents) (default: on when the --train files pass "
         f"{stream.STREAM_ABOVE_BYTES // 2**20} MiB on disk)",
