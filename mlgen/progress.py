@@ -60,14 +60,15 @@ class Progress:
                 self.stream.flush()
 
     def line(self, now: float | None = None) -> str:
-        """`12,000 of 50,000 rows (24%), 1,534 rows/s, 25 s left`."""
+        """`12,000 of 50,000 rows (24%), 1,534 rows/s, 25 s left`; for items slower than one a
+        second, `2 of 9 runs (22%), 4 min 5 s each, 28 min 35 s left`."""
         elapsed = max((self.clock() if now is None else now) - self.started, 1e-9)
         rate = self.done / elapsed
         if self.total:
             text = f"{self.done:,} of {self.total:,} {self.what} ({100 * self.done / self.total:.0f}%)"
         else:
             text = f"{self.done:,} {self.what}"
-        text += f", {rate:,.0f} {self.what}/s"
+        text += f", {rate:,.0f} {self.what}/s" if rate >= 1 or not self.done else f", {format_seconds(1 / rate)} each"
         if self.total and rate > 0 and self.done < self.total:
             text += f", {format_seconds((self.total - self.done) / rate)} left"
         return text

@@ -51,3 +51,11 @@ def test_a_terminal_line_is_redrawn_and_ended_and_disabled_progress_is_silent():
 
 def test_format_seconds():
     assert [format_seconds(s) for s in (4.4, 65, 7260)] == ["4 s", "1 min 5 s", "2 h 1 min"]
+
+
+def test_slow_items_show_the_time_each_takes():
+    clock = Clock()
+    progress = Progress("runs", total=4, stream=io.StringIO(), clock=clock)
+    clock.now = 240.0
+    progress.update(1)
+    assert progress.line() == "1 of 4 runs (25%), 4 min 0 s each, 12 min 0 s left"
