@@ -332,9 +332,6 @@ def _json_record(path: Path, number: int, line: str, fmt: CSVFormat) -> dict:
 
 def _jsonl_frame(records: list[dict], fmt: CSVFormat) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(records)
-    for column in (fmt.text_column, fmt.labels_column):
-        if column not in frame.columns and any(column in r for r in records):
-            frame[column] = None
     blank = np.array([not r for r in records], dtype=bool)
     frame = frame.astype(object).where(frame.notna(), "")  # a missing field reads as empty
     if fmt.labels_column in frame.columns:

@@ -211,20 +211,14 @@ class SequencePredictor(NeuralPredictor):
             decision: `"mode"` or `"marginal"` (default: the rule fitted on dev).
         """
         texts = check_texts(texts)
-        rule = self.decision["rule"] if decision is None else decision
-        if rule not in self.DECISIONS:
-            raise InputError(f"--decision must be one of {', '.join(self.DECISIONS)}, got {rule!r}")
+        rule = self._rule(decision)
         max_labels = check_count(max_labels, "--max-labels", self.model.min_labels)
-        linear_weight, linear_mix = self.decision.get("linear_weight", 0.0), self.decision.get("linear_mix", 0.0)
-        margins = self.linear.margins(texts) if linear_weight or (rule == "marginal" and linear_mix) else None
-        prior = linear_weight * margins if linear_weight else None
+        margins = self.linear.margins(texts) if self._uses_linear(rule) else None
         if rule == "mode":
+            linear_weight = self.decision.get("linear_weight", 0.0)
+            prior = linear_weight * margins if linear_weight else None
             beam_size = check_count(self.model_config.beam_size if beam_size is None else beam_size, "--beam-size", 1)
             return self.inference.decode(texts, beam_size=beam_size, max_labels=max_labels, prior=prior)
-        if "threshold" not in self.decision:
-            raise InputError(
-                "--decision marginal needs a threshold fitted on dev; this model was trained with --decision mode"
-            )
         beam_size = check_count(self.decision["beam_size"] if beam_size is None else beam_size, "--beam-size", 1)
         if beam_size < 2:
             raise InputError(
@@ -240,18 +234,28 @@ class SequencePredictor(NeuralPredictor):
         """See `Predictor.serving`; `decision` overrides the fitted rule, as in `predict_scores`."""
         from mlgen.nn import serving  # TensorFlow's SavedModel: only to export
 
-        fitted = {**self.decision, "rule": self.decision["rule"] if decision is None else decision}
-        if fitted["rule"] not in self.DECISIONS:
-            raise InputError(f"--decision must be one of {', '.join(self.DECISIONS)}, got {fitted['rule']!r}")
-        if fitted["rule"] == "marginal" and "threshold" not in fitted:
+        rule = self._rule(decision)
+        beam_size = check_count(self.model_config.beam_size if beam_size is None else beam_size, "--beam-size", 1)
+        margins = ensemble.serving_margins(self.linear, self._uses_linear(rule))
+        return serving.sequence_module(self.inference, {**self.decision, "rule": rule}, beam_size, margins)
+
+    def _rule(self, decision: str | None) -> str:
+        """The decision rule to use: `decision`, or the one fitted on dev; an InputError for
+        an unknown rule, or the marginal rule when none was fitted."""
+        rule = self.decision["rule"] if decision is None else decision
+        if rule not in self.DECISIONS:
+            raise InputError(f"--decision must be one of {', '.join(self.DECISIONS)}, got {rule!r}")
+        if rule == "marginal" and "threshold" not in self.decision:
             raise InputError(
                 "--decision marginal needs a threshold fitted on dev; this model was trained with --decision mode"
             )
-        beam_size = check_count(self.model_config.beam_size if beam_size is None else beam_size, "--beam-size", 1)
-        weights = fitted.get("linear_weight", 0.0), fitted.get("linear_mix", 0.0)
-        used = bool(weights[0] or (fitted["rule"] == "marginal" and weights[1]))
-        margins = ensemble.serving_margins(self.linear, used)
-        return serving.sequence_module(self.inference, fitted, beam_size, margins)
+        return rule
+
+    def _uses_linear(self, rule: str) -> bool:
+        """Whether `rule` draws on the linear-br ensemble's margins: a weight on the logits, or
+        (the marginal rule) a share of the scores."""
+        weight, mix = self.decision.get("linear_weight", 0.0), self.decision.get("linear_mix", 0.0)
+        return bool(weight or (rule == "marginal" and mix))
 
     def label_scores(self, texts: Sequence[str]) -> np.ndarray:
         """Each label's score `(len(texts), num_labels)`, as the marginal rule scores it: the
@@ -260,8 +264,7 @@ class SequencePredictor(NeuralPredictor):
         linear-br's probabilities by the shares fitted on dev (none before a marginal
         rule is fitted). In [0, 1]; a ranking of the labels, not calibrated probabilities."""
         texts = check_texts(texts)
-        linear_weight, linear_mix = self.decision.get("linear_weight", 0.0), self.decision.get("linear_mix", 0.0)
-        margins = self.linear.margins(texts) if linear_weight or linear_mix else None
+        margins = self.linear.margins(texts) if self._uses_linear("marginal") else None
         beam_size = max(self.decision.get("beam_size", self.MARGINAL_BEAM), 2)
         return self._mixed_scores(texts, beam_size, margins)
 

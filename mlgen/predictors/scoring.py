@@ -94,10 +94,7 @@ class ScoringPredictor(Predictor):
         self.threshold = thresholds.tune(scores, y_true, self.per_label, self.always_top, missed)
 
     def serving(self, beam_size: int | None = None, decision: str | None = None):
-        if beam_size not in (None, 1):
-            raise InputError(f"--beam-size applies to cnn-rnn models; this is a {self.model_type} model")
-        if decision not in (None, "threshold"):
-            raise InputError(f"--decision applies to cnn-rnn models; this is a {self.model_type} model")
+        self._check_decoding(beam_size, decision)
         from mlgen.nn import serving  # TensorFlow: only to export
 
         scores, tracked = self.serving_scores()
@@ -105,6 +102,13 @@ class ScoringPredictor(Predictor):
         return serving.threshold_module(
             self.labels, scores, self.threshold, self.always_top, tracked, linear, self.linear_weight, self.linear_mix
         )
+
+    def _check_decoding(self, beam_size, decision) -> None:
+        """An InputError for cnn-rnn's decoding options, which binary relevance does not take."""
+        if beam_size not in (None, 1):
+            raise InputError(f"--beam-size applies to cnn-rnn models; this is a {self.model_type} model")
+        if decision not in (None, "threshold"):
+            raise InputError(f"--decision applies to cnn-rnn models; this is a {self.model_type} model")
 
     def serving_scores(self):
         """`(scores, tracked)`: `scores(texts)` in TensorFlow, the counterpart of `scores`, and
@@ -122,10 +126,7 @@ class ScoringPredictor(Predictor):
 
         `log_prob` is None: binary relevance scores each label on its own.
         """
-        if beam_size not in (None, 1):
-            raise InputError(f"--beam-size applies to cnn-rnn models; this is a {self.model_type} model")
-        if decision not in (None, "threshold"):
-            raise InputError(f"--decision applies to cnn-rnn models; this is a {self.model_type} model")
+        self._check_decoding(beam_size, decision)
         max_labels = check_count(max_labels, "--max-labels", 1)
         texts = check_texts(texts)
         if not texts:
