@@ -233,20 +233,54 @@ def test_evaluate_of_a_file_whose_rows_were_all_dropped(tiny_run, tmp_path, caps
     assert err.count("\n") == 1 and "read 0 documents, dropped 2 invalid rows" in err
 
 
-def _environ_without_tf_logging():
+def _environ_without_tf_logging(**extra):
     import os
 
-    return {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return {**{k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}, **extra}
+
+
+def _tensorflow_lines(stderr: str) -> list[str]:
+    """TensorFlow's C++ log lines (`I0000 00:00:... port.cc:153] ...`, W, E and F alike) and absl's notice."""
+    return [line for line in stderr.splitlines() if re.match(r"[IWEF]\d{4} ", line) or "absl::InitializeLog" in line]
+
+
+# oneDNN's custom operations are on by default only on some CPUs (those with AVX-512, for
+# example), and then TensorFlow prints its notice whatever TF_CPP_MIN_LOG_LEVEL says.
+# TF_ENABLE_ONEDNN_OPTS=1 turns them on here too, so these tests hold on every x86-64 CPU.
+ONEDNN_ON = {"TF_ENABLE_ONEDNN_OPTS": "1"}
 
 
 def test_commands_quiet_tensorflows_start_up_logging(tiny_run, tiny_csvs):
     _, folder = tiny_run
     command = [sys.executable, "-m", "mlgen", "evaluate", "--model", str(folder), "--data", str(tiny_csvs["test"])]
-    result = subprocess.run(command, capture_output=True, text=True, env=_environ_without_tf_logging())
+    result = subprocess.run(command, capture_output=True, text=True, env=_environ_without_tf_logging(**ONEDNN_ON))
     assert result.returncode == 0, result.stderr
-    # TensorFlow's C++ lines look like `I0000 00:00:... cpu_feature_guard.cc:...]` (W and E alike).
-    noise = [line for line in result.stderr.splitlines() if line[:1] in "IWE" and line[1:5].isdigit()]
-    assert noise == [] and "absl::InitializeLog" not in result.stderr
+    assert _tensorflow_lines(result.stderr) == [], result.stderr
+    assert "micro_f1" in result.stdout
+
+
+def test_tensorflow_prints_the_onednn_notice_that_the_cli_removes():
+    """The control for the test above: with oneDNN on and logging asked for, the lines are there."""
+    env = _environ_without_tf_logging(TF_CPP_MIN_LOG_LEVEL="0", **ONEDNN_ON)
+    code = "import sys; print('python says', file=sys.stderr); import mlgen.nn; print('after', file=sys.stderr)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert any("oneDNN custom operations are on" in line for line in _tensorflow_lines(result.stderr))
+    # At level 3 the same import removes TensorFlow's lines and writes back what else it printed.
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    during = (
+        "import builtins; real_import = builtins.__import__; printed = []\n"
+        "def loud_import(name, *args, **kwargs):\n"
+        "    if name == 'keras' and not printed:\n"
+        "        printed.append(print('printed during the import', file=sys.stderr))\n"
+        "    return real_import(name, *args, **kwargs)\n"
+        "builtins.__import__ = loud_import\n"
+    )
+    code = code.replace("import mlgen.nn;", "\n" + during + "import mlgen.nn;")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert _tensorflow_lines(result.stderr) == [], result.stderr
+    assert result.stderr == "python says\nprinted during the import\nafter\n"
 
 
 @pytest.mark.parametrize("user_level, expected", [(None, "3"), ("0", "0")])
@@ -296,3 +330,28 @@ def test_predict_and_evaluate_report_progress_unless_quiet(tiny_csvs, tmp_path, 
     assert "rows/s" not in capsys.readouterr().err
     assert main(["evaluate", "--model", linear, "--data", tiny_csvs["test"]]) == 0
     assert "80 of 80 documents (100%)" in capsys.readouterr().err
+
+
+def test_sigterm_ends_training_as_ctrl_c_does_and_leaves_nothing_behind(tiny_csvs, tmp_path):
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "mlgen", "train", "--train", tiny_csvs["train"], "--dev", tiny_csvs["dev"]]
+    argv += ["--out", out, *TINY_FLAGS, "--epochs", "200", "--patience", "200", "--verbose", "0"]
+    process = subprocess.Popen(list(map(str, argv)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".run.tmp-*/logs")) and time.monotonic() < deadline:
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.2)
+        assert list(tmp_path.glob(".run.tmp-*")), "training never started"
+        os.kill(process.pid, signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 143 and stderr.strip().splitlines()[-1] == "mlgen: terminated", stderr
+    assert "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []  # neither the run folder nor its staging folder

@@ -4,14 +4,17 @@ Commands parse and report only; the work is the library's. TensorFlow is importe
 commands that need it, so `mlgen --help` and bad input errors come back fast, and its C++
 start-up logging is quiet unless `TF_CPP_MIN_LOG_LEVEL` is set (`TF_CPP_MIN_LOG_LEVEL=0
 mlgen ...` shows it). Any `InputError` prints as one line, `mlgen: error: ...`, with exit
-status 2 and no traceback.
+status 2 and no traceback. SIGTERM ends a command as Ctrl-C does: its clean-up runs (staging
+folders, temporary records), it prints `mlgen: terminated` and exits 143.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 
 from mlgen.cli import compare, evaluate, explain, export, info, predict, train
 from mlgen.errors import InputError
@@ -43,6 +46,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv  # what `train --workers` starts each worker with
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_LOG_LEVEL)  # before TensorFlow is imported
+    # SIGTERM raises `Terminated` in the main thread (where signal handlers can be set).
+    handles_sigterm = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if handles_sigterm else None
     try:
         return args.func(args)
     except InputError as err:
@@ -51,3 +57,18 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("mlgen: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("mlgen: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        if handles_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so that clean-up runs as on Ctrl-C."""
+
+
+def _terminate(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    raise Terminated
