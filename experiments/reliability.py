@@ -244,6 +244,90 @@ CASES = [
     ("csv", "one-hot cell `yes`", lambda d: _write(d / "oh.csv", "text,a,b\nx,1,0\ny,0,yes\n"),
      "train --train oh.csv --label-columns a,b --out x", []),
     ("csv", "`--encoding klingon`", None, "train --train train.csv --encoding klingon --out x", []),
+    # Issue 25: a second round.
+    ("numbers", "`--beam-size 1000000000`", None, "predict --model rnn --input test.csv --output o.csv --beam-size 1000000000", []),
+    ("numbers", "`--max-labels 1000000000`", None, "predict --model rnn --input test.csv --output o.csv --max-labels 1000000000", []),
+    ("numbers", "`export --beam-size 1000000000`", None, "export --model rnn --out exp --beam-size 1000000000", []),
+    ("numbers", "`predict --chunk-size 1000000000000`", None,
+     "predict --model linear --input test.csv --output o.csv --chunk-size 1000000000000", []),
+    ("run folder", "`decision.json` with `\"beam_size\": 1000000000`",
+     _then(_copy_run("rnn", "d1"), _edit_json("d1", "decision.json", lambda c: {**c, "beam_size": 1000000000})),
+     "predict --model d1 --input test.csv --output o.csv", []),
+    ("run folder", "no `decision.json` (cnn-rnn)", _then(_copy_run("rnn", "d2"), lambda d: (d / "d2/decision.json").unlink()),
+     "predict --model d2 --input test.csv --output o.csv", []),
+    ("run folder", "`decision.json` with `\"linear_weight\": 1e308`",
+     _then(_copy_run("rnn", "d3"), _edit_json("d3", "decision.json", lambda c: {**c, "linear_weight": 1e308})),
+     "evaluate --model d3 --data test.csv", []),
+    ("run folder", "`thresholds.json` with `\"threshold\": NaN`",
+     _then(_copy_run("linear", "t3"), lambda d: _write(d / "t3/thresholds.json", '{"threshold": NaN}')),
+     "evaluate --model t3 --data test.csv", []),
+    ("run folder", "`config.json` with `\"beam_size\": 1000000000`",
+     _then(_copy_run("rnn", "c7"), _edit_json("c7", "config.json", lambda c: {**c, "model": {**c["model"], "beam_size": 1000000000}})),
+     "predict --model c7 --input test.csv --output o.csv", []),
+    ("run folder", "a cnn-rnn ensemble folder without `linear.npz`", _then(_copy_run("rnn", "n3"), lambda d: (d / "n3/linear.npz").unlink()),
+     "evaluate --model n3 --data test.csv", []),
+    ("output", "`--out` inside a symlink loop", lambda d: ((d / "la").symlink_to(d / "lb"), (d / "lb").symlink_to(d / "la")),
+     "train --model linear-br --train train.csv --out la/run", []),
+    ("python", "`set_params(C=-1)` then `fit`", None,
+     "py:import mlgen; mlgen.LinearBinaryRelevanceClassifier().set_params(C=-1).fit(['a b', 'c d'], [['x'], ['y']])", []),
+    ("python", "`pickle` round trip of a fitted cnn-rnn estimator", None,
+     "py:import pickle, mlgen; c = mlgen.LabelSequenceClassifier(epochs=1, max_tokens=100, embeddings=None, ensemble='none', decision='mode').fit(['wheat rose', 'oil fell'] * 20, [['grain'], ['crude']] * 20); "
+     "print(pickle.loads(pickle.dumps(c)).predict(['wheat rose']) == c.predict(['wheat rose']))", []),
+    ("jsonl", "a JSON Lines text holding an escaped lone surrogate `\"\\ud800\"`",
+     lambda d: _write(d / "sur.jsonl", '{"text": "wheat \\ud800 rose", "labels": ["earn"]}\n'),
+     "predict --model linear --input sur.jsonl --output o.jsonl", []),
+    ("jsonl", "JSON Lines training labels holding an escaped lone surrogate",
+     lambda d: _write(d / "surl.jsonl", '{"text": "wheat rose", "labels": ["e\\udc80"]}\n'),
+     "train --model linear-br --train surl.jsonl --out x", []),
+    ("jsonl", "later JSON Lines lines add a field (`id`), `--chunk-size 2`, CSV output read back",
+     lambda d: _write(d / "grow.jsonl", '{"text": "wheat rose"}\n{"text": "oil fell", "id": 5}\n{"text": "corn", "id": 6}\n'),
+     "predict --model linear --input grow.jsonl --output g.csv --chunk-size 2 && cut -d, -f2 g.csv | paste -sd' '", []),
+    ("jsonl", "`predict --input -` with bytes that are not UTF-8",
+     lambda d: _write(d / "bad.txt", b"wheat rose\nx \xed\xa0\x80 y\n"),
+     "predict --model linear --input - < bad.txt", []),
+    ("messages", "`--train` a folder of CSV shards", lambda d: _write(d / "shards" / "a.csv", (d / "train.csv").read_text()),
+     "train --model linear-br --train shards --out x", ["shards/a.csv"]),
+    ("messages", "`evaluate` over a glob of shards, a label the model lacks in the second",
+     lambda d: (_write(d / "ev" / "a.csv", "text,labels\nwheat rose,grain\n"),
+                _write(d / "ev" / "b.csv", "text,labels\ncorn prices,grain\ncocoa fell,cocoa-new\n")),
+     "evaluate --model linear --data 'ev/*.csv' --json 2>&1 >/dev/null | grep misses", []),
+    ("streaming", "a training file grows by a row between the checking pass and the records pass", None,
+     "py:import sys; from mlgen.cli import main, common; real = common.stream.scan; "
+     "common.stream.scan = lambda *a, **k: (real(*a, **k), open('train.csv', 'a').write('a new row,earn\\n'))[0]; "
+     "sys.exit(main(['train', '--train', 'train.csv', '--stream', '--out', 'x', '--epochs', '1', '--embeddings', 'none']))", []),
+    ("streaming", "TMPDIR full while the training records are written (`RLIMIT_FSIZE` of 2 kB)", None,
+     "py:import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); from mlgen.cli import main; "
+     "resource.setrlimit(resource.RLIMIT_FSIZE, (2000, resource.getrlimit(resource.RLIMIT_FSIZE)[1])); "
+     "sys.exit(main(['train', '--train', 'train.csv', '--stream', '--out', 'x', '--epochs', '1', '--embeddings', 'none']))", ["train.csv"]),
+    ("streaming", "SIGTERM during streamed training: the records folder in TMPDIR", lambda d: (d / "tmp").mkdir(),
+     "py:import glob, os, signal, subprocess, sys, time; "
+     "p = subprocess.Popen([sys.executable, '-m', 'mlgen', 'train', '--train', 'train.csv', '--stream', '--out', 'x', '--epochs', '500', '--patience', '500', '--embeddings', 'none', '--verbose', '0'], env={**os.environ, 'TMPDIR': os.path.abspath('tmp')}, stderr=subprocess.PIPE, text=True); "
+     "[time.sleep(0.1) for _ in range(1200) if not glob.glob('tmp/mlgen-records-*/chunk-*') and p.poll() is None]; "
+     "time.sleep(1); p.send_signal(signal.SIGTERM); err = p.communicate(timeout=120)[1]; "
+     "print(err.strip().splitlines()[-1], '(exit', p.returncode, ') left in TMPDIR:', os.listdir('tmp'))", []),
+    ("streaming", "records left in TMPDIR by a streamed run killed with `kill -9`, beside a look-alike folder of the user's",
+     lambda d: (_write(d / "tmp" / "mlgen-records-4000000-abcdefgh" / "chunk-000000.tfrecord", b"x"),
+                _write(d / "tmp" / "mlgen-records-4000000-mynotes0" / "notes.txt", "mine")),
+     "py:import os, sys, tempfile; tempfile.tempdir = os.path.abspath('tmp'); from mlgen.cli import main; "
+     "code = main(['train', '--train', 'train.csv', '--stream', '--out', 'x', '--epochs', '1', '--embeddings', 'none', '--verbose', '0']); "
+     "print('exit', code, 'left in TMPDIR:', sorted(os.listdir('tmp')))", ["tmp/mlgen-records-4000000-mynotes0/notes.txt"]),
+    ("streaming", "`--workers 2` with a last batch of one document (300 rows, `--batch-size 299`; oneDNN on)", None,
+     "py:import os, sys; os.environ['TF_ENABLE_ONEDNN_OPTS'] = '1'; from mlgen.cli import main; "
+     "sys.exit(main(['train', '--model', 'cnn-br', '--train', 'train.csv', '--dev', 'test.csv', '--out', 'x', '--workers', '2', '--batch-size', '299', '--epochs', '1', '--embeddings', 'none', '--ensemble', 'none']))", ["train.csv"]),
+    ("workers", "`TF_CONFIG='{not json'`", None,
+     "py:import os, sys; os.environ['TF_CONFIG'] = '{not json'; from mlgen.cli import main; sys.exit(main(['train', '--train', 'train.csv', '--out', 'x']))", []),
+    ("workers", "`TF_CONFIG='[1,2]'`", None,
+     "py:import os, sys; os.environ['TF_CONFIG'] = '[1,2]'; from mlgen.cli import main; sys.exit(main(['train', '--train', 'train.csv', '--out', 'x']))", []),
+    ("workers", "`TF_CONFIG` naming a worker that never comes up (`MLGEN_CLUSTER_TIMEOUT=5`)", None,
+     "py:import os, sys; os.environ.update(MLGEN_CLUSTER_TIMEOUT='5', TF_CONFIG='{\"cluster\": {\"worker\": [\"127.0.0.1:23456\", \"127.0.0.1:1\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}'); from mlgen.cli import main; sys.exit(main(['train', '--model', 'cnn-br', '--train', 'train.csv', '--out', 'x', '--ensemble', 'none']))", []),
+    ("workers", "`--workers 1000`", None, "train --train train.csv --out x --workers 1000", []),
+    ("workers", "`mlgen train --workers 2` killed with SIGKILL while training: its workers", None,
+     "py:import glob, os, signal, subprocess, sys, time; "
+     "p = subprocess.Popen([sys.executable, '-m', 'mlgen', 'train', '--model', 'cnn-br', '--train', 'train.csv', '--out', 'killed', '--workers', '2', '--epochs', '500', '--patience', '500', '--embeddings', 'none', '--ensemble', 'none', '--verbose', '0'], stderr=subprocess.DEVNULL); "
+     "[time.sleep(0.5) for _ in range(480) if not glob.glob('.killed.tmp-*/logs') and p.poll() is None]; "
+     "p.send_signal(signal.SIGKILL); p.wait(); "
+     "left = lambda: [a for a in subprocess.run(['ps', '-eo', 'args'], capture_output=True, text=True).stdout.splitlines() if '--out killed' in a and 'ps -eo' not in a]; "
+     "[time.sleep(0.5) for _ in range(60) if left()]; print('workers left 30 s after the parent was killed:', len(left()))", []),
 ]  # fmt: skip
 
 

@@ -117,6 +117,12 @@ def check_out_file(path, flag: str, inputs=()) -> Path:
 
 def _check_parents(path: Path, flag: str) -> None:
     """An InputError unless `path`'s first existing ancestor is a writable folder."""
+    try:
+        path.resolve()
+    except (RuntimeError, OSError) as err:  # a symlink loop (RuntimeError before Python 3.13, OSError after)
+        raise InputError(
+            f"{path}: {flag} goes through a loop of symbolic links ({first_line(err)}); choose another {flag}"
+        ) from None
     parent = path.absolute().parent
     while not parent.exists():
         parent = parent.parent
@@ -300,6 +306,14 @@ def model_file(folder: Path, name: str, config: dict) -> Path:
     path = folder / name
     if path.is_file():
         return path
+    if name == LINEAR and model_type(config) != "linear-br":
+        # A network's folder holds both: model.keras, and linear.npz for its linear-br ensemble.
+        raise damaged(
+            folder,
+            name,
+            f"is missing: it holds the linear-br ensemble of this {model_type(config)} model "
+            f'({CONFIG} has "ensemble": "linear-br")',
+        )
     other = {MODEL: LINEAR, LINEAR: MODEL}[name]
     instead = f"; it holds {other} instead: is its {CONFIG} from another run?" if (folder / other).is_file() else ""
     raise damaged(folder, name, f"is missing (model type {model_type(config)}){instead}")

@@ -16,7 +16,18 @@ import types
 import typing
 from pathlib import Path
 
-from mlgen.errors import InputError
+from mlgen.errors import InputError, bad_value, names_for, option, python_names  # noqa: F401 (re-exported)
+
+# Bounds of the sizes a user or a run folder's file gives, far above any useful value and
+# below what would exhaust memory: the text vocabulary, tokens per document, a layer's width
+# (embeddings, filters, units), stacked cells, labels per document (and the beam), and the
+# numbers in the token embedding table (4 GB of float32).
+MAX_TOKENS = 5_000_000
+MAX_SEQUENCE_LENGTH = 100_000
+MAX_WIDTH = 8192
+MAX_LAYERS = 64
+MAX_LABELS = 100_000
+MAX_EMBEDDING = 1_000_000_000
 
 
 def _field(default, help: str, choices=None, minimum=None, maximum=None, metavar=None):
@@ -34,24 +45,24 @@ def _validate(config) -> None:
     hints = _hints(type(config))
     for field in dataclasses.fields(config):
         value, meta = getattr(config, field.name), field.metadata
-        flag = "--" + field.name.replace("_", "-")
+        given = value  # as the user wrote it, for messages (`C=-1`, not `C=-1.0`)
         kind = _base_type(hints[field.name])
         if not (value is None and type(None) in typing.get_args(hints[field.name])):
-            value = _coerce(value, kind, flag)
+            value = _coerce(value, kind, field.name)
             object.__setattr__(config, field.name, value)
         values = value if isinstance(value, tuple) else (value,)
         if meta["choices"] and value not in meta["choices"]:
-            raise InputError(f"{flag} must be one of {', '.join(meta['choices'])}, got {value!r}")
+            raise bad_value(field.name, given, f"must be one of {', '.join(meta['choices'])}")
         for v in values:
             if isinstance(v, float) and not math.isfinite(v):
-                raise InputError(f"{flag} must be a finite number, got {value!r}")
+                raise bad_value(field.name, given, "must be a finite number")
             if meta["minimum"] is not None and (not isinstance(v, (int, float)) or v < meta["minimum"]):
-                raise InputError(f"{flag} must be at least {meta['minimum']}, got {value!r}")
+                raise bad_value(field.name, given, f"must be at least {meta['minimum']}")
             if meta["maximum"] is not None and (not isinstance(v, (int, float)) or v > meta["maximum"]):
-                raise InputError(f"{flag} must be at most {meta['maximum']}, got {value!r}")
+                raise bad_value(field.name, given, f"must be at most {meta['maximum']}")
 
 
-def _coerce(value, kind, flag: str):
+def _coerce(value, kind, name: str):
     """`value` as a `kind` (int, float, bool, str, or a tuple of ints), or an InputError."""
 
     def whole(v):
@@ -72,7 +83,7 @@ def _coerce(value, kind, flag: str):
         str: "a name",
         tuple: "one or more whole numbers",
     }
-    raise InputError(f"{flag} must be {names[kind]}, got {value!r}")
+    raise bad_value(name, value, f"must be {names[kind]}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,16 +94,23 @@ class ModelConfig:
     cooking_se: its bundled dev split), never on test; `experiments/README.md` has the runs.
     """
 
-    max_tokens: int = _field(20000, "text vocabulary size (most frequent training tokens)", minimum=3)
+    max_tokens: int = _field(
+        20000, "text vocabulary size (most frequent training tokens)", minimum=3, maximum=MAX_TOKENS
+    )
     sequence_length: int = _field(
         0,
         "tokens per document, longer ones cut, shorter padded (0: the 99th percentile of the training texts' word "
         "counts, at most 200)",
         minimum=0,
+        maximum=MAX_SEQUENCE_LENGTH,
     )
-    embedding_dim: int = _field(50, "token embedding size (50 for --embeddings glove-6b-50d)", minimum=1)
-    filter_sizes: tuple[int, ...] = _field((3, 4, 5), "CNN filter widths, comma-separated", minimum=1)
-    num_filters: int = _field(100, "CNN filters per width", minimum=1)
+    embedding_dim: int = _field(
+        50, "token embedding size (50 for --embeddings glove-6b-50d)", minimum=1, maximum=MAX_WIDTH
+    )
+    filter_sizes: tuple[int, ...] = _field(
+        (3, 4, 5), "CNN filter widths, comma-separated", minimum=1, maximum=MAX_SEQUENCE_LENGTH
+    )
+    num_filters: int = _field(100, "CNN filters per width", minimum=1, maximum=MAX_WIDTH)
     dropout: float = _field(0.3, "dropout on the text feature vector and the decoder output", minimum=0, maximum=0.99)
     word_dropout: float = _field(
         0.1,
@@ -101,8 +119,8 @@ class ModelConfig:
         maximum=0.99,
     )
     cell: str = _field("gru", "decoder RNN cell", ("lstm", "gru", "simple"))
-    decoder_units: int = _field(256, "decoder RNN state size", minimum=1)
-    decoder_layers: int = _field(1, "stacked decoder RNN cells", minimum=1)
+    decoder_units: int = _field(256, "decoder RNN state size", minimum=1, maximum=MAX_WIDTH)
+    decoder_layers: int = _field(1, "stacked decoder RNN cells", minimum=1, maximum=MAX_LAYERS)
     context: str = _field(
         "concat",
         "how the text feature vector enters each decoder step: concatenated to the input, only the initial state, "
@@ -126,16 +144,25 @@ class ModelConfig:
         "(default 0.97); inverse-sigmoid p = 1 - k / (k + exp(epoch / k)) (default 5)",
         minimum=0,
     )
-    label_embedding_dim: int = _field(64, "previous-label embedding size", minimum=1)
-    max_labels: int = _field(0, "most labels one document gets when decoding (0: the largest training set)", minimum=0)
-    min_labels: int = _field(1, "fewest labels one document gets when decoding (EOS is blocked before)", minimum=0)
+    label_embedding_dim: int = _field(64, "previous-label embedding size", minimum=1, maximum=MAX_WIDTH)
+    max_labels: int = _field(
+        0,
+        "most labels one document gets when decoding (0: the largest training set)",
+        minimum=0,
+        maximum=MAX_LABELS,
+    )
+    min_labels: int = _field(
+        1, "fewest labels one document gets when decoding (EOS is blocked before)", minimum=0, maximum=MAX_LABELS
+    )
     label_loss_weight: float = _field(
         0.0,
         "weight of an auxiliary loss: one sigmoid per label on the text feature vector (binary cross-entropy); "
         "decoding adds its log-probabilities to the label logits, weighted as tuned on dev (0: off)",
         minimum=0,
     )
-    beam_size: int = _field(1, "default beam size for decoding (1: greedy)", minimum=1)
+    beam_size: int = _field(
+        1, "default beam size for decoding (1: greedy; at most the number of labels)", minimum=1, maximum=MAX_LABELS
+    )
     decision: str = _field(
         "auto",
         "how predictions become label sets: mode (the most probable sequence: greedy or beam search), marginal "
@@ -179,17 +206,26 @@ class ModelConfig:
     def __post_init__(self):
         _validate(self)  # also makes lists from JSON or Python callers tuples
         if 0 < self.max_labels < self.min_labels:
-            raise InputError(f"--min-labels {self.min_labels} is more than --max-labels {self.max_labels}")
+            raise InputError(
+                f"{option('min_labels', self.min_labels)} is more than {option('max_labels', self.max_labels)}"
+            )
         if self.loss == "set" and self.label_order != "model":
             raise InputError(
-                f"--loss set needs --label-order model (its inputs follow the model's own ranking), "
-                f"got --label-order {self.label_order}"
+                f"{option('loss', 'set')} needs {option('label_order', 'model')} (its inputs follow the model's own "
+                f"ranking), got {option('label_order', self.label_order)}"
             )
         if self.scheduled_sampling == "exponential" and self.sampling_rate >= 1:
-            raise InputError(f"--sampling-rate must be below 1 for the exponential schedule, got {self.sampling_rate}")
+            raise bad_value("sampling_rate", self.sampling_rate, "must be below 1 for the exponential schedule")
         if 0 < self.sequence_length < max(self.filter_sizes):
             raise InputError(
-                f"--sequence-length {self.sequence_length} is shorter than the widest filter ({max(self.filter_sizes)})"
+                f"{option('sequence_length', self.sequence_length)} is shorter than the widest filter "
+                f"({max(self.filter_sizes)})"
+            )
+        if self.max_tokens * self.embedding_dim > MAX_EMBEDDING:
+            raise InputError(
+                f"{option('max_tokens', self.max_tokens)} with {option('embedding_dim', self.embedding_dim)} is an "
+                f"embedding table of {self.max_tokens * self.embedding_dim:,} numbers, more than the "
+                f"{MAX_EMBEDDING:,} mlgen allows: lower one of them"
             )
 
 

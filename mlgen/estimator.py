@@ -19,19 +19,39 @@ K-fold is the right split for label sets.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
+import io
+import tarfile
+import tempfile
+from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from mlgen.config import SECTIONS, ModelConfig
+from mlgen.config import SECTIONS, ModelConfig, python_names
 from mlgen.data import check_texts, from_lists
 from mlgen.errors import InputError
-from mlgen.registry import fit, get
+from mlgen.registry import fit, get, load
 
 # Constructor arguments beside the hyperparameters.
 EXTRA_PARAMS = {"allow_empty_labels": False, "verbose": 0}
+
+
+# The state key under which a pickled fitted estimator keeps its run folder (a tar archive's bytes).
+RUN_FOLDER_STATE = "_mlgen_run_folder"
+
+
+def _python_door(method):
+    """`method` with messages that name settings as Python parameters (`C=-1`, not `--C`)."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with python_names():
+            return method(*args, **kwargs)
+
+    return wrapper
 
 
 def _defaults(model_type: str) -> dict:
@@ -49,9 +69,24 @@ class _Estimator(BaseEstimator):
     made from its fields (`__init_subclass__`)."""
 
     model_type: str = ""
+    # The public methods, which speak of parameters as the Python API names them.
+    _PUBLIC = (
+        "fit",
+        "predict",
+        "predict_indicator",
+        "predict_scores",
+        "predict_proba",
+        "decision_function",
+        "score",
+        "save",
+        "explain",
+    )
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        for name in cls._PUBLIC:
+            if name in vars(cls):
+                setattr(cls, name, _python_door(vars(cls)[name]))
         defaults = _defaults(cls.model_type)
 
         def __init__(self, **params):
@@ -128,6 +163,40 @@ class _Estimator(BaseEstimator):
         """Writes a run folder that `mlgen.load` and the CLI read."""
         check_is_fitted(self, "predictor_")
         self.predictor_.save(folder)
+
+    def __getstate__(self):
+        """The state to pickle: a fitted predictor travels as its run folder (`save`, the Keras
+        model in its own format), archived as bytes, since Keras models and compiled
+        functions do not pickle."""
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ gives the live __dict__
+        predictor = state.pop("predictor_", None)
+        if predictor is not None:
+            with tempfile.TemporaryDirectory(prefix="mlgen-pickle-") as scratch:
+                predictor.save(Path(scratch) / "run")
+                buffer = io.BytesIO()
+                with tarfile.open(fileobj=buffer, mode="w") as archive:
+                    archive.add(Path(scratch) / "run", arcname="run")
+            state[RUN_FOLDER_STATE] = buffer.getvalue()
+        return state
+
+    def __setstate__(self, state):
+        """Restores a pickled estimator: a fitted one's run folder is loaded back (`mlgen.load`)."""
+        state = dict(state)
+        folder = state.pop(RUN_FOLDER_STATE, None)
+        super().__setstate__(state)
+        if folder is not None:
+            with tempfile.TemporaryDirectory(prefix="mlgen-unpickle-") as scratch:
+                with tarfile.open(fileobj=io.BytesIO(folder), mode="r") as archive:
+                    if hasattr(tarfile, "data_filter"):
+                        archive.extractall(scratch, filter="data")
+                    else:  # Python before 3.11.4: the archive is the one `__getstate__` wrote
+                        archive.extractall(scratch)  # noqa: S202
+                self.predictor_ = load(Path(scratch) / "run")
+
+
+for _name in _Estimator._PUBLIC:  # the subclasses' own methods are wrapped by `__init_subclass__`
+    if _name in vars(_Estimator):
+        setattr(_Estimator, _name, _python_door(vars(_Estimator)[_name]))
 
 
 class LabelSequenceClassifier(_Estimator):

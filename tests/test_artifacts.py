@@ -161,7 +161,7 @@ def _damage(folder, name, content):
         ("label_vocab.json", None, "label_vocab.json is missing"),
         ("label_vocab.json", '{"labels": "earn"}', "label_vocab.json is not a label vocabulary"),
         ("thresholds.json", None, "thresholds.json is missing"),
-        ("thresholds.json", '{"threshold": "high"}', "thresholds.json needs a number"),
+        ("thresholds.json", '{"threshold": "high"}', 'thresholds.json has "threshold": "high", not a finite'),
         ("thresholds.json", '{"threshold": [0.1]}', "thresholds.json needs 8 numbers, one per label"),
         ("linear.npz", None, "linear.npz is missing (model type linear-br)"),
         ("linear.npz", b"PK\x03\x04 truncated", "linear.npz is damaged"),
@@ -184,7 +184,10 @@ def test_a_bad_config_value_names_the_file_and_the_field(linear_folder, tmp_path
     config = json.loads((folder / "config.json").read_text())
     config["baseline"]["C"] = "high"
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(InputError, match=r"damaged: config.json has a bad 'baseline' value \(--C must be a number"):
+    # Named as the file names it (a key and its value), not as a CLI flag.
+    with pytest.raises(
+        InputError, match=r"damaged: config.json has a bad 'baseline' value \(\"C\": \"high\": must be a number"
+    ):
         mlgen.load(folder)
 
 

@@ -112,7 +112,7 @@ def test_logistic_regression_scores_are_probabilities(tiny_data):
 
 def test_beam_size_is_refused_for_binary_relevance(linear_run):
     predictor, _ = linear_run
-    with pytest.raises(InputError, match="--beam-size applies to cnn-rnn"):
+    with pytest.raises(InputError, match="beam_size applies to cnn-rnn"):
         predictor.predict(["some text"], beam_size=3)
 
 

@@ -5,7 +5,7 @@ import argparse
 import pytest
 
 from mlgen.config import BaselineConfig, ModelConfig, TrainConfig, add_arguments, from_args, from_dict, to_dict
-from mlgen.errors import InputError
+from mlgen.errors import InputError, names_for
 
 
 def _parse(*argv):
@@ -50,8 +50,23 @@ def test_json_round_trip_restores_tuples():
     ],
 )
 def test_out_of_range_values_name_the_flag(cls, kwargs, message):
-    with pytest.raises(InputError, match=message):
+    with names_for("cli"), pytest.raises(InputError, match=message):
         cls(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "cls, kwargs, message",
+    [
+        (ModelConfig, {"dropout": 1.5}, "dropout=1.5: must be at most 0.99"),
+        (BaselineConfig, {"C": -1}, "C=-1: must be at least"),
+        (ModelConfig, {"min_labels": 3, "max_labels": 2}, "min_labels=3 is more than max_labels=2"),
+        (TrainConfig, {"epochs": 2.5}, "epochs=2.5: must be a whole number"),
+    ],
+)
+def test_python_callers_are_told_the_parameter_not_the_flag(cls, kwargs, message):
+    with pytest.raises(InputError, match=message) as caught:
+        cls(**kwargs)
+    assert "--" not in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -69,7 +84,7 @@ def test_out_of_range_values_name_the_flag(cls, kwargs, message):
     ],
 )
 def test_non_finite_wrong_typed_and_huge_values_are_refused(cls, kwargs, message):
-    with pytest.raises(InputError, match=message):
+    with names_for("cli"), pytest.raises(InputError, match=message):
         cls(**kwargs)
 
 

@@ -49,7 +49,9 @@ def test_a_worker_that_fails_stops_the_others_and_says_so(tiny_csvs, tmp_path, m
     def fake_worker(command, **kwargs):  # the chief would run a minute; worker 1 fails at once
         index = len(started)
         code = (
-            "import time; time.sleep(60)" if index == 0 else "import sys; print('boom', file=sys.stderr); sys.exit(3)"
+            "import time; time.sleep(60)"
+            if index == 0
+            else "import sys; print('mlgen: error: boom', file=sys.stderr); sys.exit(3)"
         )
         started.append(real_popen([sys.executable, "-c", code], **kwargs))
         return started[-1]
@@ -59,7 +61,9 @@ def test_a_worker_that_fails_stops_the_others_and_says_so(tiny_csvs, tmp_path, m
     assert main(["train", "--train", tiny_csvs["train"], "--out", tmp_path / "run", "--workers", "2"]) != 0
     assert time.perf_counter() - begun < 30  # the chief was stopped, not waited for
     assert all(worker.poll() is not None for worker in started)
-    assert "worker 1 stopped (exit 3): boom" in capsys.readouterr().err
+    assert (
+        capsys.readouterr().err == "mlgen: error: worker 1 exited with status 3: boom; the other workers were stopped\n"
+    )
 
 
 def test_on_several_workers_the_chief_alone_scores_dev(monkeypatch):

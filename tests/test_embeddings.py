@@ -38,7 +38,7 @@ def test_named_glove_vectors():
     vectors, _ = load_word_vectors(GLOVE_6B_50D, ["", "wheat", "corn", "the"], dim=50)
     unit = vectors[1:] / np.linalg.norm(vectors[1:], axis=1, keepdims=True)
     assert unit[0] @ unit[1] > unit[0] @ unit[2] + 0.2
-    with pytest.raises(InputError, match="--embedding-dim 50"):
+    with pytest.raises(InputError, match="set embedding_dim=50"):
         load_word_vectors(GLOVE_6B_50D, ["", "the"], dim=16)
 
 

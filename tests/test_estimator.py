@@ -95,9 +95,9 @@ def test_predict_refuses_bad_texts_and_bad_beam_sizes(tiny_run):
     with pytest.raises(InputError, match=r"texts: item 0 is not valid Unicode text"):
         predictor.predict(["\ud800"])
     for beam_size in (2.5, "3", True):
-        with pytest.raises(InputError, match="--beam-size must be a whole number"):
+        with pytest.raises(InputError, match="beam_size=.*: must be a whole number"):
             predictor.predict(["wheat"], beam_size=beam_size)
-    with pytest.raises(InputError, match="--max-labels must be a whole number"):
+    with pytest.raises(InputError, match="max_labels=1.5: must be a whole number"):
         predictor.predict(["wheat"], max_labels=1.5)
 
 

@@ -97,3 +97,48 @@ def test_shuffled_label_order_changes_per_epoch_and_keeps_each_set():
             assert decoder_input[row, 0] == BOS_ID and list(decoder_input[row, 1 : n + 1]) == list(target[row, :n])
         orders.append(tuple(target[0, :4]))
     assert len(set(orders)) > 1
+
+
+def test_shares_are_how_tf_distribute_splits_a_batch_of_unknown_size():
+    from tensorflow.python.data.experimental.ops.distribute import _LegacyRebatchDataset
+
+    for batch, replicas in [(1, 2), (3, 2), (7, 4), (4, 3), (5, 3), (256, 3), (2, 2)]:
+        pieces = _LegacyRebatchDataset(tf.data.Dataset.range(batch).batch(batch), replicas)
+        assert [len(piece) for piece in pieces] == preprocessing.shares(batch, replicas), (batch, replicas)
+
+
+def test_on_several_workers_no_batch_leaves_a_worker_without_documents():
+    import pytest
+
+    from mlgen.errors import InputError
+
+    # One process: the batch size as given, the last batch as it falls.
+    assert preprocessing.training_batches(337, 16, 1) == (16, False)
+    # Several: every training batch full (a last one of 337 % 16 = 1 document would leave a worker none).
+    assert preprocessing.training_batches(337, 16, 2) == (16, True)
+    assert preprocessing.training_batches(10, 32, 2) == (10, True)  # fewer documents than a batch: one batch
+    with pytest.raises(InputError, match=r"^batch_size=1 is less than the 2 workers"):
+        preprocessing.training_batches(337, 1, 2)
+    with pytest.raises(InputError, match=r"^1 training documents are fewer than the 2 workers"):
+        preprocessing.training_batches(1, 32, 2)
+    # Dev keeps every document: a batch size whose every batch, the last too, splits.
+    assert preprocessing.validation_batch_size(257, 256, 1) == 256
+    assert preprocessing.validation_batch_size(257, 256, 2) == 257  # not 256 + 1
+    assert preprocessing.validation_batch_size(43, 256, 2) == 43
+    assert preprocessing.validation_batch_size(5, 256, 3) == 5
+    for docs, replicas in [(257, 2), (1000, 3), (517, 4), (43, 2)]:
+        size = preprocessing.validation_batch_size(docs, 256, replicas)
+        last = docs % size
+        assert min(preprocessing.shares(size, replicas)) > 0 and (not last or min(preprocessing.shares(last, replicas)))
+    assert preprocessing.validation_batch_size(1, 256, 2) is None  # fewer documents than workers
+    assert preprocessing.validation_batch_size(4, 256, 3) is None
+
+
+def test_dropping_the_remainder_gives_full_batches_of_a_known_size():
+    vocab = LabelVocabulary.build([["a"], ["b"]])
+    documents = _documents(np.arange(7, dtype="int32").reshape(7, 1), [["a"], ["b"]] * 3 + [["a"]], vocab)
+    batches = preprocessing.make_dataset(documents, batch_size=3, drop_remainder=True)
+    assert [b[0][0].shape[0] for b in batches] == [3, 3]
+    assert batches.element_spec[0][0].shape[0] == 3  # known: tf.distribute splits it evenly
+    multi_hot = preprocessing.make_multi_hot_dataset(documents, 2, batch_size=3, drop_remainder=True)
+    assert [b[0].shape[0] for b in multi_hot] == [3, 3]

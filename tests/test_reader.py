@@ -68,12 +68,12 @@ def test_missing_labels_column_lists_the_columns_found(tmp_path):
     path = write_csv(tmp_path / "d.csv", "text,tags\na,b\n")
     message = _error(path)
     assert str(path) in message and "'labels'" in message
-    assert "columns found: text, tags" in message and "--labels-column" in message
+    assert "columns found: text, tags" in message and "labels_column" in message
 
 
 def test_missing_text_column(tmp_path):
     message = _error(write_csv(tmp_path / "d.csv", "body,labels\na,b\n"))
-    assert "'text'" in message and "columns found: body, labels" in message and "--text-column" in message
+    assert "'text'" in message and "columns found: body, labels" in message and "text_column" in message
 
 
 def test_missing_one_hot_column(tmp_path):
@@ -91,13 +91,13 @@ def test_header_only(tmp_path):
 
 def test_empty_text_names_the_rows(tmp_path):
     message = _error(write_csv(tmp_path / "d.csv", 'text,labels\na,x\n"  ",x\nb,x\n,y\n'))
-    assert "empty text" in message and "data rows 2, 4" in message and "--drop-invalid" in message
+    assert "empty text" in message and "data rows 2, 4" in message and "drop_invalid=True" in message
 
 
 def test_empty_labels_are_an_error_unless_allowed(tmp_path):
     path = write_csv(tmp_path / "d.csv", "text,labels\na,x\nb,\nc, | \n")
     message = _error(path)
-    assert "empty labels" in message and "data rows 2, 3" in message and "--allow-empty-labels" in message
+    assert "empty labels" in message and "data rows 2, 3" in message and "allow_empty_labels=True" in message
     data = read_labelled_csv(path, CSVFormat(allow_empty_labels=True))
     assert data.label_sets == [["x"], [], []]
 
@@ -131,7 +131,7 @@ def test_one_hot_row_without_labels_names_the_one_hot_columns(tmp_path):
 def test_undecodable_bytes_name_the_encoding_and_line(tmp_path):
     path = write_csv(tmp_path / "d.csv", "text,labels\ncaf\u00e9 au lait,x\n", encoding="latin-1")
     message = _error(path)
-    assert "utf-8" in message and "line 2" in message and "--encoding" in message
+    assert "utf-8" in message and "line 2" in message and "encoding='latin-1'" in message
     assert read_labelled_csv(path, CSVFormat(encoding="latin-1")).texts == ["caf\u00e9 au lait"]
 
 
@@ -170,9 +170,9 @@ def test_read_texts_ignores_labels(tmp_path):
 
 
 def test_bad_format_options():
-    with pytest.raises(InputError, match="--label-sep"):
+    with pytest.raises(InputError, match="label_sep is empty"):
         CSVFormat(label_sep="")
-    with pytest.raises(InputError, match="--label-columns"):
+    with pytest.raises(InputError, match="label_columns is empty"):
         CSVFormat(label_columns=())
 
 
@@ -185,7 +185,7 @@ def test_train_dev_split_is_seeded_disjoint_and_complete(tmp_path):
     assert train.rows == sorted(train.rows)  # file order kept
     assert train_dev_split(data, 0.2, seed=3)[1].rows == dev.rows
     assert train_dev_split(data, 0.2, seed=4)[1].rows != dev.rows
-    with pytest.raises(InputError, match="--dev-fraction"):
+    with pytest.raises(InputError, match=r"dev_fraction=1.5: must be between 0 and 1"):
         train_dev_split(data, 1.5)
     with pytest.raises(InputError, match="empty dev"):
         train_dev_split(data, 0.001)
@@ -283,3 +283,32 @@ def test_a_range_of_rows_is_read_as_the_whole_read_would_number_and_check_it(tmp
     assert [d.rows for _, d in read_chunks(path, rows=(1, 5))] == [[1, 2, 4, 5]]
     with pytest.raises(InputError, match="data rows 6"):
         list(read_chunks(path, rows=(5, 7)))
+
+
+def test_a_folder_is_not_a_missing_file(tmp_path):
+    (tmp_path / "shards").mkdir()
+    message = _error(tmp_path / "shards")
+    assert message == f"{tmp_path / 'shards'}: is a folder, not a file; name one of the files in it"
+    with pytest.raises(InputError, match="is a folder, not a file"):
+        count_rows(tmp_path / "shards")
+
+
+def test_data_of_several_files_names_the_file_of_each_row_and_drop(tmp_path):
+    from mlgen.data.reader import concat
+
+    fmt = CSVFormat(drop_invalid=True)
+    a = read_labelled_csv(write_csv(tmp_path / "a.csv", "text,labels\none,x\n,x\n"), fmt)
+    b = read_labelled_csv(write_csv(tmp_path / "b.csv", "text,labels\ntwo,y\nthree,\n"), fmt)
+    both = concat([a, b], "shards/*.csv")
+    assert both.files == [str(tmp_path / "a.csv"), str(tmp_path / "b.csv")] and both.rows == [1, 1]
+    assert both.locate([1]) == f"{tmp_path / 'b.csv'} data rows 1"
+    assert both.dropped == {f"empty text in {tmp_path / 'a.csv'}": [2], f"empty labels in {tmp_path / 'b.csv'}": [2]}
+    assert f"1 empty labels in {tmp_path / 'b.csv'} (data rows 2)" in both.summary()
+    train, dev = train_dev_split(concat([both, both], "again"), 0.5, seed=0)  # a split keeps each row's file
+    assert sorted(train.files + dev.files) == sorted(both.files * 2)
+    assert a.files is None and concat([a, a], "a").files is None and a.locate([0]) == "data rows 1"
+
+
+def test_label_names_that_are_not_valid_unicode_are_refused():
+    with pytest.raises(InputError, match=r"fit data: label set 1 holds '\\udc80', which is not valid Unicode text"):
+        from_lists(["a", "b"], [["x"], ["\udc80"]], "fit data")

@@ -72,7 +72,7 @@ def test_max_labels_caps_decoding(tiny_run, tiny_csvs):
     assert ids.shape == (20, 2) and np.all(ids[:, 0] > EOS_ID) and np.all(ids[:, 1] == EOS_ID)
     for beam_size in (1, 3):
         assert all(len(labels) == 1 for labels in predictor.predict(texts, beam_size=beam_size, max_labels=1))
-    with pytest.raises(InputError, match="--max-labels"):
+    with pytest.raises(InputError, match="max_labels=0: must be at least 1"):
         predictor.predict(texts, max_labels=0)
 
 
@@ -129,7 +129,7 @@ def test_predict_input_errors(tiny_run):
         predictor.predict("one string")
     with pytest.raises(InputError, match="item 1 is NoneType None, not a string"):
         predictor.predict(["fine", None])
-    with pytest.raises(InputError, match="beam-size"):
+    with pytest.raises(InputError, match="beam_size=0: must be at least 1"):
         predictor.predict(["fine"], beam_size=0)
     assert predictor.predict([]) == []
 
@@ -140,7 +140,7 @@ def test_min_labels_above_the_largest_training_set_is_refused_before_training():
     from mlgen.data import LabelledData
 
     single = LabelledData(texts=["a b c d e"] * 4, label_sets=[["x"], ["y"]] * 2, rows=[1, 2, 3, 4], source="t")
-    with pytest.raises(InputError, match="--min-labels 2 is more than the labels a document can get"):
+    with pytest.raises(InputError, match="min_labels=2 is more than the labels a document can get"):
         registry.fit("cnn-rnn", single, single, ModelConfig(min_labels=2), verbose=0)
 
 
@@ -374,10 +374,10 @@ def test_the_fitted_decision_survives_reload_and_is_the_default(marginal_run, tm
 
 def test_decision_errors(tiny_run, tmp_path):
     predictor, folder = tiny_run
-    with pytest.raises(InputError, match="--decision must be one of mode, marginal"):
+    with pytest.raises(InputError, match="decision='best': must be one of mode, marginal"):
         predictor.predict(["wheat"], decision="best")
     with pytest.raises(
-        InputError, match="needs a threshold fitted on dev; this model was trained with --decision mode"
+        InputError, match="needs a threshold fitted on dev; this model was trained with decision='mode'"
     ):
         predictor.predict(["wheat"], decision="marginal")
     import shutil
@@ -386,7 +386,12 @@ def test_decision_errors(tiny_run, tmp_path):
     (tmp_path / "run" / "decision.json").write_text('{"rule": "magic"}')
     with pytest.raises(InputError, match="decision.json is not a decision rule mlgen wrote"):
         mlgen.load(tmp_path / "run")
-    (tmp_path / "run" / "decision.json").unlink()  # a run folder from before decisions: the mode
+    (tmp_path / "run" / "decision.json").unlink()  # mlgen 0.3 always writes it: its absence is damage
+    with pytest.raises(InputError, match="decision.json is missing"):
+        mlgen.load(tmp_path / "run")
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    config["mlgen_version"] = "0.2.0"  # a run folder from before decisions: the mode
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
     assert mlgen.load(tmp_path / "run").decision == {"rule": "mode"}
 
 

@@ -222,7 +222,7 @@ def test_set_cross_entropy_is_minus_log_the_probability_of_the_set():
 
 
 def test_set_loss_needs_the_models_order():
-    with pytest.raises(InputError, match="--loss set needs --label-order model"):
+    with pytest.raises(InputError, match="loss='set' needs label_order='model'"):
         ModelConfig(loss="set")
 
 

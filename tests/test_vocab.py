@@ -65,6 +65,15 @@ def test_unknown_labels_are_an_error_when_encoding_and_counted_on_request():
         "'zz' (data rows 4, 9); 'yy' (data rows 9)"
     )
     assert vocab.unknown_report(LabelledData(["t"], [["a"]], rows=[1], source="x")) is None
+    # Data of several files (a glob of shards): each unknown label's rows come with their file.
+    shards = LabelledData(
+        ["t1", "t2", "t3"],
+        [["a"], ["zz"], ["a", "zz"]],
+        rows=[4, 4, 7],
+        source="s/*.csv",
+        files=["s/1.csv", "s/2.csv", "s/2.csv"],
+    )
+    assert vocab.unknown_report(shards).endswith("count as misses: 'zz' (s/2.csv data rows 4, 7)")
     with pytest.raises(InputError, match="not in the label vocabulary"):
         vocab.id("zz")
 

@@ -17,7 +17,7 @@ import sys
 import threading
 
 from mlgen.cli import compare, evaluate, explain, export, info, predict, train
-from mlgen.errors import InputError
+from mlgen.errors import InputError, names_for
 from mlgen.version import __version__
 
 COMMANDS = (train, evaluate, predict, explain, compare, export, info)
@@ -50,7 +50,8 @@ def main(argv=None) -> int:
     handles_sigterm = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if handles_sigterm else None
     try:
-        return args.func(args)
+        with names_for("cli"):  # messages name settings by their flags
+            return args.func(args)
     except InputError as err:
         print(f"mlgen: error: {err}", file=sys.stderr)
         return 2

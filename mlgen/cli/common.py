@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import sys
+from pathlib import Path
 
 from mlgen import artifacts, registry
 from mlgen.config import BaselineConfig, Configs, ModelConfig, TrainConfig, add_arguments, from_args
@@ -115,6 +116,7 @@ def training_data(
     if streaming and not args.train:
         raise InputError("--stream reads --train files; the bundled datasets fit in memory")
     if args.train:
+        check_not_folder(args.train, "--train")
         fmt = csv_format(args)
         paths = stream.expand(args.train)
         if streaming is not False and _streams(args.model, streaming, paths):
@@ -122,16 +124,48 @@ def training_data(
                 args.train, fmt, dev_fraction=None if args.dev else train_config.dev_fraction, seed=train_config.seed
             )
             print(train.summary_line(), file=sys.stderr)
-            dev = report(read_labelled_csv(args.dev, fmt)) if args.dev else report(dev)
+            dev = report(read_files(args.dev, fmt, "--dev")) if args.dev else report(dev)
             return train, dev
-        files = [read_labelled_csv(path, fmt) for path in paths]
-        train = report(files[0] if len(files) == 1 else concat(files, args.train))
-        dev = report(read_labelled_csv(args.dev, fmt)) if args.dev else None
+        train = report(read_files(args.train, fmt, "--train"))
+        dev = report(read_files(args.dev, fmt, "--dev")) if args.dev else None
         return train, dev
     name = args.dataset or datasets.DEFAULT
     train = report(datasets.read(name, "train"))
     dev = report(datasets.read(name, "dev")) if "dev" in datasets.splits(name) else None
     return train, dev
+
+
+def read_files(pattern, fmt: CSVFormat, flag: str) -> LabelledData:
+    """The labelled file, or quoted glob of files, that `flag` names, read into memory one file
+    after the other (each row keeps its file, for messages: `LabelledData.files`)."""
+    check_not_folder(pattern, flag)
+    files = [read_labelled_csv(path, fmt) for path in stream.expand(pattern)]
+    return files[0] if len(files) == 1 else concat(files, str(pattern))
+
+
+# What names a file the reader reads: its data suffix, then perhaps a compression suffix.
+_DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
+
+
+def check_not_folder(value, flag: str) -> None:
+    """An InputError when `flag`'s value `value` (a file or a glob) is a folder: it says so and
+    gives the quoted glob of the data files in it (`--train 'DIR/*.csv.gz'`)."""
+    folder = Path(value)
+    if not folder.is_dir():
+        return
+    suffixes = {}
+    for entry in sorted(folder.iterdir()):
+        data = [i for i, suffix in enumerate(entry.suffixes) if suffix in _DATA_SUFFIXES]
+        if entry.is_file() and data:
+            suffix = "".join(entry.suffixes[data[-1] :])
+            suffixes[suffix] = suffixes.get(suffix, 0) + 1
+    suffix = max(suffixes, key=suffixes.get) if suffixes else ".csv"  # the most common, else the first seen
+    counts = " and ".join(f"{n} {kind}" for kind, n in suffixes.items())
+    found = f"it holds {counts} files" if suffixes else "it holds no .csv, .tsv or .jsonl file"
+    raise InputError(
+        f"{flag} {value}: is a folder, not a file ({found}); pass its files as a quoted glob, "
+        f"e.g. {flag} '{folder / ('*' + suffix)}'"
+    )
 
 
 def _streams(model_type: str, streaming: bool | None, paths) -> bool:

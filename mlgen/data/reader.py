@@ -23,6 +23,7 @@ import gzip
 import io
 import json
 import lzma
+import re
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlgen.errors import InputError, first_line, format_rows
+from mlgen.errors import InputError, bad_value, first_line, format_rows, option
 
 # Why a row may be invalid, in the order they are checked and reported.
 EMPTY_ROW = "empty row"  # a blank line, or every field empty: dropped (and counted) even without drop_invalid
@@ -67,19 +68,24 @@ class CSVFormat:
     def __post_init__(self):
         for name in ("text_column", "labels_column", "label_sep", "encoding"):
             if not isinstance(getattr(self, name), str):
-                raise InputError(f"--{name.replace('_', '-')} must be a string, got {getattr(self, name)!r}")
+                raise bad_value(name, getattr(self, name), "must be a string")
         for name in ("allow_empty_labels", "drop_invalid"):
             if not isinstance(getattr(self, name), bool):
-                raise InputError(f"{name} must be true or false, got {getattr(self, name)!r}")
+                raise bad_value(name, getattr(self, name), "must be true or false")
         if self.label_columns is not None:
             columns = self.label_columns
             if not isinstance(columns, (list, tuple)) or not all(isinstance(c, str) for c in columns):
-                raise InputError(f"--label-columns must be a list of column names, got {self.label_columns!r}")
+                raise bad_value("label_columns", self.label_columns, "must be a list of column names")
             object.__setattr__(self, "label_columns", tuple(self.label_columns))
             if not self.label_columns:
-                raise InputError("--label-columns is empty; list the one-hot columns, e.g. --label-columns a,b,c")
+                raise InputError(
+                    f"{option('label_columns')} is empty; list the one-hot columns, "
+                    f"e.g. {option('label_columns', ('a', 'b', 'c'))}"
+                )
         if not self.label_sep:
-            raise InputError("--label-sep is empty; give the character that joins labels, e.g. --label-sep '|'")
+            raise InputError(
+                f"{option('label_sep')} is empty; give the character that joins labels, e.g. {option('label_sep', '|')}"
+            )
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -97,8 +103,11 @@ class LabelledData:
         label_sets: one list of label names per document (no duplicates, file order);
             empty lists only for unlabelled reads or with `allow_empty_labels`.
         rows: the data row (1-based, header not counted) each document came from.
-        source: where the data came from (a path or `dataset:split`).
-        dropped: invalid rows that were dropped, by reason.
+        source: where the data came from (a path, a glob or `dataset:split`).
+        dropped: invalid rows that were dropped, by reason (`"<reason> in <file>"` when
+            the data joins several files).
+        files: the file each document came from, when the data joins several files
+            (`concat`); None when every row is `source`'s.
     """
 
     texts: list[str]
@@ -106,6 +115,7 @@ class LabelledData:
     rows: list[int]
     source: str
     dropped: dict[str, list[int]] = dataclasses.field(default_factory=dict)
+    files: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -117,7 +127,18 @@ class LabelledData:
             label_sets=[self.label_sets[i] for i in indices],
             rows=[self.rows[i] for i in indices],
             source=self.source,
+            files=None if self.files is None else [self.files[i] for i in indices],
         )
+
+    def locate(self, indices: Sequence[int], limit: int = 5) -> str:
+        """Where the documents at `indices` are: `"data rows 3, 8"`, with each file named when
+        the data joins several (`"a.csv data rows 3, 8; b.csv data rows 2"`)."""
+        if self.files is None:
+            return f"data rows {format_rows([self.rows[i] for i in indices], limit)}"
+        by_file: dict[str, list[int]] = {}
+        for i in indices:
+            by_file.setdefault(self.files[i], []).append(self.rows[i])
+        return "; ".join(f"{file} data rows {format_rows(rows, limit)}" for file, rows in by_file.items())
 
     @property
     def num_dropped(self) -> int:
@@ -171,17 +192,18 @@ def read_chunks(
             others are read past. None: every row.
 
     Yields:
-        `(frame, data)`: the chunk's rows as read (all columns, as strings, invalid
-        rows removed when `fmt.drop_invalid`) and the parsed `LabelledData`
-        (label sets empty when `with_labels` is False).
+        `(frame, data)`: the chunk's rows as read (all columns: a CSV's as strings, a
+        JSON Lines file's fields as parsed, a field a line lacks as `MISSING`; invalid
+        rows removed when `fmt.drop_invalid`) and the parsed `LabelledData` (label sets
+        empty when `with_labels` is False). A JSON Lines chunk has the fields its lines
+        have: `survey` lists those of the whole file.
 
     Raises:
-        InputError: missing file or column, empty file, header without rows, bad
-            encoding, malformed CSV, or an invalid row (unless `fmt.drop_invalid`).
+        InputError: missing file (or a folder) or column, empty file, header without
+            rows, bad encoding, malformed CSV or JSON Lines (a lone surrogate escaped in
+            a line), or an invalid row (unless `fmt.drop_invalid`).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    path = _existing_file(path)
     first, last = rows if rows is not None else (1, None)
     first_row, yielded = 1, False
     for frame in _read_frames(path, fmt, chunksize):
@@ -212,10 +234,31 @@ def count_rows(path, fmt: CSVFormat = CSVFormat()) -> int:
     Raises:
         InputError: as `read_chunks` does for an unreadable file.
     """
+    return survey(path, fmt)[0]
+
+
+def survey(path, fmt: CSVFormat = CSVFormat()) -> tuple[int, list[str]]:
+    """`(count_rows(path), columns)` in one streamed pass: the columns are a CSV's header, or
+    every field of a JSON Lines file, in the order they first appear (later lines may add some).
+
+    Raises:
+        InputError: as `read_chunks` does for an unreadable file.
+    """
+    path = _existing_file(path)
+    rows, columns = 0, {}
+    for frame in _read_frames(path, fmt, COUNT_CHUNK):
+        rows += len(frame)
+        columns.update(dict.fromkeys(frame.columns))
+    return rows, list(columns)
+
+
+def _existing_file(path) -> Path:
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a file; name one of the files in it")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    return sum(len(frame) for frame in _read_frames(path, fmt, COUNT_CHUNK))
+    return path
 
 
 # Rows per chunk when `count_rows` streams a file.
@@ -262,7 +305,7 @@ def _read_frames(path: Path, fmt: CSVFormat, chunksize: int | None) -> Iterator[
     except UnicodeDecodeError as err:
         raise InputError(_decode_error_message(path, fmt.encoding, err)) from None
     except LookupError:
-        raise InputError(f"--encoding {fmt.encoding!r} is not an encoding Python knows; try utf-8 or latin-1") from None
+        raise bad_value("encoding", fmt.encoding, "is not an encoding Python knows; try utf-8 or latin-1") from None
     except (zlib.error, zipfile.BadZipFile, lzma.LZMAError, gzip.BadGzipFile, EOFError) as err:
         raise InputError(_damaged_message(path, err)) from None
     except pd.errors.ParserError as err:
@@ -281,7 +324,9 @@ def _read_jsonl_frames(path: Path, fmt: CSVFormat, chunksize: int | None) -> Ite
     column per field, the labels field a list of names; a missing text or labels field
     reads as empty, and a blank line as an empty row, for `_parse` to count or refuse."""
     if fmt.label_columns is not None:
-        raise InputError(f"{path}: --label-columns is for one-hot CSV columns; JSON Lines hold a list of labels")
+        raise InputError(
+            f"{path}: {option('label_columns')} is for one-hot CSV columns; JSON Lines hold a list of labels"
+        )
     records, number = [], 0
     try:
         with _open_binary(path) as raw:
@@ -293,7 +338,7 @@ def _read_jsonl_frames(path: Path, fmt: CSVFormat, chunksize: int | None) -> Ite
     except UnicodeDecodeError as err:
         raise InputError(_decode_error_message(path, fmt.encoding, err)) from None
     except LookupError:
-        raise InputError(f"--encoding {fmt.encoding!r} is not an encoding Python knows; try utf-8 or latin-1") from None
+        raise bad_value("encoding", fmt.encoding, "is not an encoding Python knows; try utf-8 or latin-1") from None
     except (zlib.error, zipfile.BadZipFile, lzma.LZMAError, gzip.BadGzipFile, EOFError, OSError) as err:
         raise InputError(_damaged_message(path, err)) from None
     if not number:
@@ -305,8 +350,19 @@ def _read_jsonl_frames(path: Path, fmt: CSVFormat, chunksize: int | None) -> Ite
         yield _jsonl_frame(records, fmt)
 
 
+class _Missing(str):
+    """A field a JSON Lines record does not have: reads as `""`, but is not a value to write."""
+
+    __slots__ = ()
+
+
+# The cell of a field a JSON Lines line lacks (equal to ""; `cell is MISSING` tells it apart).
+MISSING = _Missing("")
+
+
 def _json_record(path: Path, number: int, line: str, fmt: CSVFormat) -> dict:
-    """One line's object, its text and labels fields checked for type (a blank line: `{}`)."""
+    """One line's object, its text and labels fields checked for type, and every string in
+    it for lone surrogates (a blank line: `{}`)."""
     if not line.strip():
         return {}
     try:
@@ -315,6 +371,8 @@ def _json_record(path: Path, number: int, line: str, fmt: CSVFormat) -> dict:
         raise InputError(f"{path}: line {number} is not valid JSON ({err.msg} at column {err.colno})") from None
     if not isinstance(record, dict):
         raise InputError(f"{path}: line {number} is a JSON {type(record).__name__}, not an object with fields")
+    if _SURROGATE_ESCAPE.search(line):  # a `\\uXXXX` escape may decode to half a surrogate pair
+        _check_surrogates(path, number, record)
     text = record.get(fmt.text_column, "")
     if not isinstance(text, str):
         raise InputError(
@@ -330,15 +388,53 @@ def _json_record(path: Path, number: int, line: str, fmt: CSVFormat) -> dict:
     return record
 
 
+# An escape of a surrogate (U+D800 to U+DFFF): half of a pair, or a lone one that is not text.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def first_surrogate(text: str) -> int | None:
+    """Where the first surrogate in `text` is (a lone one: a pair is one character), or None."""
+    match = _SURROGATE.search(text)
+    return match.start() if match else None
+
+
+def _check_surrogates(path: Path, number: int, record: dict) -> None:
+    """An InputError naming the first field of `record` that holds a lone surrogate (`"\\ud800"`):
+    JSON can escape one, but it is not text, and no UTF-8 file (no output) can hold it."""
+    for field, value in record.items():
+        for where, found in (
+            (f"the field name {json.dumps(field)}", _surrogate(field)),
+            (f"field {field!r}", _surrogate(value)),
+        ):
+            if found is not None:
+                raise InputError(
+                    f"{path}: line {number}: {where} holds a lone surrogate \\u{ord(found[0][found[1]]):04x} "
+                    f"(character {found[1] + 1}), which is not Unicode text; write the character itself, or a "
+                    f"character above \\uffff as its escaped pair, e.g. \\ud83d\\ude00"
+                )
+
+
+def _surrogate(value) -> tuple[str, int] | None:
+    """The first string in `value` (a JSON value) holding a surrogate, and where; None if none does."""
+    if isinstance(value, str):
+        match = _SURROGATE.search(value)
+        return (value, match.start()) if match else None
+    if isinstance(value, dict):
+        value = [part for item in value.items() for part in item]
+    if isinstance(value, list):
+        for item in value:
+            if (found := _surrogate(item)) is not None:
+                return found
+    return None
+
+
 def _jsonl_frame(records: list[dict], fmt: CSVFormat) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(records)
-    blank = np.array([not r for r in records], dtype=bool)
-    frame = frame.astype(object).where(frame.notna(), "")  # a missing field reads as empty
-    if fmt.labels_column in frame.columns:
-        # A list per row: `_parse` reads it as the labels; empty for a missing field or a blank line.
-        frame[fmt.labels_column] = [r.get(fmt.labels_column, "") if r else "" for r in records]
-    frame.loc[blank, :] = ""
-    return frame
+    """The records as a frame of their values as parsed (ints stay ints, lists lists, null
+    None), a field a line lacks as `MISSING`, a blank line as an empty row."""
+    columns = dict.fromkeys(field for record in records for field in record)
+    cells = {field: [record.get(field, MISSING) for record in records] for field in columns}
+    return pd.DataFrame(cells, index=pd.RangeIndex(len(records)), columns=list(columns), dtype=object)
 
 
 NEWLINE = b"\n"
@@ -389,7 +485,7 @@ def _decode_error_message(path: Path, encoding: str, err: UnicodeDecodeError) ->
             lines += block.count(NEWLINE)
     return (
         f"{path}: {where} is not valid {encoding} ({err.reason}); "
-        f"pass the file's encoding with --encoding, e.g. --encoding latin-1"
+        f"pass the file's encoding with {option('encoding')}, e.g. {option('encoding', 'latin-1')}"
     )
 
 
@@ -416,7 +512,7 @@ def _check_columns(path: Path, frame: pd.DataFrame, fmt: CSVFormat, with_labels:
     if fmt.text_column not in frame.columns:
         raise InputError(
             f"{path}: no text column {fmt.text_column!r} (columns found: {found}); "
-            f"name the text column with --text-column"
+            f"name the text column with {option('text_column')}"
         )
     if not with_labels:
         return
@@ -425,12 +521,14 @@ def _check_columns(path: Path, frame: pd.DataFrame, fmt: CSVFormat, with_labels:
         if missing:
             raise InputError(
                 f"{path}: no one-hot label columns {', '.join(map(repr, missing))} (columns found: {found}); "
-                f"name the one-hot columns with --label-columns, or a labels column with --labels-column"
+                f"name the one-hot columns with {option('label_columns')}, or a labels column with "
+                f"{option('labels_column')}"
             )
     elif fmt.labels_column not in frame.columns:
         raise InputError(
             f"{path}: no labels column {fmt.labels_column!r} (columns found: {found}); "
-            f"name it with --labels-column, or give one-hot columns with --label-columns a,b,c"
+            f"name it with {option('labels_column')}, or give one-hot columns with "
+            f"{option('label_columns', ('a', 'b', 'c'))}"
         )
 
 
@@ -438,6 +536,10 @@ def _parse(
     frame: pd.DataFrame, fmt: CSVFormat, path: Path, first_row: int, with_labels: bool
 ) -> tuple[np.ndarray, LabelledData]:
     rows = np.arange(first_row, first_row + len(frame))
+    named = [fmt.text_column] + ([fmt.labels_column] if with_labels and fmt.label_columns is None else [])
+    lacking = [column for column in named if column not in frame.columns]  # a JSON Lines chunk without the field
+    if lacking:
+        frame = frame.assign(**dict.fromkeys(lacking, MISSING))
     texts = frame[fmt.text_column].to_numpy(dtype=object)
     invalid = {
         EMPTY_ROW: frame.eq("").all(axis=1).to_numpy(),
@@ -462,8 +564,9 @@ def _parse(
         invalid[EMPTY_LABELS] = np.array([not labels for labels in label_sets], dtype=bool)
 
     fixes = {
-        EMPTY_TEXT: f"fill in column {fmt.text_column!r} or pass --drop-invalid to skip the rows",
-        EMPTY_LABELS: "pass --allow-empty-labels if documents may have no label, or --drop-invalid to skip the rows",
+        EMPTY_TEXT: f"fill in column {fmt.text_column!r} or pass {option('drop_invalid', True)} to skip the rows",
+        EMPTY_LABELS: f"pass {option('allow_empty_labels', True)} if documents may have no label, or "
+        f"{option('drop_invalid', True)} to skip the rows",
     }
     dropped = {}
     keep = np.ones(len(frame), dtype=bool)
@@ -482,7 +585,7 @@ def _parse(
             raise InputError(
                 f"{path}: one-hot label cells must be 0 or 1, but column {column!r} holds "
                 f"{frame[column].iloc[i]!r} in data row {rows[i]} (invalid data rows: {format_rows(errors[reason])}); "
-                f"fix those cells or pass --drop-invalid to skip the rows"
+                f"fix those cells or pass {option('drop_invalid', True)} to skip the rows"
             )
         if reason == EMPTY_TEXT or fmt.label_columns is None:
             where = f"column {fmt.text_column if reason == EMPTY_TEXT else fmt.labels_column!r}"
@@ -574,21 +677,33 @@ def _label_set(labels, i: int, source: str) -> list[str]:
     for label in labels:
         if not isinstance(label, str):
             raise InputError(f"{source}: label set {i} holds {type(label).__name__} {label!r}, not a label name string")
+        if _SURROGATE.search(label):
+            raise InputError(
+                f"{source}: label set {i} holds {label!r}, which is not valid Unicode text (a lone surrogate); "
+                f"decode the labels with the right encoding first"
+            )
     return clean_labels(labels)
 
 
 def concat(chunks: list[LabelledData], source: str) -> LabelledData:
-    """The documents of `chunks` one after the other, their drops together, as `source`."""
+    """The documents of `chunks` one after the other, their drops together, as `source`.
+
+    Chunks of several files keep each document's file (`LabelledData.files`) and each
+    drop's (`"empty text in a.csv"`), so that messages name the file as well as the row.
+    """
+    several = len({c.source for c in chunks if c.files is None} | {f for c in chunks for f in c.files or ()}) > 1
     dropped: dict[str, list[int]] = {}
     for chunk in chunks:
         for reason, rows in chunk.dropped.items():
-            dropped.setdefault(reason, []).extend(rows)
+            in_file = several and chunk.files is None  # a concat of several files already names them
+            dropped.setdefault(f"{reason} in {chunk.source}" if in_file else reason, []).extend(rows)
     return LabelledData(
         texts=[t for c in chunks for t in c.texts],
         label_sets=[s for c in chunks for s in c.label_sets],
         rows=[r for c in chunks for r in c.rows],
         source=source,
         dropped=dropped,
+        files=[f for c in chunks for f in (c.files or [c.source] * len(c))] if several else None,
     )
 
 
@@ -599,12 +714,12 @@ def train_dev_split(data: LabelledData, dev_fraction: float = 0.1, seed: int = 0
         InputError: if `dev_fraction` is not in (0, 1) or leaves either side empty.
     """
     if not 0.0 < dev_fraction < 1.0:
-        raise InputError(f"--dev-fraction must be between 0 and 1 (exclusive), got {dev_fraction}")
+        raise bad_value("dev_fraction", dev_fraction, "must be between 0 and 1 (exclusive)")
     n_dev = int(round(len(data) * dev_fraction))
     if n_dev < 1 or n_dev >= len(data):
         raise InputError(
-            f"{data.source}: --dev-fraction {dev_fraction} of {len(data)} documents leaves an empty "
-            f"{'dev' if n_dev < 1 else 'train'} set; give a --dev file or change --dev-fraction"
+            f"{data.source}: {option('dev_fraction', dev_fraction)} of {len(data)} documents leaves an empty "
+            f"{'dev' if n_dev < 1 else 'train'} set; give a dev set or change {option('dev_fraction')}"
         )
     order = np.random.default_rng(seed).permutation(len(data))
     dev_idx = np.sort(order[:n_dev])

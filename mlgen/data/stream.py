@@ -16,6 +16,9 @@ trains through this module, and its rows are never all in memory:
   every epoch.
 - Training then reads `LabelledStream.chunks` once more, to write the vectorized
   documents to TFRecord files that every epoch reads (`mlgen.nn.preprocessing.documents`).
+  A file whose size, modification time or count of training documents is not what the
+  scan found is an error naming it (`FileCheck`): the run would train on rows nobody
+  checked, or on a count that the pipeline no longer matches.
 
 The sample (`SAMPLE_DOCS` documents: those with the smallest values of a second
 seeded hash, a uniform sample that does not depend on file order) adapts the text
@@ -39,9 +42,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlgen.data.reader import CSVFormat, LabelledData, count_rows, read_chunks
+from mlgen.data.reader import CSVFormat, LabelledData, concat, count_rows, read_chunks
 from mlgen.data.summary import DataSummary
-from mlgen.errors import InputError, format_rows
+from mlgen.errors import InputError, bad_value, format_rows
 
 # Training files larger than this (bytes on disk, all together) stream by default.
 STREAM_ABOVE_BYTES = 256 * 2**20
@@ -127,6 +130,8 @@ class LabelledStream:
         summary: the training documents' counts (`DataSummary`).
         sample: at most `SAMPLE_DOCS` training documents, a seeded uniform sample in file order.
         dropped: invalid rows dropped (`--drop-invalid`) per file, by reason.
+        checked: what the scan found of each file, in `paths` order (`FileCheck`); `chunks`
+            refuses a file that no longer matches. Empty: no check.
     """
 
     paths: tuple[Path, ...]
@@ -137,17 +142,33 @@ class LabelledStream:
     sample: LabelledData
     dropped: dict[str, dict[str, list[int]]]
     chunksize: int = STREAM_CHUNK
+    checked: tuple[FileCheck, ...] = ()
 
     def __len__(self) -> int:
         return self.summary.num_docs
 
     def chunks(self) -> Iterator[LabelledData]:
-        """The training documents, chunk after chunk (dev rows left out)."""
-        for data in read_stream(self.paths, self.fmt, self.chunksize):
-            if self.split is not None:
-                data = data.subset(np.flatnonzero(~self.split.is_dev(data.texts)).tolist())
-            if len(data):
-                yield data
+        """The training documents, chunk after chunk (dev rows left out).
+
+        Raises:
+            InputError: as `read_chunks` does; when a file changed since `scan` checked it
+                (`FileCheck.verify`).
+        """
+        for index, path in enumerate(self.paths):
+            check = self.checked[index] if self.checked else None
+            if check is not None:
+                check.verify(path)
+            docs = 0
+            for data in read_stream([path], self.fmt, self.chunksize):
+                if self.split is not None:
+                    data = data.subset(np.flatnonzero(~self.split.is_dev(data.texts)).tolist())
+                docs += len(data)
+                if check is not None and docs > check.train_docs:
+                    check.verify(path, docs)
+                if len(data):
+                    yield data
+            if check is not None:
+                check.verify(path, docs)
 
     def summary_line(self) -> str:
         """One line on what was read and dropped, as `LabelledData.summary` says it."""
@@ -200,12 +221,15 @@ def scan(
     split = None
     if dev_fraction is not None:
         if not 0.0 < dev_fraction < 1.0:
-            raise InputError(f"--dev-fraction must be between 0 and 1 (exclusive), got {dev_fraction}")
+            raise bad_value("dev_fraction", dev_fraction, "must be between 0 and 1 (exclusive)")
         rows = sum(count_rows(path, fmt) for path in paths)
         split = HashSplit(min(dev_fraction, max_dev_docs / max(rows, 1)), seed)
     summary, sample = DataSummary(), _Sample(sample_docs, seed)
     dev_chunks, dropped = [], {}
+    checked = []
     for index, path in enumerate(paths):
+        # A missing file: the reader's error names it.
+        check, docs = FileCheck.of(path) if path.is_file() else FileCheck(-1, -1, 0), 0
         for _, data in read_chunks(path, fmt, chunksize=chunksize):
             for reason, rows in data.dropped.items():
                 dropped.setdefault(str(path), {}).setdefault(reason, []).extend(rows)
@@ -215,22 +239,62 @@ def scan(
             train = data.subset(np.flatnonzero(~is_dev).tolist())
             summary.add(train.texts, train.label_sets)
             sample.add(train, index)
-    stream = LabelledStream(paths, fmt, split, source, summary, sample.data(source), dropped, chunksize)
+            docs += len(train)
+        check = dataclasses.replace(check, train_docs=docs)
+        check.verify(path)  # not changed while the scan read it
+        checked.append(check)
+    stream = LabelledStream(paths, fmt, split, source, summary, sample.data(source), dropped, chunksize, tuple(checked))
     if not len(stream):
         raise InputError(f"{source}: no training documents are left; fix the rows or read other files")
     if split is None:
         return stream, None
-    dev = LabelledData(
-        texts=[t for d in dev_chunks for t in d.texts],
-        label_sets=[s for d in dev_chunks for s in d.label_sets],
-        rows=[r for d in dev_chunks for r in d.rows],
-        source=f"{source} (dev: {split.fraction:.4g} of the rows by a hash of their text)",
-    )
+    # Each dev row keeps its file, so that messages name it (`LabelledData.files`).
+    dev = concat(dev_chunks, f"{source} (dev: {split.fraction:.4g} of the rows by a hash of their text)")
     if not len(dev):
         raise InputError(
             f"{source}: --dev-fraction {dev_fraction} left no dev rows; give a --dev file or raise --dev-fraction"
         )
     return stream, dev
+
+
+@dataclasses.dataclass(frozen=True)
+class FileCheck:
+    """What `scan` found of one training file, for the passes after it to compare.
+
+    Attributes:
+        size, mtime_ns: `os.stat`'s, when the scan began reading the file.
+        train_docs: the training documents the scan read from it (dev rows and drops left out).
+    """
+
+    size: int
+    mtime_ns: int
+    train_docs: int
+
+    @classmethod
+    def of(cls, path: Path, train_docs: int = 0) -> FileCheck:
+        try:
+            stat = path.stat()
+        except OSError as err:
+            raise InputError(f"{path}: cannot be read any more ({err.strerror}); {_LEAVE}") from None
+        return cls(stat.st_size, stat.st_mtime_ns, train_docs)
+
+    def verify(self, path: Path, train_docs: int | None = None) -> None:
+        """Raises `InputError` naming `path` when it is not as the scan found it: its size or
+        modification time now, or, given `train_docs` (so far), its count of training documents."""
+        now = FileCheck.of(path)
+        if now.size != self.size:
+            change = f"{self.size:,} bytes when checked, {now.size:,} now"
+        elif now.mtime_ns != self.mtime_ns:
+            change = "modified after it was checked"
+        elif train_docs is not None and train_docs != self.train_docs:
+            more = "more than " if train_docs > self.train_docs else ""
+            change = f"{self.train_docs:,} training documents when checked, {more}{train_docs:,} now"
+        else:
+            return
+        raise InputError(f"{path}: changed since training checked it ({change}); {_LEAVE}")
+
+
+_LEAVE = "training reads the files again after checking them: leave them as they are until it ends, or copy them first"
 
 
 class _Sample:

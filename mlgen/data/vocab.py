@@ -209,10 +209,15 @@ class LabelVocabulary:
 
         Such labels are not dropped from scoring: they count as misses.
         """
-        unknown = self.unknown_rows(data.label_sets, data.rows)
+        unknown: dict[str, list[int]] = {}  # label -> the documents it is in
+        for i, label_set in enumerate(data.label_sets):
+            for label in label_set:
+                if label not in self._ids:
+                    unknown.setdefault(label, []).append(i)
         if not unknown:
             return None
-        listed = "; ".join(f"{label!r} (data rows {format_rows(rows, 3)})" for label, rows in list(unknown.items())[:5])
+        # `locate` names the file of each row too when the data joins several files.
+        listed = "; ".join(f"{label!r} ({data.locate(docs, 3)})" for label, docs in list(unknown.items())[:5])
         return (
             f"{data.source}: {sum(map(len, unknown.values()))} gold labels ({len(unknown)} distinct) are not in "
             f"the model's labels and count as misses: {listed}"

@@ -7,7 +7,8 @@ it says on every CPU: TensorFlow 2.21 writes some start-up lines straight to sta
 error before its logging is initialised, whatever the level (absl's "All log messages
 before absl::InitializeLog()" and, where oneDNN's custom operations are on, as on CPUs
 with AVX-512, its `port.cc` notice). At level 3 those lines are taken out of what the
-import printed; everything else it printed (Python warnings, errors) is written back.
+import printed (`quieted_lines` keeps them); everything else it printed (Python warnings,
+errors) is written back.
 Nothing about TensorFlow's numerics changes (`TF_ENABLE_ONEDNN_OPTS` is left alone).
 """
 
@@ -26,6 +27,10 @@ _TF_LOG_LINE = re.compile(
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     rb"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\."
 )
+
+
+# The lines `_import_tensorflow` took out of what TensorFlow's import printed.
+quieted_lines: list[str] = []
 
 
 def is_tensorflow_log_line(line: bytes) -> bool:
@@ -52,7 +57,12 @@ def _import_tensorflow() -> None:
             os.dup2(saved, 2)
             os.close(saved)
             captured.seek(0)
-            kept = [line for line in captured.read().splitlines(keepends=True) if not is_tensorflow_log_line(line)]
+            kept = []
+            for line in captured.read().splitlines(keepends=True):
+                if is_tensorflow_log_line(line):
+                    quieted_lines.append(line.decode(errors="replace").rstrip("\n"))
+                else:
+                    kept.append(line)
             if kept:
                 os.write(2, b"".join(kept))
 

@@ -40,11 +40,26 @@ class BinaryRelevanceModel(CNNTextModel):
     def call(self, token_ids, training=None):
         return self.head(self.encoder(token_ids, training=training))  # (batch, num_labels)
 
-    def make_dataset(self, documents, *, batch_size: int, shuffle: bool = False, buffer: int = 0, seed: int = 0):
+    def make_dataset(
+        self,
+        documents,
+        *,
+        batch_size: int,
+        shuffle: bool = False,
+        buffer: int = 0,
+        seed: int = 0,
+        drop_remainder: bool = False,
+    ):
         """What this network trains (`shuffle`) or is validated on, from `preprocessing.documents`:
         `mlgen.nn.preprocessing.make_multi_hot_dataset`."""
         return preprocessing.make_multi_hot_dataset(
-            documents, len(self.labels), batch_size=batch_size, shuffle=shuffle, buffer=buffer, seed=seed
+            documents,
+            len(self.labels),
+            batch_size=batch_size,
+            shuffle=shuffle,
+            buffer=buffer,
+            seed=seed,
+            drop_remainder=drop_remainder,
         )
 
     def training_loss(self):

@@ -28,11 +28,20 @@ from mlgen.nn import decoding
 PREDICT_TOKENS = 256 * 200
 # Labels the first greedy pass allows (see `SequenceInference.decode`).
 FIRST_PASS_LABELS = 3
+# Most search rows (documents times beam) per compiled call: a wide beam gets fewer documents
+# per batch, so that memory stays bounded whatever the beam (beams up to 8 keep the batch size).
+MAX_SEARCH_ROWS = 16384
 
 
 def predict_batch_size(sequence_length: int) -> int:
     """Documents per predict call for texts of `sequence_length` tokens (64 to 2,048)."""
     return max(64, min(2048, PREDICT_TOKENS // max(sequence_length, 1)))
+
+
+def search_batch_size(batch_size: int, beam_size: int) -> int:
+    """Documents per search call: `batch_size`, fewer when `beam_size` would make more than
+    `MAX_SEARCH_ROWS` rows."""
+    return max(1, min(batch_size, MAX_SEARCH_ROWS // beam_size))
 
 
 def step_function(model, token_ids, beam_size: int = 1, prior=None):
@@ -92,10 +101,15 @@ class SequenceInference:
             states,
             beam_size=beam_size,
             vocab_size=model.num_label_ids,
-            max_labels=model.max_labels if max_labels is None else max_labels,
+            max_labels=self.label_limit(max_labels),
             min_labels=model.min_labels,
             return_beams=return_beams,
         )
+
+    def label_limit(self, max_labels: int | None = None) -> int:
+        """The most labels a search runs for: `max_labels` (default: the model's), never more than
+        the labels there are (no label is emitted twice, so more steps find nothing)."""
+        return min(self.model.max_labels if max_labels is None else max_labels, self.vocab.num_labels)
 
     def generate_function(self, beam_size: int = 1, max_labels: int | None = None, return_beams: bool = False):
         """`generate` compiled with `tf.function` for any batch size, cached per setting.
@@ -139,7 +153,7 @@ class SequenceInference:
             batch_size: documents per compiled call (default: `predict_batch_size`).
             prior: float `(len(texts), num_labels)` added to every step's label logits, or None.
         """
-        max_labels = self.model.max_labels if max_labels is None else max_labels
+        max_labels = self.label_limit(max_labels)
         if beam_size > 1 or max_labels <= FIRST_PASS_LABELS or self.model.min_labels >= FIRST_PASS_LABELS:
             return self._search_batches(texts, beam_size, max_labels, batch_size, prior)
         predictions = self._search_batches(texts, 1, FIRST_PASS_LABELS, batch_size, prior)
@@ -169,7 +183,7 @@ class SequenceInference:
 
     def _batches(self, texts, batch_size, prior, *settings, **options):
         """Yields the numpy outputs of `generate_function(*settings, **options)` for each batch of `texts`."""
-        batch_size = batch_size or predict_batch_size(self.model.sequence_length)
+        batch_size = search_batch_size(batch_size or predict_batch_size(self.model.sequence_length), settings[0])
         generate = self.generate_function(*settings, **options)
         for start in range(0, len(texts), batch_size):
             batch = [str(t) for t in texts[start : start + batch_size]]
@@ -190,7 +204,7 @@ class SequenceInference:
         summed probability (normalised over the beam) of the hypotheses that hold it: an
         estimate of P(label in the set) from the sequence model. `prior`: as for `decode`.
         """
-        batch_size = batch_size or predict_batch_size(self.model.sequence_length)
+        batch_size = search_batch_size(batch_size or predict_batch_size(self.model.sequence_length), beam_size)
         marginals = np.zeros((len(texts), self.vocab.num_labels), np.float32)
         batches = self._batches(texts, batch_size, prior, beam_size, max_labels, return_beams=True)
         for start, (ids, _, scores) in zip(range(0, len(texts), batch_size), batches):  # (b, beam, steps), (b, beam)

@@ -236,13 +236,28 @@ class LabelSequenceModel(CNNTextModel):
         use_own = ops.logical_and(draw < self.sampling_probability, ops.not_equal(decoder_input, PAD_ID))
         return ops.where(use_own, predicted, decoder_input)
 
-    def make_dataset(self, documents, *, batch_size: int, shuffle: bool = False, buffer: int = 0, seed: int = 0):
+    def make_dataset(
+        self,
+        documents,
+        *,
+        batch_size: int,
+        shuffle: bool = False,
+        buffer: int = 0,
+        seed: int = 0,
+        drop_remainder: bool = False,
+    ):
         """What this network trains (`shuffle`) or is validated on, from `preprocessing.documents`:
         `mlgen.nn.preprocessing.make_dataset`, each document's labels in a fresh order per
         epoch in training with `label_order="shuffle"`."""
         shuffle_labels = shuffle and self.model_config.label_order == "shuffle"
         return preprocessing.make_dataset(
-            documents, batch_size=batch_size, shuffle=shuffle, buffer=buffer, seed=seed, shuffle_labels=shuffle_labels
+            documents,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            buffer=buffer,
+            seed=seed,
+            shuffle_labels=shuffle_labels,
+            drop_remainder=drop_remainder,
         )
 
     def training_loss(self):

@@ -10,7 +10,7 @@ import keras
 
 from mlgen import artifacts
 from mlgen.data import LabelVocabulary
-from mlgen.errors import InputError, first_line
+from mlgen.errors import InputError, first_line, format_rows
 from mlgen.nn import binary_relevance, label_sequence  # noqa: F401  registers mlgen's Keras classes
 from mlgen.version import __version__
 
@@ -52,6 +52,24 @@ def load_network(folder: Path, config: dict, vocab: LabelVocabulary, expected: t
         raise artifacts.damaged(
             folder,
             artifacts.LABEL_VOCAB,
-            f"does not match {artifacts.MODEL} ({vocab.num_labels} labels against the model's {len(model.labels)})",
+            f"does not match {artifacts.MODEL} ({_label_difference(vocab.labels, list(model.labels))})",
         )
     return model
+
+
+def _label_difference(labels: list[str], model_labels: list[str]) -> str:
+    """How `label_vocab.json`'s labels differ from the model's, in a few words."""
+    if len(labels) != len(model_labels):
+        return f"{len(labels)} labels against the model's {len(model_labels)}"
+    if sorted(labels) == sorted(model_labels):
+        i = next(i for i, (a, b) in enumerate(zip(labels, model_labels)) if a != b)
+        return (
+            f"the same {len(labels)} labels in another order: label {i + 1} is {labels[i]!r}, "
+            f"the model's {model_labels[i]!r}"
+        )
+    extra = [label for label in labels if label not in set(model_labels)]
+    missing = [label for label in model_labels if label not in set(labels)]
+    return (
+        f"{len(labels)} labels like the model's, but {format_rows(map(repr, extra), 3)} instead of the model's "
+        f"{format_rows(map(repr, missing), 3)}"
+    )

@@ -17,7 +17,6 @@ import contextlib
 import dataclasses
 import math
 import sys
-import tempfile
 import time
 
 import keras
@@ -28,7 +27,7 @@ from mlgen.data import LabelledData
 from mlgen.data.embeddings import load_word_vectors
 from mlgen.data.stream import LabelledStream
 from mlgen.data.summary import DataSummary
-from mlgen.errors import InputError, TrainingDiverged
+from mlgen.errors import InputError, TrainingDiverged, option
 from mlgen.eval import metrics
 from mlgen.nn import distribute, preprocessing
 
@@ -128,8 +127,8 @@ def resolve_config(model_config: ModelConfig, summary: DataSummary, check_min_la
     min_labels = model_config.min_labels if summary.all_labelled else 0  # documents may have no label
     if check_min_labels and not model_config.max_labels and min_labels > longest:
         raise InputError(
-            f"--min-labels {model_config.min_labels} is more than the labels a document can get: "
-            f"the largest training label set has {longest} (--max-labels 0 takes that size)"
+            f"{option('min_labels', model_config.min_labels)} is more than the labels a document can get: "
+            f"the largest training label set has {longest} ({option('max_labels', 0)} takes that size)"
         )
     return dataclasses.replace(
         model_config,
@@ -168,6 +167,10 @@ def set_seed(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
+# Documents per batch when the dev loss is computed (`model.fit`'s validation).
+DEV_BATCH = 256
+
+
 def train_network(
     model,
     predictor,
@@ -203,9 +206,20 @@ def train_network(
 
     Raises:
         TrainingDiverged: when the loss or a weight stops being finite.
+        InputError: on several workers, when a batch cannot give each a document
+            (`preprocessing.training_batches`); from a streamed `train`, when a file changed
+            since it was scanned, or its records do not fit in TMPDIR (`preprocessing.write_records`).
     """
     known = dataclasses.replace(dev, label_sets=vocab.drop_unknown(dev.label_sets))
-    dev_data = model.make_dataset(preprocessing.documents(model.text_vectorizer, known, vocab), batch_size=256)
+    # On several workers every batch is split among them, and none may get an empty share
+    # (`preprocessing.training_batches`): the training batches are all full, and the dev
+    # batches (for the dev loss; dev is scored by the chief alone) sized to split.
+    distribute_strategy = distribute.strategy()
+    replicas = distribute_strategy.num_replicas_in_sync if distribute_strategy is not None else 1
+    batch_size, drop_remainder = preprocessing.training_batches(len(train), train_config.batch_size, replicas)
+    dev_batch = preprocessing.validation_batch_size(len(known), DEV_BATCH, replicas)
+    dev_documents = preprocessing.documents(model.text_vectorizer, known, vocab)
+    dev_data = model.make_dataset(dev_documents, batch_size=dev_batch) if dev_batch is not None else None
     model.compile(
         optimizer=keras.optimizers.Adam(
             train_config.learning_rate,
@@ -221,7 +235,7 @@ def train_network(
         monitor="val_micro_f1", mode="max", patience=train_config.patience, restore_best_weights=True, verbose=0
     )
     all_callbacks = [*model.training_callbacks(), StopOnNonFiniteLoss(train_config.learning_rate)]
-    all_callbacks.append(TrainingSpeed(len(train)))
+    all_callbacks.append(TrainingSpeed(len(train) - len(train) % batch_size if drop_remainder else len(train)))
     if train_config.ema_momentum:
         # The averaged weights are in the model from each epoch's end to the next epoch's
         # start: dev is scored with them and early stopping keeps them.
@@ -230,16 +244,18 @@ def train_network(
     if log_dir is not None:
         all_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir)))
     started = time.perf_counter()
-    # A streamed training set is written, vectorized, to records in a folder of its own for the run.
+    # A streamed training set is written, vectorized, to records in a folder of its own for the run
+    # (`mlgen-records-PID-*` in TMPDIR, removed however training ends, or by the next streamed run).
     streamed = isinstance(train, LabelledStream)
-    with tempfile.TemporaryDirectory(prefix="mlgen-records-") if streamed else contextlib.nullcontext() as folder:
+    with preprocessing.records_folder() if streamed else contextlib.nullcontext() as folder:
         documents = preprocessing.documents(model.text_vectorizer, train, vocab, folder, seed=train_config.seed)
         train_data = model.make_dataset(
             documents,
-            batch_size=train_config.batch_size,
+            batch_size=batch_size,
             shuffle=True,
             buffer=preprocessing.shuffle_buffer(train),
             seed=train_config.seed,
+            drop_remainder=drop_remainder,
         )
         history = model.fit(
             train_data,

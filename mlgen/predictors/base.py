@@ -9,6 +9,7 @@ neural types' modules do (`neural`), linear-br's never.
 
 from __future__ import annotations
 
+import json
 import numbers
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mlgen import artifacts
-from mlgen.config import SECTIONS, BaselineConfig, Configs, from_dict, save_json
+from mlgen.config import SECTIONS, BaselineConfig, Configs, bad_value, from_dict, names_for, save_json
 from mlgen.data import LabelledData, LabelVocabulary, Prediction
 from mlgen.errors import InputError, first_line
 
@@ -103,6 +104,11 @@ class Predictor:
         """Fits what is tuned on dev data after (or during) training; nothing by default."""
 
     @classmethod
+    def check_sizes(cls, model_config, vocab: LabelVocabulary) -> None:
+        """An InputError for a size in `model_config` that makes no sense for `vocab`'s labels
+        (checked once the training data is read, before training); none by default."""
+
+    @classmethod
     def fit(
         cls,
         train: LabelledData,
@@ -185,15 +191,88 @@ def is_weight(value, most: float = np.inf) -> bool:
     return is_number(value) and 0 <= value <= most
 
 
-def check_count(value, flag: str, minimum: int) -> int | None:
-    """`value` as an int (None stays None), or an InputError unless a whole number >= `minimum`."""
+def check_count(value, name: str, minimum: int, maximum: int | None = None, why: str = "") -> int | None:
+    """`value` as an int (None stays None), or an InputError unless a whole number from `minimum`
+    to `maximum` (`why` says where the maximum comes from). `name` is the Python parameter
+    (`"beam_size"`); messages name it as the user's door does (`mlgen.config.option`)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InputError(f"{flag} must be a whole number, got {value!r}")
+        raise bad_value(name, value, "must be a whole number")
     if value < minimum:
-        raise InputError(f"{flag} must be at least {minimum}, got {value}")
+        raise bad_value(name, value, f"must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise bad_value(name, value, f"must be at most {maximum}{why}")
     return int(value)
+
+
+def version_tuple(version) -> tuple[int, ...] | None:
+    """`"0.3.0"` -> `(0, 3, 0)`: the leading whole numbers of a version string; None if it has none."""
+    if not isinstance(version, str):
+        return None
+    parts = []
+    for part in version.split("."):
+        digits = part[: len(part) - len(part.lstrip("0123456789"))]
+        if not digits:
+            break
+        parts.append(int(digits))
+        if digits != part:
+            break
+    return tuple(parts) or None
+
+
+def check_fitted_number(
+    folder,
+    name: str,
+    key: str,
+    value,
+    low=None,
+    high=None,
+    integer: bool = False,
+    slack: float = 0.0,
+    lead: str = "",
+):
+    """`value`, the number under `key` in a run folder's fitted file `name`, as a float (an int
+    with `integer`); an InputError naming the folder, file and key unless it is a finite number
+    of that type from `low` to `high` (`high + slack` allowed: float rounding of scores up to
+    `high`). `lead` begins the problem ("is not a decision rule mlgen wrote")."""
+    ok = isinstance(value, numbers.Integral) if integer else isinstance(value, numbers.Real)
+    ok = ok and not isinstance(value, bool) and bool(np.isfinite(value))
+    if ok and low is not None and value < low:
+        ok = False
+    if ok and high is not None and value > high + slack:
+        ok = False
+    if not ok:
+        kind = "a whole number" if integer else "a finite number"
+        if low is not None and high is not None:
+            kind += f" from {low:g} to {high:g}"
+        elif low is not None:
+            kind += f" of at least {low:g}"
+        shown = json.dumps(value) if _jsonable(value) else repr(value)
+        problem = f'"{key}": {shown}, not {kind}'
+        raise artifacts.damaged(folder, name, f"{lead} ({problem})" if lead else f"has {problem}")
+    return int(value) if integer else float(value)
+
+
+def _jsonable(value) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def check_dev_scores(folder, name: str, value, lead: str = "") -> dict:
+    """The `dev_scores` of a fitted file (reported, never used to predict), checked: candidates to
+    scores from 0 to 1."""
+    if not isinstance(value, dict):
+        raise artifacts.damaged(folder, name, f'has a {type(value).__name__} under "dev_scores", not an object')
+    for family, scores in value.items():
+        if not isinstance(scores, dict):
+            raise artifacts.damaged(folder, name, f'has a {type(scores).__name__} under "dev_scores.{family}"')
+        for key, score in scores.items():
+            check_fitted_number(folder, name, f"dev_scores.{family}.{key}", score, 0, 1, lead=lead)
+    return value
 
 
 def read_config(folder: Path) -> dict:
@@ -212,7 +291,8 @@ def read_config(folder: Path) -> dict:
             raise artifacts.damaged(folder, artifacts.CONFIG, f"has a {type(section).__name__} under {key!r}")
         try:
             if cls is not None:
-                from_dict(cls, section)
+                with names_for("file"):
+                    from_dict(cls, section)
         except InputError as err:
             raise artifacts.damaged(folder, artifacts.CONFIG, f"has a bad {key!r} value ({err})") from None
     return config

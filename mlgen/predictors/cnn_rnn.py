@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from mlgen import artifacts
-from mlgen.config import ModelConfig, from_dict, save_json
+from mlgen.config import ModelConfig, bad_value, from_dict, option, save_json
 from mlgen.data import Explanation, LabelledData, LabelVocabulary, Prediction, check_texts, scored_predictions
 from mlgen.errors import InputError
 from mlgen.eval import metrics, thresholds
@@ -16,7 +16,14 @@ from mlgen.nn import saving
 from mlgen.nn.inference import SequenceInference
 from mlgen.nn.label_sequence import LabelSequenceModel
 from mlgen.predictors import ensemble
-from mlgen.predictors.base import DEV_SCORES, check_count, dev_truth, is_number, is_weight
+from mlgen.predictors.base import (
+    DEV_SCORES,
+    check_count,
+    check_dev_scores,
+    check_fitted_number,
+    dev_truth,
+    version_tuple,
+)
 from mlgen.predictors.neural import NeuralPredictor
 
 
@@ -46,6 +53,9 @@ class SequencePredictor(NeuralPredictor):
     MARGINAL_BEAM = 5
     # Weights of the label head's probability in the marginal rule's scores that `fit_decision` tries.
     HEAD_WEIGHTS = (0.25, 0.5, 0.75, 1.0)
+    # The first mlgen version that writes `decision.json` beside every cnn-rnn model (0.2.0 wrote it
+    # only from the commit that fitted decision rules on, so a 0.2.0 folder may lack it).
+    DECISION_SINCE = (0, 3)
 
     def __init__(self, model, vocab: LabelVocabulary, config: dict, decision: dict | None = None):
         super().__init__(vocab, config)
@@ -58,6 +68,29 @@ class SequencePredictor(NeuralPredictor):
     @property
     def decision_rule(self) -> str:
         return self.decision["rule"]
+
+    @classmethod
+    def beam_limit(cls, num_labels: int) -> int:
+        """The widest beam worth running over `num_labels` labels: a wider one finds nothing more
+        (at least `MARGINAL_BEAM`, the beam the marginal rule is fitted with)."""
+        return max(num_labels, cls.MARGINAL_BEAM)
+
+    def _check_beam(self, beam_size) -> int:
+        """`beam_size` (a user's), checked: a whole number from 1 to `beam_limit`."""
+        limit = self.beam_limit(self.vocab.num_labels)
+        why = f" (this model has {self.vocab.num_labels} labels: a wider beam finds nothing more)"
+        return check_count(beam_size, "beam_size", 1, limit, why)
+
+    def _check_max_labels(self, max_labels) -> int | None:
+        """`max_labels` (a user's, None for the model's), checked: from `min_labels` to the number of labels."""
+        why = f" (this model has {self.vocab.num_labels} labels)"
+        return check_count(max_labels, "max_labels", self.model.min_labels, self.vocab.num_labels, why)
+
+    @classmethod
+    def check_sizes(cls, model_config: ModelConfig, vocab: LabelVocabulary) -> None:
+        limit = cls.beam_limit(vocab.num_labels)
+        why = f" (the training data has {vocab.num_labels} labels: a wider beam finds nothing more)"
+        check_count(model_config.beam_size, "beam_size", 1, limit, why)
 
     @property
     def ensemble_weights(self) -> dict | None:
@@ -212,18 +245,19 @@ class SequencePredictor(NeuralPredictor):
         """
         texts = check_texts(texts)
         rule = self._rule(decision)
-        max_labels = check_count(max_labels, "--max-labels", self.model.min_labels)
+        max_labels = self._check_max_labels(max_labels)
+        beam_size = self._check_beam(beam_size)
         margins = self.linear.margins(texts) if self._uses_linear(rule) else None
         if rule == "mode":
             linear_weight = self.decision.get("linear_weight", 0.0)
             prior = linear_weight * margins if linear_weight else None
-            beam_size = check_count(self.model_config.beam_size if beam_size is None else beam_size, "--beam-size", 1)
+            beam_size = self.model_config.beam_size if beam_size is None else beam_size
             return self.inference.decode(texts, beam_size=beam_size, max_labels=max_labels, prior=prior)
-        beam_size = check_count(self.decision["beam_size"] if beam_size is None else beam_size, "--beam-size", 1)
+        beam_size = self.decision["beam_size"] if beam_size is None else beam_size
         if beam_size < 2:
             raise InputError(
-                f"--decision marginal takes its marginals over a beam of at least 2, got --beam-size {beam_size}; "
-                f"pass --decision mode for greedy search"
+                f"{option('decision', 'marginal')} takes its marginals over a beam of at least 2, got "
+                f"{option('beam_size', beam_size)}; pass {option('decision', 'mode')} for greedy search"
             )
         scores = self._mixed_scores(texts, beam_size, margins)
         chosen = thresholds.apply(scores, self.decision["threshold"], always_top=self.model.min_labels > 0)
@@ -235,7 +269,8 @@ class SequencePredictor(NeuralPredictor):
         from mlgen.nn import serving  # TensorFlow's SavedModel: only to export
 
         rule = self._rule(decision)
-        beam_size = check_count(self.model_config.beam_size if beam_size is None else beam_size, "--beam-size", 1)
+        beam_size = self._check_beam(beam_size)
+        beam_size = self.model_config.beam_size if beam_size is None else beam_size
         margins = ensemble.serving_margins(self.linear, self._uses_linear(rule))
         return serving.sequence_module(self.inference, {**self.decision, "rule": rule}, beam_size, margins)
 
@@ -244,10 +279,11 @@ class SequencePredictor(NeuralPredictor):
         an unknown rule, or the marginal rule when none was fitted."""
         rule = self.decision["rule"] if decision is None else decision
         if rule not in self.DECISIONS:
-            raise InputError(f"--decision must be one of {', '.join(self.DECISIONS)}, got {rule!r}")
+            raise bad_value("decision", rule, f"must be one of {', '.join(self.DECISIONS)}")
         if rule == "marginal" and "threshold" not in self.decision:
             raise InputError(
-                "--decision marginal needs a threshold fitted on dev; this model was trained with --decision mode"
+                f"{option('decision', 'marginal')} needs a threshold fitted on dev; this model was trained with "
+                f"{option('decision', 'mode')}"
             )
         return rule
 
@@ -294,22 +330,62 @@ class SequencePredictor(NeuralPredictor):
 
     @classmethod
     def _read_model(cls, folder: Path, vocab: LabelVocabulary, config: dict) -> SequencePredictor:
-        # Absent from the folders of models trained before decision rules were fitted.
         decision = artifacts.read_json(folder, artifacts.DECISION, required=False)
-        linear = ensemble.read(folder, vocab, config)
-        if decision is not None and (
-            decision.get("rule") not in cls.DECISIONS
-            or ("threshold" in decision and not is_number(decision["threshold"]))
-            or ("beam_size" in decision and not isinstance(decision["beam_size"], int))
-            or not is_weight(decision.get("head_weight", 0.0), 1)
-            or not is_weight(decision.get("linear_mix", 0.0), 1)
-            or not is_weight(decision.get("linear_weight", 0.0))
-        ):
-            raise artifacts.damaged(folder, artifacts.DECISION, "is not a decision rule mlgen wrote")
-        if decision is not None and linear is None and (decision.get("linear_weight") or decision.get("linear_mix")):
+        written = config.get("mlgen_version")
+        if decision is None and (version_tuple(written) or cls.DECISION_SINCE) >= cls.DECISION_SINCE:
+            # Absent only from the folders of models trained before decision rules were fitted (mlgen 0.2.0
+            # and older): a newer folder without it would predict with another rule than it was fitted with.
             raise artifacts.damaged(
-                folder, artifacts.DECISION, f"weighs a linear-br ensemble that {artifacts.CONFIG} lacks"
+                folder,
+                artifacts.DECISION,
+                f"is missing: mlgen {written} writes it beside every cnn-rnn model (the decision rule fitted on "
+                f"dev), so the run folder is incomplete",
+            )
+        linear = ensemble.read(folder, vocab, config)
+        if decision is not None:
+            decision = cls._check_decision(folder, decision, vocab.num_labels, linear is not None)
+        beam_size = config.get("model", {}).get("beam_size", 1)
+        if isinstance(beam_size, int) and beam_size > cls.beam_limit(vocab.num_labels):
+            raise artifacts.damaged(
+                folder,
+                artifacts.CONFIG,
+                f'has "beam_size": {beam_size} under "model", more than the model\'s {vocab.num_labels} labels '
+                f"(at most {cls.beam_limit(vocab.num_labels)})",
             )
         predictor = cls(saving.load_network(folder, config, vocab, LabelSequenceModel), vocab, config, decision)
         predictor.linear = linear
         return predictor
+
+    @classmethod
+    def _check_decision(cls, folder: Path, decision: dict, num_labels: int, has_linear: bool) -> dict:
+        """`decision.json`'s rule with every number checked (finite, of its type, in its range), or
+        an InputError naming the folder, the file and the key."""
+        name, lead = artifacts.DECISION, "is not a decision rule mlgen wrote"
+
+        def number(key, low, high, **options):
+            return check_fitted_number(folder, name, key, decision[key], low, high, lead=lead, **options)
+
+        rule = decision.get("rule")
+        if rule not in cls.DECISIONS:
+            raise artifacts.damaged(folder, name, f'{lead} ("rule": {rule!r}, not one of {", ".join(cls.DECISIONS)})')
+        checked = dict(decision)
+        for key, high in (("linear_weight", ensemble.MAX_LINEAR_WEIGHT), ("head_weight", 1), ("linear_mix", 1)):
+            if key in decision:
+                checked[key] = number(key, 0, high)
+        if checked.get("head_weight", 0.0) + checked.get("linear_mix", 0.0) > 1 + 1e-9:
+            raise artifacts.damaged(folder, name, f'{lead} ("head_weight" and "linear_mix" add up to more than 1)')
+        if "threshold" in decision:  # on mixed scores from 0 to 1 (a cut above them all lies just over 1)
+            checked["threshold"] = number("threshold", 0, 1, slack=1e-3)
+        if "beam_size" in decision:  # the marginals need two hypotheses
+            checked["beam_size"] = number(
+                "beam_size", 2 if "threshold" in decision else 1, cls.beam_limit(num_labels), integer=True
+            )
+        elif rule == "marginal":
+            raise artifacts.damaged(folder, name, f'{lead} (the marginal rule without its "beam_size")')
+        if rule == "marginal" and "threshold" not in decision:
+            raise artifacts.damaged(folder, name, f'{lead} (the marginal rule without its "threshold")')
+        if "dev_scores" in decision:
+            check_dev_scores(folder, name, decision["dev_scores"], lead)
+        if not has_linear and (checked.get("linear_weight") or checked.get("linear_mix")):
+            raise artifacts.damaged(folder, name, f"weighs a linear-br ensemble that {artifacts.CONFIG} lacks")
+        return checked

@@ -22,6 +22,9 @@ from mlgen.predictors.base import read_linear
 # its sigmoid mixed into the label scores, that are tried besides 0.
 LINEAR_WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 LINEAR_MIXES = (0.1, 0.2, 0.35, 0.5, 0.6, 0.7, 0.8)
+# The largest weight on the margins a run folder may hold (the fit tries at most 16; far larger
+# ones swamp the network's logits and overflow float32 into NaN scores).
+MAX_LINEAR_WEIGHT = 1000.0
 
 
 def fit(train: LabelledData, vocab: LabelVocabulary, configs: Configs) -> LinearBR | None:

@@ -33,6 +33,10 @@ class LinearBRPredictor(ScoringPredictor):
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         return self.model.scores(texts)
 
+    @property
+    def score_range(self) -> tuple[float, float] | None:
+        return (0.0, 1.0) if self.model.config.classifier == "logreg" else None  # svc: margins
+
     def serving_scores(self):
         from mlgen.nn import serving  # TensorFlow: only to export
 

@@ -45,6 +45,7 @@ class NeuralPredictor(Predictor):
         )
         # Only a type that reads `min_labels` (cnn-rnn) is refused a `min_labels` no document can get.
         model_config = training.resolve_config(configs.model, summary, check_min_labels="min_labels" in config["model"])
+        cls.check_sizes(model_config, vocab)
         resolved = to_dict(model_config)
         config["model"].update((key, resolved[key]) for key in config["model"])
         report = vocab.unknown_report(dev)

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from mlgen import artifacts
-from mlgen.config import BaselineConfig, from_dict, save_json
+from mlgen.config import BaselineConfig, from_dict, option, save_json
 from mlgen.data import LabelledData, LabelVocabulary, Prediction, check_texts, scored_predictions
 from mlgen.errors import InputError
 from mlgen.eval import metrics, thresholds
 from mlgen.predictors import ensemble
-from mlgen.predictors.base import DEV_SCORES, Predictor, check_count, dev_truth, is_number, is_weight
+from mlgen.predictors.base import DEV_SCORES, Predictor, check_count, check_dev_scores, check_fitted_number, dev_truth
 
 
 class ScoringPredictor(Predictor):
@@ -47,6 +47,12 @@ class ScoringPredictor(Predictor):
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         """The model's own per-label scores `(len(texts), num_labels)`; larger means more likely."""
         raise NotImplementedError
+
+    @property
+    def score_range(self) -> tuple[float, float] | None:
+        """The range of the scores the threshold applies to (`(0, 1)` for probabilities), or None
+        for any finite number (margins)."""
+        return (0.0, 1.0)
 
     @property
     def ensemble_weights(self) -> dict | None:
@@ -106,9 +112,9 @@ class ScoringPredictor(Predictor):
     def _check_decoding(self, beam_size, decision) -> None:
         """An InputError for cnn-rnn's decoding options, which binary relevance does not take."""
         if beam_size not in (None, 1):
-            raise InputError(f"--beam-size applies to cnn-rnn models; this is a {self.model_type} model")
+            raise InputError(f"{option('beam_size')} applies to cnn-rnn models; this is a {self.model_type} model")
         if decision not in (None, "threshold"):
-            raise InputError(f"--decision applies to cnn-rnn models; this is a {self.model_type} model")
+            raise InputError(f"{option('decision')} applies to cnn-rnn models; this is a {self.model_type} model")
 
     def serving_scores(self):
         """`(scores, tracked)`: `scores(texts)` in TensorFlow, the counterpart of `scores`, and
@@ -127,7 +133,8 @@ class ScoringPredictor(Predictor):
         `log_prob` is None: binary relevance scores each label on its own.
         """
         self._check_decoding(beam_size, decision)
-        max_labels = check_count(max_labels, "--max-labels", 1)
+        why = f" (this model has {self.vocab.num_labels} labels)"
+        max_labels = check_count(max_labels, "max_labels", 1, self.vocab.num_labels, why)
         texts = check_texts(texts)
         if not texts:
             return []
@@ -146,24 +153,34 @@ class ScoringPredictor(Predictor):
     @classmethod
     def load(cls, folder) -> ScoringPredictor:
         predictor = super().load(folder)
-        calibrated = artifacts.read_json(folder, artifacts.THRESHOLDS)
+        name = artifacts.THRESHOLDS
+        calibrated = artifacts.read_json(folder, name)
+        low, high = predictor.score_range or (None, None)
+        slack = 1e-3 if high is not None else 0.0  # a cut above every probability lies just over 1
         threshold = calibrated.get("threshold")
         if isinstance(threshold, list):
-            threshold = np.asarray(threshold, dtype=object)
-            if threshold.shape != (predictor.vocab.num_labels,) or not all(is_number(t) for t in threshold):
+            if len(threshold) != predictor.vocab.num_labels:
                 raise artifacts.damaged(
-                    folder, artifacts.THRESHOLDS, f"needs {predictor.vocab.num_labels} numbers, one per label"
+                    folder, name, f'needs {predictor.vocab.num_labels} numbers, one per label, under "threshold"'
                 )
-            threshold = threshold.astype(np.float64)
-        elif not is_number(threshold):
-            raise artifacts.damaged(folder, artifacts.THRESHOLDS, 'needs a number under "threshold"')
+            threshold = np.asarray(
+                [
+                    check_fitted_number(folder, name, f"threshold[{i}]", t, low, high, slack=slack)
+                    for i, t in enumerate(threshold)
+                ],
+                dtype=np.float64,
+            )
+        elif threshold is None:
+            raise artifacts.damaged(folder, name, 'needs a number under "threshold"')
+        else:
+            threshold = check_fitted_number(folder, name, "threshold", threshold, low, high, slack=slack)
         predictor.threshold = threshold
         if predictor.linear is not None:
-            weight, mix = calibrated.get("linear_weight"), calibrated.get("linear_mix")
-            if not (is_weight(weight) and is_weight(mix, 1)):
-                raise artifacts.damaged(
-                    folder, artifacts.THRESHOLDS, "needs the linear-br ensemble's linear_weight and linear_mix"
-                )
-            predictor.linear_weight, predictor.linear_mix = float(weight), float(mix)
-            predictor.dev_scores = calibrated.get("dev_scores", {})
+            if "linear_weight" not in calibrated or "linear_mix" not in calibrated:
+                raise artifacts.damaged(folder, name, "needs the linear-br ensemble's linear_weight and linear_mix")
+            predictor.linear_weight = check_fitted_number(
+                folder, name, "linear_weight", calibrated["linear_weight"], 0, ensemble.MAX_LINEAR_WEIGHT
+            )
+            predictor.linear_mix = check_fitted_number(folder, name, "linear_mix", calibrated["linear_mix"], 0, 1)
+            predictor.dev_scores = check_dev_scores(folder, name, calibrated.get("dev_scores", {}))
         return predictor
