@@ -16,7 +16,7 @@ import types
 import typing
 from pathlib import Path
 
-from mlgen.errors import InputError, bad_value, names_for, option, python_names  # noqa: F401 (re-exported)
+from mlgen.errors import InputError, bad_value, option
 
 # Bounds of the sizes a user or a run folder's file gives, far above any useful value and
 # below what would exhaust memory: the text vocabulary, tokens per document, a layer's width

@@ -61,11 +61,6 @@ def names_for(door: str):
         _DOOR.reset(token)
 
 
-def python_names():
-    """Within the block, messages name settings as Python parameters (`C=-1`): the estimators' door."""
-    return names_for("python")
-
-
 def option(name: str, value=_UNSET) -> str:
     """How the current door names the setting `name` (a Python identifier), with `value` if
     given: `--beam-size` / `--beam-size 0` (CLI), `beam_size` / `beam_size=0` (Python),

@@ -19,7 +19,6 @@ K-fold is the right split for label sets.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import inspect
 import io
 import tarfile
@@ -30,7 +29,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from mlgen.config import SECTIONS, ModelConfig, python_names
+from mlgen.config import SECTIONS, ModelConfig
 from mlgen.data import check_texts, from_lists
 from mlgen.errors import InputError
 from mlgen.registry import fit, get, load
@@ -41,17 +40,6 @@ EXTRA_PARAMS = {"allow_empty_labels": False, "verbose": 0}
 
 # The state key under which a pickled fitted estimator keeps its run folder (a tar archive's bytes).
 RUN_FOLDER_STATE = "_mlgen_run_folder"
-
-
-def _python_door(method):
-    """`method` with messages that name settings as Python parameters (`C=-1`, not `--C`)."""
-
-    @functools.wraps(method)
-    def wrapper(*args, **kwargs):
-        with python_names():
-            return method(*args, **kwargs)
-
-    return wrapper
 
 
 def _defaults(model_type: str) -> dict:
@@ -69,24 +57,9 @@ class _Estimator(BaseEstimator):
     made from its fields (`__init_subclass__`)."""
 
     model_type: str = ""
-    # The public methods, which speak of parameters as the Python API names them.
-    _PUBLIC = (
-        "fit",
-        "predict",
-        "predict_indicator",
-        "predict_scores",
-        "predict_proba",
-        "decision_function",
-        "score",
-        "save",
-        "explain",
-    )
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        for name in cls._PUBLIC:
-            if name in vars(cls):
-                setattr(cls, name, _python_door(vars(cls)[name]))
         defaults = _defaults(cls.model_type)
 
         def __init__(self, **params):
@@ -192,11 +165,6 @@ class _Estimator(BaseEstimator):
                     else:  # Python before 3.11.4: the archive is the one `__getstate__` wrote
                         archive.extractall(scratch)  # noqa: S202
                 self.predictor_ = load(Path(scratch) / "run")
-
-
-for _name in _Estimator._PUBLIC:  # the subclasses' own methods are wrapped by `__init_subclass__`
-    if _name in vars(_Estimator):
-        setattr(_Estimator, _name, _python_door(vars(_Estimator)[_name]))
 
 
 class LabelSequenceClassifier(_Estimator):

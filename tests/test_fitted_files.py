@@ -11,9 +11,9 @@ import pytest
 from sklearn.base import clone
 
 import mlgen
-from mlgen import artifacts, config
+from mlgen import artifacts
 from mlgen.cli import main
-from mlgen.errors import InputError
+from mlgen.errors import InputError, names_for
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runs_0.2.0"
 
@@ -40,7 +40,7 @@ def _edit(folder, name, **changes):
 
 def test_beam_size_and_max_labels_are_bounded_by_the_number_of_labels(tiny_run):
     predictor, _ = tiny_run  # 8 labels
-    with config.names_for("cli"):
+    with names_for("cli"):
         with pytest.raises(InputError, match=r"--beam-size must be at most 8 \(this model has 8 labels"):
             predictor.predict(["wheat"], beam_size=1000)
         with pytest.raises(InputError, match=r"--max-labels must be at most 8 \(this model has 8 labels\), got 1000"):

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mlgen import artifacts
-from mlgen.config import SECTIONS, BaselineConfig, Configs, bad_value, from_dict, names_for, save_json
+from mlgen.config import SECTIONS, BaselineConfig, Configs, from_dict, save_json
 from mlgen.data import LabelledData, LabelVocabulary, Prediction
-from mlgen.errors import InputError, first_line
+from mlgen.errors import InputError, bad_value, first_line, names_for
 
 if TYPE_CHECKING:
     from mlgen.linear import LinearBR

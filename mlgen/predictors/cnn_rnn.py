@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from mlgen import artifacts
-from mlgen.config import ModelConfig, bad_value, from_dict, option, save_json
+from mlgen.config import ModelConfig, from_dict, save_json
 from mlgen.data import Explanation, LabelledData, LabelVocabulary, Prediction, check_texts, scored_predictions
-from mlgen.errors import InputError
+from mlgen.errors import InputError, bad_value, option
 from mlgen.eval import metrics, thresholds
 from mlgen.nn import saving
 from mlgen.nn.inference import SequenceInference

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from mlgen import artifacts
-from mlgen.config import BaselineConfig, from_dict, option, save_json
+from mlgen.config import BaselineConfig, from_dict, save_json
 from mlgen.data import LabelledData, LabelVocabulary, Prediction, check_texts, scored_predictions
-from mlgen.errors import InputError
+from mlgen.errors import InputError, option
 from mlgen.eval import metrics, thresholds
 from mlgen.predictors import ensemble
 from mlgen.predictors.base import DEV_SCORES, Predictor, check_count, check_dev_scores, check_fitted_number, dev_truth
