@@ -1,8 +1,9 @@
-"""Labelled CSV files in, texts and label sets out. pandas only: no TensorFlow here.
+"""Labelled files in, texts and label sets out. pandas only: no TensorFlow here.
 
-A labelled file has a text column and either one labels column whose cell joins the
-labels with a separator (``earn|acq``) or one 0/1 column per label (one-hot). `.csv`,
-`.tsv` and their gzip versions (`.csv.gz`, `.tsv.gz`) are read.
+A labelled CSV or TSV file has a text column and either one labels column whose cell
+joins the labels with a separator (``earn|acq``) or one 0/1 column per label (one-hot);
+a JSON Lines file (`.jsonl`, `.ndjson`) holds one object per line, its text a string and
+its labels a list. Each may be compressed (`.gz`, `.bz2`, `.xz`, `.zip`).
 
 Every problem raises `mlgen.errors.InputError` naming the file, the problem, the first
 offending data rows and the fix. Data row N is the Nth record after the header: the
@@ -10,8 +11,8 @@ line number under the header unless a quoted cell spans lines. Rows are never dr
 silently: `drop_invalid=True` drops invalid ones, empty rows (blank lines) always, and
 `LabelledData.dropped` counts each, for the caller to print (`LabelledData.summary()`).
 
-This module is the project's one CSV reader: training, evaluation and prediction all
-read through `read_chunks`.
+This module is the project's one reader of labelled files: training, evaluation and
+prediction all read through `read_chunks`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ A `TF_CONFIG` in the environment that names more than one worker is honoured as
 TensorFlow users expect: one process per worker, the same command in each; worker 0
 is the chief, the only one that writes. Keras 3.15's `model.fit` needs two changes to
 run under this strategy (keras-team/keras#20585; `experiments/multiworker_spike.py`),
-which `CNNTextModel` applies only under it (`build_from_local_batch`, `vector_logs`).
+which `CNNTextModel` (`backbone.py`) applies only under it: it builds from one replica's
+share of the first batch (`local_batch`) and reports step logs as vectors (`vector_logs`).
 
 Starting the cluster is bounded (`cluster_timeout`) and interruptible. TensorFlow's
 strategy constructor blocks in C++ with the GIL held until every task has registered, so
