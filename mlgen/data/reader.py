@@ -306,7 +306,7 @@ def _read_frames(path: Path, fmt: CSVFormat, chunksize: int | None) -> Iterator[
     except UnicodeDecodeError as err:
         raise InputError(_decode_error_message(path, fmt.encoding, err)) from None
     except LookupError:
-        raise bad_value("encoding", fmt.encoding, "is not an encoding Python knows; try utf-8 or latin-1") from None
+        raise _unknown_encoding(fmt.encoding) from None
     except (zlib.error, zipfile.BadZipFile, lzma.LZMAError, gzip.BadGzipFile, EOFError) as err:
         raise InputError(_damaged_message(path, err)) from None
     except pd.errors.ParserError as err:
@@ -339,7 +339,7 @@ def _read_jsonl_frames(path: Path, fmt: CSVFormat, chunksize: int | None) -> Ite
     except UnicodeDecodeError as err:
         raise InputError(_decode_error_message(path, fmt.encoding, err)) from None
     except LookupError:
-        raise bad_value("encoding", fmt.encoding, "is not an encoding Python knows; try utf-8 or latin-1") from None
+        raise _unknown_encoding(fmt.encoding) from None
     except (zlib.error, zipfile.BadZipFile, lzma.LZMAError, gzip.BadGzipFile, EOFError, OSError) as err:
         raise InputError(_damaged_message(path, err)) from None
     if not number:
@@ -488,6 +488,10 @@ def _decode_error_message(path: Path, encoding: str, err: UnicodeDecodeError) ->
         f"{path}: {where} is not valid {encoding} ({err.reason}); "
         f"pass the file's encoding with {option('encoding')}, e.g. {option('encoding', 'latin-1')}"
     )
+
+
+def _unknown_encoding(encoding: str) -> InputError:
+    return InputError(f"{option('encoding', encoding)} is not an encoding Python knows; try utf-8 or latin-1")
 
 
 def is_utf8(path) -> bool | None:
