@@ -36,6 +36,13 @@ LINEAR = "linear.npz"  # linear-br: TF-IDF weights and classifier coefficients (
 DECISION = "decision.json"  # cnn-rnn: the decision rule fitted on dev
 LOGS = "logs"
 
+# The model types, as `config.json`'s `model_type` names them: each name is written here alone.
+# `mlgen.registry.MODEL_TYPES` is their table (what each reads and supports); every other mention in
+# the package is checked against it (tests/test_registry.py).
+CNN_RNN = "cnn-rnn"
+CNN_BR = "cnn-br"
+LINEAR_BR = "linear-br"
+
 
 @dataclasses.dataclass(frozen=True)
 class FolderKind:
@@ -306,13 +313,13 @@ def model_file(folder: Path, name: str, config: dict) -> Path:
     path = folder / name
     if path.is_file():
         return path
-    if name == LINEAR and model_type(config) != "linear-br":
+    if name == LINEAR and model_type(config) != LINEAR_BR:
         # A network's folder holds both: model.keras, and linear.npz for its linear-br ensemble.
         raise damaged(
             folder,
             name,
-            f"is missing: it holds the linear-br ensemble of this {model_type(config)} model "
-            f'({CONFIG} has "ensemble": "linear-br")',
+            f"is missing: it holds the {LINEAR_BR} ensemble of this {model_type(config)} model "
+            f'({CONFIG} has "ensemble": "{LINEAR_BR}")',
         )
     other = {MODEL: LINEAR, LINEAR: MODEL}[name]
     instead = f"; it holds {other} instead: is its {CONFIG} from another run?" if (folder / other).is_file() else ""
@@ -322,4 +329,4 @@ def model_file(folder: Path, name: str, config: dict) -> Path:
 def model_type(config: dict) -> str:
     """The model type a run folder's `config.json` names (the first mlgen's folders, before the
     baselines, name none: they are cnn-rnn)."""
-    return config.get("model_type", "cnn-rnn")
+    return config.get("model_type", CNN_RNN)

@@ -27,8 +27,10 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from mlgen import artifacts
 from mlgen.config import SECTIONS, ModelConfig
 from mlgen.data import check_texts, from_lists
 from mlgen.errors import InputError
@@ -44,7 +46,7 @@ RUN_FOLDER_STATE = "_mlgen_run_folder"
 
 def _defaults(model_type: str) -> dict:
     """`{name: default}` of every field `model_type` reads, ensemble's included, in section order."""
-    fields = get(model_type).fields("linear-br")
+    fields = get(model_type).fields(artifacts.LINEAR_BR)
     defaults = {}
     for section, cls in SECTIONS.items():
         values = {f.name: f.default for f in dataclasses.fields(cls)}
@@ -52,9 +54,14 @@ def _defaults(model_type: str) -> dict:
     return {**defaults, **EXTRA_PARAMS}
 
 
+def _explains(estimator) -> bool:
+    return get(estimator.model_type).explains
+
+
 class _Estimator(BaseEstimator):
     """What the three estimators share. Subclasses set `model_type`; their signature is
-    made from its fields (`__init_subclass__`)."""
+    made from its fields (`__init_subclass__`), and what they can do beyond `predict` (`explain`)
+    from its entry in the model table (`mlgen.registry.MODEL_TYPES`)."""
 
     model_type: str = ""
 
@@ -132,6 +139,13 @@ class _Estimator(BaseEstimator):
         gold = from_lists(texts, label_sets, "score data", allow_empty_labels=True)
         return float(metrics.evaluate(gold.label_sets, self.predict(gold.texts), self.predictor_.labels)["micro_f1"])
 
+    @available_if(_explains)
+    def explain(self, text: str):
+        """Per predicted label, the attention weights over `text`'s tokens (`attention` models; only
+        the model types whose table entry `explains` have this method)."""
+        check_is_fitted(self, "predictor_")
+        return self.predictor_.explain(text, beam_size=self.beam_size if get(self.model_type).searches else None)
+
     def save(self, folder) -> None:
         """Writes a run folder that `mlgen.load` and the CLI read."""
         check_is_fitted(self, "predictor_")
@@ -183,7 +197,7 @@ class LabelSequenceClassifier(_Estimator):
         [['wheat', 'grain']]
     """
 
-    model_type = "cnn-rnn"
+    model_type = artifacts.CNN_RNN
 
     def predict_proba(self, texts) -> np.ndarray:
         """`(len(texts), len(classes_))`: each label's share of the probability mass of the
@@ -193,11 +207,6 @@ class LabelSequenceClassifier(_Estimator):
         check_is_fitted(self, "predictor_")
         return self.predictor_.label_scores(texts)
 
-    def explain(self, text: str):
-        """Per predicted label, the attention weights over `text`'s tokens (`attention` models)."""
-        check_is_fitted(self, "predictor_")
-        return self.predictor_.explain(text, beam_size=self.beam_size)
-
 
 class CNNBinaryRelevanceClassifier(_Estimator):
     """cnn-br: the same CNN encoder with one sigmoid per label (binary relevance).
@@ -206,7 +215,7 @@ class CNNBinaryRelevanceClassifier(_Estimator):
     `allow_empty_labels`; `verbose`. Attributes as `LabelSequenceClassifier`'s.
     """
 
-    model_type = "cnn-br"
+    model_type = artifacts.CNN_BR
 
     def predict_proba(self, texts) -> np.ndarray:
         """`(len(texts), len(classes_))`: each label's sigmoid probability (fused with
@@ -222,7 +231,7 @@ class LinearBinaryRelevanceClassifier(_Estimator):
     `allow_empty_labels`; `verbose`. Attributes as `LabelSequenceClassifier`'s.
     """
 
-    model_type = "linear-br"
+    model_type = artifacts.LINEAR_BR
 
     def decision_function(self, texts) -> np.ndarray:
         """`(len(texts), len(classes_))`: each label's classifier margin (the signed distance

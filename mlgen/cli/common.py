@@ -19,9 +19,17 @@ def add_decision_argument(parser) -> None:
     parser.add_argument(
         "--decision",
         choices=("mode", "marginal"),
-        help="cnn-rnn: the most probable label sequence (mode: best for subset accuracy), or the labels whose beam "
-        "marginal reaches the threshold fitted on dev (marginal); default: the rule the model chose on dev",
+        help=f"{registry.supporting('searches')}: the most probable label sequence (mode: best for subset accuracy), "
+        "or the labels whose beam marginal reaches the threshold fitted on dev (marginal); default: the rule the "
+        "model chose on dev",
     )
+
+
+def check_decoding(predictor, beam_size=None, decision=None) -> None:
+    """An InputError for `--beam-size` or `--decision` given to a model type that does not search
+    (the model table says which do: `mlgen.registry.ModelType.searches`); to call once the model
+    is loaded, before any work."""
+    predictor.entry.check_decoding(beam_size, decision)
 
 
 def add_data_source(parser) -> None:
@@ -171,7 +179,7 @@ def check_not_folder(value, flag: str) -> None:
 def _streams(model_type: str, streaming: bool | None, paths) -> bool:
     streams = registry.get(model_type).streams
     if streaming and not streams:
-        raise InputError(f"--stream trains cnn-rnn and cnn-br; --model {model_type} fits in memory")
+        raise InputError(f"--stream trains {registry.supporting('streams')}; --model {model_type} fits in memory")
     if streaming is not None:
         return streaming
     return streams and stream.total_bytes(paths) > stream.STREAM_ABOVE_BYTES
@@ -191,7 +199,9 @@ def configs(args) -> Configs:
 
 def add_decoding_arguments(parser, max_labels: bool = True) -> None:
     """`--beam-size` (and `--max-labels`): how a trained model decodes, overriding what it was trained with."""
-    parser.add_argument("--beam-size", type=int, help="beam size (default: the model's)")
+    parser.add_argument(
+        "--beam-size", type=int, help=f"{registry.supporting('searches')}: beam size (default: the model's)"
+    )
     if max_labels:
         parser.add_argument("--max-labels", type=int, help="most labels per document (default: the model's)")
 
@@ -226,6 +236,7 @@ def predict_blocks(predictor, texts, progress, *, ranking: bool = False, **decod
     with `ranking`, also `predictor.label_scores(texts)` `(len(texts), num_labels)`, else None."""
     import numpy as np
 
+    check_decoding(predictor, decoding.get("beam_size"), decoding.get("decision"))
     predictions, scores = [], []
     for start in range(0, len(texts), BLOCK_DOCS):
         block = texts[start : start + BLOCK_DOCS]

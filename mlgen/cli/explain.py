@@ -13,8 +13,8 @@ def add_parser(commands) -> None:
     parser = commands.add_parser(
         "explain",
         help="draw where an attention model looked for each label",
-        description="Predict the labels of --text with a cnn-rnn model trained with --attention and draw, per "
-        "label, the attention weights over the text's tokens into --out (PNG).",
+        description=f"Predict the labels of --text with a {registry.supporting('explains')} model trained with "
+        "--attention and draw, per label, the attention weights over the text's tokens into --out (PNG).",
     )
     parser.add_argument("--model", required=True, metavar="DIR", help="run folder of an --attention model")
     parser.add_argument("--text", required=True, help="the document")
@@ -29,9 +29,10 @@ def run(args) -> int:
     artifacts.check_out_file(args.out, "--out")
     if Path(args.out).suffix.lower() not in plots.FORMATS:
         raise InputError(f"{args.out}: --out needs an image file name ending in {', '.join(plots.FORMATS)}")
+    entry = registry.entry_of(args.model)  # the model table says which types explain, before loading
+    if not entry.explains:
+        raise InputError(f"{args.model}: explain needs a {registry.supporting('explains')} model, this is {entry.name}")
     predictor = registry.load(args.model)
-    if not hasattr(predictor, "explain"):  # only the label-sequence model attends
-        raise InputError(f"{args.model}: explain needs a cnn-rnn model, this is {predictor.model_type}")
     explanation = predictor.explain(args.text, beam_size=args.beam_size)
     with artifacts.atomic_file(args.out) as partial:
         plots.attention(explanation, partial)

@@ -86,13 +86,16 @@ def run(args) -> int:
     if args.input == "-":
         if args.shard or args.output not in (None, "-"):
             raise InputError("--input - writes JSON Lines to standard output; drop --output and --shard")
-        return predict_lines(args, registry.load(args.model))
+        predictor = registry.load(args.model)
+        common.check_decoding(predictor, args.beam_size, args.decision)
+        return predict_lines(args, predictor)
     if args.output is None:
         raise InputError("--output is required: the file to write (only --input - writes to standard output)")
     shard = parse_shard(args.shard) if args.shard else None
     output = artifacts.check_out_file(args.output, "--output", inputs=(args.input,))
     fmt = common.csv_format(args, run=args.model, path=args.input)
     predictor = registry.load(args.model)
+    common.check_decoding(predictor, args.beam_size, args.decision)
     columns = None
     if is_jsonl(args.input) and not is_jsonl(output):
         # A CSV's header comes first: a column for every field of the input, whichever line first has it.

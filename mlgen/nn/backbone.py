@@ -59,6 +59,9 @@ class CNNTextModel(keras.Model):
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras builds from a distributed batch reduced across replicas, which a multi-worker
         # strategy cannot do eagerly (keras-team/keras#20585): build from one replica's share.
+        # A private Keras hook with no public equivalent (`model.fit` calls it before any
+        # public method could step in, and Keras's version reduces the batch even when the
+        # model is already built); tests/test_keras_internals.py fails when Keras changes it.
         if not distribute.is_multi_worker(self.distribute_strategy) or iterator is None:
             return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
         for _, _, batches in iterator:

@@ -40,9 +40,11 @@ class Predictor:
         vocab: the `LabelVocabulary` (fixes the label columns).
         config: everything in `config.json` (`model_type` first).
         metrics, history: dev scores and timings; per-epoch logs.
+        entry: its model type's `mlgen.registry.ModelType` (its name and what it supports),
+            handed over by `mlgen.registry.fit` and `load`, the only ways a predictor is made.
     """
 
-    model_type = ""
+    entry = None
     # Whether training calls `calibrate` after every epoch (cheap) or only at the end.
     calibrate_each_epoch = True
 
@@ -53,6 +55,11 @@ class Predictor:
         self.history: dict = {}
         # The linear-br model beside the network (`ModelConfig.ensemble`), or None.
         self.linear = None
+
+    @property
+    def model_type(self) -> str:
+        """Its model type's name, as `config.json` holds it (`mlgen.registry.MODEL_TYPES`' key)."""
+        return artifacts.model_type(self.config)
 
     @property
     def labels(self) -> list[str]:

@@ -19,7 +19,6 @@ from mlgen.predictors.scoring import ScoringPredictor
 class CNNBRPredictor(ScoringPredictor, NeuralPredictor):
     """A trained `BinaryRelevanceModel`; scores are sigmoid probabilities."""
 
-    model_type = "cnn-br"
     network = BinaryRelevanceModel
 
     def __init__(self, model: BinaryRelevanceModel, vocab: LabelVocabulary, config: dict, threshold=0.5):

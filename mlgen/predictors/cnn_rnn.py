@@ -40,7 +40,6 @@ class SequencePredictor(NeuralPredictor):
         [['wheat', 'grain']]
     """
 
-    model_type = "cnn-rnn"
     network = LabelSequenceModel
     calibrate_each_epoch = False  # each try decodes the dev set
     # EOS logit biases `calibrate` tries, nearest to no change first (ties keep the earlier).
@@ -206,7 +205,7 @@ class SequencePredictor(NeuralPredictor):
         families = {
             "mode": lambda r: r["rule"] == "mode" and not r["linear_weight"],
             "marginal": lambda r: r["rule"] == "marginal" and not (r["linear_weight"] or r["linear_mix"]),
-            "linear-br": lambda r: r["linear_weight"] or r.get("linear_mix"),
+            artifacts.LINEAR_BR: lambda r: r["linear_weight"] or r.get("linear_mix"),
         }
         fitted["dev_scores"] = {}
         for family, member in families.items():

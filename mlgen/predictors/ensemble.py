@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import expit
 
+from mlgen import artifacts
 from mlgen.config import Configs
 from mlgen.data import LabelledData, LabelVocabulary
 from mlgen.linear import LinearBR
@@ -30,7 +31,7 @@ MAX_LINEAR_WEIGHT = 1000.0
 def fit(train: LabelledData, vocab: LabelVocabulary, configs: Configs) -> LinearBR | None:
     """The linear-br model beside a network trained on `train` with `vocab`'s label columns,
     or None when `configs.model.ensemble` is `"none"`."""
-    if configs.model.ensemble != "linear-br":
+    if configs.model.ensemble != artifacts.LINEAR_BR:
         return None
     return LinearBR.fit(train.texts, vocab.to_multi_hot(train.label_sets), configs.baseline, configs.train.seed)
 
@@ -38,7 +39,7 @@ def fit(train: LabelledData, vocab: LabelVocabulary, configs: Configs) -> Linear
 def read(folder: Path, vocab: LabelVocabulary, config: dict) -> LinearBR | None:
     """The ensemble of a run folder trained with `ensemble="linear-br"` (its `linear.npz`), or
     None (folders whose config has no ensemble, as those written before it existed)."""
-    if config.get("model", {}).get("ensemble") != "linear-br":
+    if config.get("model", {}).get("ensemble") != artifacts.LINEAR_BR:
         return None
     return read_linear(folder, config, vocab.num_labels)
 

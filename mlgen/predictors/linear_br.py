@@ -24,8 +24,6 @@ class LinearBRPredictor(ScoringPredictor):
     probabilities (`"logreg"`), computed in float32 from the saved arrays, so a reloaded model
     predicts exactly what the trained one did."""
 
-    model_type = "linear-br"
-
     def __init__(self, model: LinearBR, vocab: LabelVocabulary, config: dict, threshold=0.0):
         super().__init__(vocab, config, threshold)
         self.model = model

@@ -11,7 +11,6 @@ import numpy as np
 from mlgen import artifacts
 from mlgen.config import BaselineConfig, from_dict, save_json
 from mlgen.data import LabelledData, LabelVocabulary, Prediction, check_texts, scored_predictions
-from mlgen.errors import InputError, option
 from mlgen.eval import metrics, thresholds
 from mlgen.predictors import ensemble
 from mlgen.predictors.base import DEV_SCORES, Predictor, check_count, check_dev_scores, check_fitted_number, dev_truth
@@ -93,7 +92,7 @@ class ScoringPredictor(Predictor):
             _, self.linear_weight, self.linear_mix = best
             self.dev_scores = {
                 "network": {key: candidates[0][0][key] for key in DEV_SCORES},
-                "linear-br": {key: best[0][key] for key in DEV_SCORES},
+                artifacts.LINEAR_BR: {key: best[0][key] for key in DEV_SCORES},
             }
             if self.linear_weight or self.linear_mix:
                 scores = ensemble.fused_scores(scores, margins, self.linear_weight, self.linear_mix)
@@ -110,11 +109,11 @@ class ScoringPredictor(Predictor):
         )
 
     def _check_decoding(self, beam_size, decision) -> None:
-        """An InputError for cnn-rnn's decoding options, which binary relevance does not take."""
-        if beam_size not in (None, 1):
-            raise InputError(f"{option('beam_size')} applies to cnn-rnn models; this is a {self.model_type} model")
-        if decision not in (None, "threshold"):
-            raise InputError(f"{option('decision')} applies to cnn-rnn models; this is a {self.model_type} model")
+        """The last guard, for Python callers, against a search's options, which binary relevance
+        does not take: its model type's entry says so (`mlgen.registry.ModelType.check_decoding`;
+        the CLI asks the table before it gets here)."""
+        if beam_size is not None or decision is not None:
+            self.entry.check_decoding(beam_size, decision)
 
     def serving_scores(self):
         """`(scores, tracked)`: `scores(texts)` in TensorFlow, the counterpart of `scores`, and

@@ -6,6 +6,16 @@ import keras
 from keras import ops
 
 CELLS = {"lstm": keras.layers.LSTMCell, "gru": keras.layers.GRUCell, "simple": keras.layers.SimpleRNNCell}
+# The core cells' options that decide what a step computes, given explicitly rather than taken
+# from Keras's defaults (the values of Keras 3.15, which every saved model was trained with):
+# a loaded model makes its cells through this constructor, so a changed Keras default would
+# otherwise change the function its saved weights compute. `decoding_step` re-derives these
+# formulas.
+CELL_OPTIONS = {
+    "lstm": dict(activation="tanh", recurrent_activation="sigmoid", use_bias=True),
+    "gru": dict(activation="tanh", recurrent_activation="sigmoid", use_bias=True, reset_after=True),
+    "simple": dict(activation="tanh", use_bias=True),
+}
 # How the text feature vector enters each step (it always sets the initial state too).
 CONTEXTS = ("concat", "init", "add", "mlp")
 
@@ -54,7 +64,8 @@ class LabelDecoderCell(keras.layers.Layer):
         self.num_layers = num_layers
         self.context = context
         self.cores = [
-            CELLS[cell_type](units, name=f"{cell_type}_cell" + (f"_{i}" if i else "")) for i in range(num_layers)
+            CELLS[cell_type](units, name=f"{cell_type}_cell" + (f"_{i}" if i else ""), **CELL_OPTIONS[cell_type])
+            for i in range(num_layers)
         ]
         self.states_per_core = 2 if cell_type == "lstm" else 1
         # The initial core states are a learned function of the text feature vector.
@@ -127,6 +138,15 @@ class LabelDecoderCell(keras.layers.Layer):
         """One inference step from `decoding_state`: the same function as `call` with
         `training=False` (up to float rounding), at a fraction of the first cell's cost.
 
+        Calling the Keras cells themselves (as `call` does) would leave nothing to reuse:
+        a cell takes its whole input and projects it at every step, the feature vector's
+        share included (a step with the label head took 25-35% longer that way: GRU and
+        LSTM, 256 units, 300 features, 256 and 1,280 rows, on CPU). So this step
+        re-derives the cells' formulas from their weights (`_core_step`), which ties it
+        to Keras's kernel and bias layout and gate order; tests/test_keras_internals.py
+        checks it against Keras's own cells, so that a change there fails a test instead
+        of changing predictions.
+
         Args:
             inputs: previous-label embeddings `(batch, label_embedding_dim)`.
             states: `[*core_states, constants]` from `decoding_state`.
@@ -169,7 +189,10 @@ class LabelDecoderCell(keras.layers.Layer):
 
 
 def _input_bias(core):
-    """The bias a Keras core cell adds to its input projection (0 without bias)."""
+    """The bias a Keras core cell adds to its input projection (0 without bias).
+
+    Keras's layout: `bias` is `(gates * units,)`, or `(2, 3 * units)` for a `GRUCell` with
+    `reset_after` (input bias, recurrent bias); pinned by tests/test_keras_internals.py."""
     if not core.use_bias:
         return 0.0
     if isinstance(core, keras.layers.GRUCell) and core.reset_after:
@@ -179,7 +202,11 @@ def _input_bias(core):
 
 def _core_step(core, projected, states):
     """A Keras `GRUCell` / `LSTMCell` / `SimpleRNNCell` step at inference, given its input
-    projection `inputs @ kernel + input bias` (the cells' own formulas, no dropout)."""
+    projection `inputs @ kernel + input bias` (the cells' own formulas, no dropout).
+
+    Keras's layout, which this relies on: the kernels' columns are the gates side by
+    side, `(z, r, h)` for a GRU and `(i, f, c, o)` for an LSTM; pinned by
+    tests/test_keras_internals.py against the cells' own `call`."""
     if isinstance(core, keras.layers.GRUCell):
         (h_tm1,) = states
         if not core.reset_after:
