@@ -1,10 +1,11 @@
-"""Greedy and beam search on rigged step functions (a Markov chain over label ids)."""
+"""The search strategies and their loop on rigged step functions (a Markov chain over label ids)."""
 
 import numpy as np
 import pytest
 
-from mlgen.data.vocab import BOS_ID, EOS_ID, PAD_ID
-from mlgen.nn.decoding import beam_search, greedy_search, search
+from mlgen.data.vocab import BOS_ID, EOS_ID, NUM_SPECIAL, PAD_ID
+from mlgen.nn import decoding
+from mlgen.nn.decoding import BeamSearch, ConstrainedSearch, GreedySearch, Search, generate, search
 
 A, B, C = 3, 4, 5
 V = 6
@@ -109,11 +110,86 @@ def test_rows_decode_independently_and_pad_after_eos(beam_size):
         assert all(i == PAD_ID for i in row[end + 1 :])
 
 
-def test_greedy_search_and_beam_search_directly():
-    step = chain(TRAP)
-    greedy_ids = greedy_search(step, [np.zeros((1, V), "float32")], vocab_size=V, max_labels=4)[0]
-    beam_ids = beam_search(step, [np.zeros((1, V), "float32")], beam_size=2, vocab_size=V, max_labels=4)[0]
-    assert np.asarray(greedy_ids)[0, 0] == A and np.asarray(beam_ids)[0, 0] == B
+def test_strategies_are_found_by_name_and_run_by_generate():
+    step, state = chain(TRAP), [np.zeros((1, V), "float32")]
+    greedy = generate(step, state, decoding.get("greedy"), vocab_size=V, max_labels=4)[0]
+    beam = generate(step, state, decoding.get("beam", beam_size=2), vocab_size=V, max_labels=4)[0]
+    assert np.asarray(greedy)[0, 0] == A and np.asarray(beam)[0, 0] == B
+    by_name = generate(step, state, "greedy", vocab_size=V, max_labels=4)[0]  # a name needing no options is enough
+    np.testing.assert_array_equal(np.asarray(by_name), np.asarray(greedy))
+    assert type(decoding.get("greedy")) is GreedySearch
+    assert isinstance(decoding.get("beam", beam_size=3), BeamSearch) and decoding.get("beam", beam_size=3).width == 3
+    constrained = decoding.get("constrained", allowed=np.ones((1, V), bool))
+    assert isinstance(constrained, ConstrainedSearch) and constrained.exhaust
+    strategy = BeamSearch(4)
+    assert decoding.get(strategy) is strategy
+
+
+def test_get_refuses_an_unknown_name_and_options_for_a_built_search():
+    with pytest.raises(ValueError, match="unknown search 'sample'; one of beam, constrained, greedy"):
+        decoding.get("sample")
+    with pytest.raises(ValueError, match="beam_size"):
+        decoding.get(BeamSearch(2), beam_size=3)
+
+
+def test_a_beam_of_one_chooses_as_greedy_does():
+    step, state = chain(TRAP), [np.zeros((2, V), "float32")]
+    for a, b in zip(
+        generate(step, state, BeamSearch(1), vocab_size=V, max_labels=4),
+        generate(step, state, GreedySearch(), vocab_size=V, max_labels=4),
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+class Longest(GreedySearch):
+    """A rule to try: never stop before `max_labels` while a label is left (greedy otherwise)."""
+
+    def step(self, log_probs, scores):
+        from keras import ops
+
+        is_eos = ops.arange(V) == EOS_ID
+        label_left = ops.any(ops.logical_and(log_probs > decoding.NEG_INF / 2, ops.arange(V) >= NUM_SPECIAL), axis=1)
+        choice = ops.where(ops.logical_and(label_left[:, None], is_eos[None, :]), 2 * decoding.NEG_INF, log_probs)
+        token = ops.cast(ops.argmax(choice, axis=-1), "int32")
+        token_log_prob = ops.take_along_axis(log_probs, token[:, None], axis=1)[:, 0]
+        return scores + token_log_prob[:, None], token, token_log_prob, None
+
+
+def test_a_new_strategy_registered_by_name_runs_in_the_loop():
+    decoding.register("longest")(Longest)
+    try:
+        strategy = decoding.get("longest")
+        assert isinstance(strategy, Search) and strategy.name == "longest"
+        # Greedy stops after A (EOS 0.6); the rule goes on to B (0.3), C (0.1), then EOS is forced.
+        step = chain({BOS_ID: {A: 0.55, B: 0.45}, A: {EOS_ID: 0.6, B: 0.3, C: 0.1}, B: {EOS_ID: 0.9, C: 0.1}})
+        ids, probs, log_prob = (
+            np.asarray(x) for x in generate(step, [np.zeros((1, V), "float32")], strategy, vocab_size=V, max_labels=3)
+        )
+    finally:
+        del decoding.SEARCHES["longest"]
+    assert ids[0].tolist() == [A, B, C, EOS_ID]
+    np.testing.assert_allclose(probs[0], [0.55, 0.3, 0.1, 1.0], atol=1e-4)
+    np.testing.assert_allclose(log_prob[0], np.log(0.55 * 0.3 * 0.1), atol=1e-4)
+    assert run(step, max_labels=3)[0][0].tolist()[:2] == [A, EOS_ID]
+
+
+@pytest.mark.parametrize("name,options", [("greedy", {}), ("beam", {"beam_size": 3}), ("constrained", {})])
+def test_every_strategy_compiles_to_the_eager_result(name, options):
+    import tensorflow as tf
+
+    bias = np.zeros((3, V), "float32")
+    bias[1, C] = 20.0
+    allowed = np.zeros((3, V), bool)
+    allowed[:, [A, C]] = True
+
+    def decode(bias, allowed):
+        strategy = decoding.get(name, **({"allowed": allowed} if name == "constrained" else options))
+        return generate(chain(TRAP), [bias], strategy, vocab_size=V, max_labels=4, min_labels=1)
+
+    compiled = tf.function(decode, autograph=False)  # as inference compiles it: one graph, the loop inside
+    for a, b in zip(compiled(tf.constant(bias), tf.constant(allowed)), decode(bias, allowed)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+    assert compiled.experimental_get_tracing_count() == 1
 
 
 def test_beam_size_must_be_positive():
@@ -129,7 +205,8 @@ def test_allowed_labels_are_all_emitted_most_probable_first_then_eos():
     allowed[0, [B, C]] = True
     allowed[1, A] = True
     bias = np.zeros((3, V), "float32")
-    ids, _, _ = (np.asarray(x) for x in greedy_search(step, [bias], vocab_size=V, max_labels=3, allowed=allowed))
+    strategy = decoding.get("constrained", allowed=allowed)
+    ids, _, _ = (np.asarray(x) for x in generate(step, [bias], strategy, vocab_size=V, max_labels=3))
     assert ids[0].tolist() == [C, B, EOS_ID, PAD_ID]  # C ranks above B at step 0; EOS waits for B
     assert ids[1].tolist() == [A, EOS_ID, PAD_ID, PAD_ID]
     assert ids[2].tolist() == [EOS_ID, PAD_ID, PAD_ID, PAD_ID]

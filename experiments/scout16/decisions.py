@@ -31,7 +31,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 
 import tensorflow as tf  # noqa: E402
-from keras import ops, tree  # noqa: E402
 from tune_dev import split  # noqa: E402
 
 import mlgen  # noqa: E402
@@ -81,53 +80,25 @@ def path_distributions(model, texts, batch_size=512, prior=None):
 
 
 def beam_all(model, texts, beam_size=5, batch_size=256, prior=None):
-    """All beam hypotheses: ids (n, beam, T+1), scores (n, beam). A copy of
-    mlgen.nn.decoding.beam_search that returns every hypothesis."""
+    """All beam hypotheses: ids (n, beam, T+1), scores (n, beam): mlgen.nn.decoding's BeamSearch
+    strategy with every hypothesis returned. prior: (n, labels) added to every step's label logits."""
     V = model.num_label_ids
+    L = V - NUM_SPECIAL
     max_labels, min_labels = model.max_labels, model.min_labels
+    strategy = decoding.get("beam", beam_size=beam_size)
 
     @tf.function(
-        input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None, V], tf.float32)], autograph=False
+        input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None, L], tf.float32)], autograph=False
     )
     def run(texts_batch, extra):
-        inner_fn, inner = inference.step_function(model, model.text_vectorizer(texts_batch), beam_size)
-        state = [*inner, extra]
-
-        def step_fn(prev, st):
-            logits, new = inner_fn(prev, st[:-1])
-            return logits + st[-1], [*new, st[-1]]
-
-        batch = ops.shape(tree.flatten(state)[0])[0]
-        rows = batch * beam_size
-        state = tree.map_structure(lambda s: ops.repeat(s, beam_size, axis=0), state)
-        loop = decoding._initial(rows, V, max_labels)
-        first_beam = ops.concatenate([ops.zeros((1,)), ops.full((beam_size - 1,), decoding.NEG_INF)])
-        loop["scores"] = ops.tile(first_beam[None, :], (batch, 1))
-        offsets = ops.repeat(ops.arange(batch, dtype="int32") * beam_size, beam_size)
-
-        def cond(t, loop, state):
-            return ops.logical_and(ops.less_equal(t, max_labels), ops.logical_not(ops.all(loop["finished"])))
-
-        def body(t, loop, state):
-            logits, state = step_fn(loop["prev"], state)
-            log_probs = decoding._masked_log_probs(logits, loop["banned"], loop["finished"], t, min_labels, max_labels)
-            candidates = ops.reshape(loop["scores"], (rows, 1)) + log_probs
-            scores, flat = ops.top_k(ops.reshape(candidates, (batch, beam_size * V)), k=beam_size)
-            flat = ops.cast(ops.reshape(flat, (rows,)), "int32")
-            source = offsets + flat // V
-            token = flat % V
-            token_log_prob = ops.take_along_axis(ops.take(log_probs, source, axis=0), token[:, None], axis=1)[:, 0]
-            gathered = {k: ops.take(v, source, axis=0) for k, v in loop.items() if k != "scores"}
-            state = tree.map_structure(lambda s: ops.take(s, source, axis=0), state)
-            loop = decoding._emit(gathered, t, token, token_log_prob, gathered["finished"], V)
-            loop["scores"] = scores
-            return t + 1, loop, state
-
-        _, loop, _ = ops.while_loop(cond, body, (ops.convert_to_tensor(0, "int32"), loop, state))
-        return ops.reshape(loop["ids"], (batch, beam_size, max_labels + 1)), loop["scores"]
+        step_fn, state = inference.step_function(model, model.text_vectorizer(texts_batch), beam_size, extra)
+        ids, _, scores = decoding.generate(
+            step_fn, state, strategy, vocab_size=V, max_labels=max_labels, min_labels=min_labels, return_beams=True
+        )
+        return ids, scores
 
     ids, scores = [], []
-    prior = np.zeros((len(texts), V), np.float32) if prior is None else prior.astype(np.float32)
+    prior = np.zeros((len(texts), L), np.float32) if prior is None else prior.astype(np.float32)
     for s in range(0, len(texts), batch_size):
         i, sc = run(tf.constant([str(t) for t in texts[s : s + batch_size]]), prior[s : s + batch_size])
         ids.append(i.numpy())

@@ -283,10 +283,11 @@ class LabelSequenceModel(CNNTextModel):
 
         With `targets="given"` they are the data's. With `"model"`, the decoder input is
         BOS and each document's gold labels in the order a greedy search allowed only
-        them ranks them (no gradient; dropout off), and the target is that order, then
-        EOS: int `(batch, steps)`. With `loss="set"` the target is instead float
-        `(batch, steps, num_label_ids)`: the gold labels not yet fed at each step (EOS
-        once none is left; zeros on PAD steps), any of which is a correct next label.
+        them ranks them (`decoding.ConstrainedSearch`; no gradient; dropout off), and
+        the target is that order, then EOS: int `(batch, steps)`. With `loss="set"` the
+        target is instead float `(batch, steps, num_label_ids)`: the gold labels not yet
+        fed at each step (EOS once none is left; zeros on PAD steps), any of which is a
+        correct next label.
         """
         if self.targets == "given":
             return data
@@ -294,8 +295,9 @@ class LabelSequenceModel(CNNTextModel):
         steps = ops.shape(decoder_input)[1]
         gold = ops.max(ops.one_hot(decoder_input, self.num_label_ids), axis=1) > 0  # (batch, ids); BOS/PAD too
         step_fn, states = inference.step_function(self, token_ids)
-        order, _, _ = decoding.greedy_search(
-            step_fn, states, vocab_size=self.num_label_ids, max_labels=steps - 1, allowed=gold
+        search = decoding.get("constrained", allowed=gold)
+        order, _, _ = decoding.generate(
+            step_fn, states, search, vocab_size=self.num_label_ids, max_labels=steps - 1
         )  # (batch, steps): the gold labels, most probable first, then EOS, then PAD
         order = ops.stop_gradient(order)
         fed = ops.where(order[:, :-1] >= NUM_SPECIAL, order[:, :-1], PAD_ID)
