@@ -71,7 +71,7 @@ def option(name: str, value=_UNSET) -> str:
     if door == "file":
         if value is _UNSET:
             return f'"{name}"'
-        return f'"{name}": {json.dumps(value) if _jsonable(value) else repr(value)}'
+        return f'"{name}": {as_json(value)}'
     flag = "--" + name.replace("_", "-")
     if value is _UNSET or value is True:  # a switch is its flag alone
         return flag
@@ -79,12 +79,12 @@ def option(name: str, value=_UNSET) -> str:
     return f"{flag} {shown}"
 
 
-def _jsonable(value) -> bool:
+def as_json(value) -> str:
+    """`value` as a file holds it (its JSON text), or its `repr` when JSON cannot hold it."""
     try:
-        json.dumps(value)
+        return json.dumps(value)
     except (TypeError, ValueError):
-        return False
-    return True
+        return repr(value)
 
 
 def bad_value(name: str, value, problem: str) -> InputError:

@@ -9,7 +9,6 @@ neural types' modules do (`neural`), linear-br's never.
 
 from __future__ import annotations
 
-import json
 import numbers
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 from mlgen import artifacts
 from mlgen.config import SECTIONS, BaselineConfig, Configs, from_dict, save_json
 from mlgen.data import LabelledData, LabelVocabulary, Prediction
-from mlgen.errors import InputError, bad_value, first_line, names_for
+from mlgen.errors import InputError, as_json, bad_value, first_line, names_for
 
 if TYPE_CHECKING:
     from mlgen.linear import LinearBR
@@ -255,18 +254,10 @@ def check_fitted_number(
             kind += f" from {low:g} to {high:g}"
         elif low is not None:
             kind += f" of at least {low:g}"
-        shown = json.dumps(value) if _jsonable(value) else repr(value)
+        shown = as_json(value)
         problem = f'"{key}": {shown}, not {kind}'
         raise artifacts.damaged(folder, name, f"{lead} ({problem})" if lead else f"has {problem}")
     return int(value) if integer else float(value)
-
-
-def _jsonable(value) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def check_dev_scores(folder, name: str, value, lead: str = "") -> dict:
