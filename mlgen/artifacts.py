@@ -208,7 +208,7 @@ def clean_interrupted(path: Path) -> list[Path]:
     for entry in sorted(path.parent.iterdir()):
         for pattern in patterns:
             match = re.fullmatch(pattern, entry.name)
-            if not match or _running(int(match.group(1))):
+            if not match or running(int(match.group(1))):
                 continue
             if pattern.endswith(r"old-(\d+)") and not path.exists() and entry.is_dir():
                 os.replace(entry, path)
@@ -221,7 +221,9 @@ def clean_interrupted(path: Path) -> list[Path]:
     return removed
 
 
-def _running(pid: int) -> bool:
+def running(pid: int) -> bool:
+    """Whether process `pid` runs (this one does; one we may not signal counts as running),
+    which tells a leftover of a killed mlgen process from a live one's."""
     if pid == os.getpid():
         return True
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from mlgen.artifacts import _running
+from mlgen.artifacts import running
 from mlgen.data.stream import LabelledStream
 from mlgen.data.summary import DataSummary
 from mlgen.data.vocab import BOS_ID, EOS_ID, NUM_SPECIAL, PAD_ID, LabelVocabulary
@@ -159,7 +159,7 @@ def remove_dead_records(parent) -> list[Path]:
     with contextlib.suppress(OSError):
         for entry in sorted(Path(parent).iterdir()):
             match = _RECORDS_FOLDER.fullmatch(entry.name)
-            if not match or _running(int(match.group(1))) or entry.is_symlink() or not entry.is_dir():
+            if not match or running(int(match.group(1))) or entry.is_symlink() or not entry.is_dir():
                 continue
             try:
                 files = list(entry.iterdir())
