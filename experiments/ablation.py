@@ -36,6 +36,7 @@ import pandas as pd
 
 from mlgen import datasets, registry
 from mlgen.config import ModelConfig, TrainConfig
+from mlgen.decisions import policy
 from mlgen.eval import metrics
 
 # name -> ModelConfig/TrainConfig overrides of BASE; "default" is the baseline every other row is read against.
@@ -132,8 +133,8 @@ def main() -> None:
             }
             if "decision" in variants[name]:  # fitted in training: dev as it was chosen on (cross-fitted)
                 decision = predictor.decision
-                record.update({f"dev_{k}": decision["dev_scores"][decision["chosen"]][k] for k in REPORT_KEYS})
-                record["decision"] = {k: v for k, v in decision.items() if k != "beam_size"}
+                record.update({f"dev_{k}": decision.dev_scores[decision.chosen][k] for k in REPORT_KEYS})
+                record["decision"] = policy.describe(decision.default)
             records = [record]
             if args.suite == "beat-br" and "decision" not in variants[name]:
                 records.append(
@@ -156,7 +157,7 @@ def _with_decision(record: dict, predictor, dev, test) -> dict:
     if it beats the mode there (cross-fitted), and test scored with the rule kept."""
     started = time.process_time()
     decision = predictor.fit_decision(dev, "auto")
-    chosen = decision["dev_scores"][decision["rule"]]
+    chosen = decision.dev_scores[decision.default.name]
     scores = metrics.evaluate(test.label_sets, predictor.predict(test.texts), predictor.labels)
     return {
         **record,

@@ -73,6 +73,14 @@ def _edit_json(folder: str, name: str, change):
     return setup
 
 
+def _in_rules(decision: dict, **values) -> dict:
+    """`decision.json` (format 2) with `values` set in every rule that has those fields."""
+    rules = {
+        name: {**rule, **{k: v for k, v in values.items() if k in rule}} for name, rule in decision["rules"].items()
+    }
+    return {**decision, "rules": rules}
+
+
 def _then(*steps):
     def setup(d: Path):
         for step in steps:
@@ -251,12 +259,12 @@ CASES = [
     ("numbers", "`predict --chunk-size 1000000000000`", None,
      "predict --model linear --input test.csv --output o.csv --chunk-size 1000000000000", []),
     ("run folder", "`decision.json` with `\"beam_size\": 1000000000`",
-     _then(_copy_run("rnn", "d1"), _edit_json("d1", "decision.json", lambda c: {**c, "beam_size": 1000000000})),
+     _then(_copy_run("rnn", "d1"), _edit_json("d1", "decision.json", lambda c: _in_rules(c, beam_size=1000000000))),
      "predict --model d1 --input test.csv --output o.csv", []),
     ("run folder", "no `decision.json` (cnn-rnn)", _then(_copy_run("rnn", "d2"), lambda d: (d / "d2/decision.json").unlink()),
      "predict --model d2 --input test.csv --output o.csv", []),
     ("run folder", "`decision.json` with `\"linear_weight\": 1e308`",
-     _then(_copy_run("rnn", "d3"), _edit_json("d3", "decision.json", lambda c: {**c, "linear_weight": 1e308})),
+     _then(_copy_run("rnn", "d3"), _edit_json("d3", "decision.json", lambda c: _in_rules(c, linear_weight=1e308))),
      "evaluate --model d3 --data test.csv", []),
     ("run folder", "`thresholds.json` with `\"threshold\": NaN`",
      _then(_copy_run("linear", "t3"), lambda d: _write(d / "t3/thresholds.json", '{"threshold": NaN}')),

@@ -95,14 +95,17 @@ def compare(
                 baseline_config,
                 verbose=2 if verbose >= 2 else 0,
             )
-            predicted, docs_per_s = timed_predict(predictor, test.texts)
+            _, docs_per_s = timed_predict(predictor, test.texts)  # the speed of `predict`
+            ranked, label_scores = predictor.predict_ranked(test.texts)  # the label sets and their ranking, at once
+            predicted = [p.labels for p in ranked]
             scores = metrics.evaluate(test.label_sets, predicted, predictor.labels)
-            scores.update(metrics.ranking(test.label_sets, predictor.label_scores(test.texts), predictor.labels))
+            scores.update(metrics.ranking(test.label_sets, label_scores, predictor.labels))
             runs.append(
                 {
                     "model": model_type,
                     "seed": seed,
-                    "decision": predictor.decision_rule + (" + linear-br" if _uses_ensemble(predictor) else ""),
+                    "decision": predictor.decision.default.name
+                    + (" + linear-br" if predictor.decision.default.uses_linear else ""),
                     **{key: scores[key] for key in (*metrics.SCORE_KEYS, *metrics.RANKING_KEYS)},
                     "train_seconds": predictor.metrics["train_seconds"],
                     "predict_docs_per_s": docs_per_s,
@@ -191,11 +194,3 @@ def timed_predict(predictor, texts, beam_size: int | None = None, decision: str 
 def _say(message: str, verbose=1) -> None:
     if verbose:
         print(message, file=sys.stderr, flush=True)
-
-
-def _uses_ensemble(predictor) -> bool:
-    """Whether the fitted predictions draw on the linear-br ensemble (a non-zero weight)."""
-    weights = predictor.ensemble_weights or {}
-    if predictor.decision_rule == "mode":
-        return bool(weights.get("linear_weight"))
-    return any(weights.values())

@@ -88,7 +88,8 @@ def _coerce(value, kind, name: str):
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """The networks and their decoding. See `mlgen.nn.label_sequence.LabelSequenceModel`.
+    """The networks, their training and their decoding. See `mlgen.nn.label_sequence.LabelSequenceModel`
+    and, for what it trains on, `mlgen.nn.targets.SequenceTargets`.
 
     Defaults were chosen on dev splits (Reuters-21578: held out of its training data;
     cooking_se: its bundled dev split), never on test; `experiments/README.md` has the runs.

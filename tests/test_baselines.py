@@ -10,6 +10,7 @@ from conftest import TINY_MODEL, TINY_TRAIN
 import mlgen
 from mlgen import artifacts, registry
 from mlgen.config import BaselineConfig, ModelConfig, TrainConfig, load_json
+from mlgen.decisions import DecisionPolicy, Threshold
 from mlgen.errors import InputError
 from mlgen.eval import metrics
 
@@ -74,16 +75,17 @@ def test_cnn_br_shares_the_encoder_and_learns(cnn_br_run):
 def test_always_top_off_can_leave_documents_empty(linear_run, tiny_data):
     predictor, _ = linear_run
     texts = tiny_data["test"].texts
-    scores = predictor.scores(texts)
-    predictor.always_top, saved = False, predictor.threshold
+    scores = predictor.label_scores(texts)
+    fitted = predictor.decision
     try:
-        predictor.threshold = float(scores.max()) + 1.0  # nothing reaches it
+        out_of_reach = float(scores.max()) + 1.0  # nothing reaches it
+        predictor.decision = DecisionPolicy((Threshold(threshold=out_of_reach, always_top=False),))
         assert all(p == [] for p in predictor.predict(texts))
-        predictor.always_top = True
+        predictor.decision = DecisionPolicy((Threshold(threshold=out_of_reach, always_top=True),))
         top = [predictor.labels[j] for j in scores.argmax(axis=1)]
         assert predictor.predict(texts) == [[label] for label in top]
     finally:
-        predictor.always_top, predictor.threshold = True, saved
+        predictor.decision = fitted
 
 
 def test_per_label_threshold_option(tiny_data):
@@ -105,7 +107,7 @@ def test_logistic_regression_scores_are_probabilities(tiny_data):
         baseline_config=BaselineConfig(classifier="logreg", C=10),
         verbose=0,
     )
-    scores = predictor.scores(tiny_data["test"].texts)
+    scores = predictor.label_scores(tiny_data["test"].texts)
     assert scores.shape == (len(tiny_data["test"]), len(predictor.labels))
     assert scores.min() >= 0.0 and scores.max() <= 1.0
 

@@ -1,5 +1,6 @@
 """The linear-br ensemble beside cnn-rnn and cnn-br (`--ensemble linear-br`): fitted on dev, saved, reloaded."""
 
+import dataclasses
 import json
 import shutil
 
@@ -13,10 +14,10 @@ from mlgen import artifacts, registry
 from mlgen.cli import main
 from mlgen.data import read_labelled_csv
 from mlgen.data.vocab import NUM_SPECIAL
+from mlgen.decisions import ArrayOps, DecisionPolicy, Marginal, Mode, Threshold, fit
 from mlgen.errors import InputError
 from mlgen.eval import thresholds
 from mlgen.nn import inference
-from mlgen.predictors import ensemble
 from mlgen.registry import LINEAR_FIELDS
 
 
@@ -40,13 +41,19 @@ def test_the_prior_is_added_to_every_steps_label_logits(ensemble_run, tiny_data)
         np.testing.assert_allclose(added[:, NUM_SPECIAL:], np.repeat(prior, beam, axis=0), atol=1e-4)
 
 
-def test_decoding_with_and_without_a_prior_shares_one_compiled_search(ensemble_run, tiny_data):
-    runner = ensemble_run[0].inference
-    texts = tiny_data["test"].texts[:5]
-    runner.decode(texts, beam_size=2)
-    compiled = dict(runner._functions)
-    runner.decode(texts, beam_size=2, prior=np.ones((len(texts), runner.vocab.num_labels), "float32"))
-    assert runner._functions == compiled  # no second function to trace (TensorFlow's retracing warning)
+def _searches(graph, rule, ranking=None) -> int:
+    """The search loops in the compiled prediction function of `rule` (and `ranking`)."""
+    operations = graph.function(rule, ranking).get_concrete_function().graph.get_operations()
+    return sum(op.type in ("While", "StatelessWhile") for op in operations)
+
+
+def test_one_search_feeds_the_mode_the_marginals_and_the_ranking(ensemble_run):
+    graph = ensemble_run[0].graph
+    mode, marginal = Mode(linear_weight=1.0, beam_size=3), Marginal(linear_weight=1.0, linear_mix=0.2, beam_size=3)
+    assert _searches(graph, mode) == 1
+    assert _searches(graph, mode, ranking=marginal) == 1  # the mode is the best of the marginals' beam
+    assert _searches(graph, marginal, ranking=marginal) == 1
+    assert _searches(graph, mode, ranking=Marginal(linear_weight=0.0, beam_size=3)) == 2  # another prior
 
 
 def test_training_fits_the_ensemble_on_dev_and_saves_it(ensemble_run):
@@ -55,8 +62,10 @@ def test_training_fits_the_ensemble_on_dev_and_saves_it(ensemble_run):
     config = json.loads((run / artifacts.CONFIG).read_text())
     assert config["model"]["ensemble"] == "linear-br" and set(LINEAR_FIELDS) <= set(config["baseline"])
     decision = json.loads((run / artifacts.DECISION).read_text())
-    assert decision["linear_weight"] in (0.0, *ensemble.LINEAR_WEIGHTS)
-    assert decision["linear_mix"] in (0.0, *ensemble.LINEAR_MIXES)
+    assert decision["format"] == 2 and set(decision["rules"]) == {"mode", "marginal"}
+    assert decision["rules"]["mode"]["linear_weight"] in (0.0, *fit.LINEAR_WEIGHTS)
+    assert decision["rules"]["marginal"]["linear_weight"] == decision["rules"]["mode"]["linear_weight"]
+    assert decision["rules"]["marginal"]["linear_mix"] in (0.0, *fit.LINEAR_MIXES)
     scores = decision["dev_scores"]
     assert set(scores) == {"mode", "marginal", "linear-br"}
     # The chosen family holds the best dev micro-F1 of all; ties keep the plain mode first.
@@ -79,16 +88,18 @@ def _train_dev(config):
 def test_predictions_follow_the_fitted_weights(ensemble_run, tiny_data, rule):
     predictor, _ = ensemble_run
     texts = tiny_data["test"].texts
-    d = predictor.decision
+    d = predictor.decision.rule(rule)
     margins = predictor.linear.margins(texts)
-    prior = d["linear_weight"] * margins if d["linear_weight"] else None
+    np.testing.assert_allclose(predictor.graph.parts(texts, ("margins",))["margins"], margins, rtol=1e-4, atol=1e-5)
     if rule == "mode":
-        expected = [p.labels for p in predictor.inference.decode(texts, prior=prior)]
+        sequences = predictor.graph.parts(texts, (("sequence", d.beam_size, d.linear_weight),))
+        expected = fit.label_sets(predictor.vocab, sequences[("sequence", d.beam_size, d.linear_weight)])
     else:
-        head = predictor.inference.head_probabilities(texts)
-        marginals = predictor.inference.marginals(texts, d["beam_size"], prior=prior)
-        scores = ensemble.mixed_scores(marginals, head, margins, d["head_weight"], d["linear_mix"])
-        chosen = thresholds.apply(scores, d["threshold"], always_top=True)
+        key = ("marginals", d.beam_size, d.linear_weight)
+        parts = predictor.graph.parts(texts, (key, "head"))
+        scores = (1 - d.head_weight - d.linear_mix) * parts[key] + d.head_weight * parts["head"]
+        scores += d.linear_mix / (1 + np.exp(-margins))
+        chosen = thresholds.apply(scores, d.threshold, always_top=True)
         top = np.argsort(-scores, axis=1, kind="stable")[:, : predictor.model.max_labels]  # at most max_labels
         expected = [{predictor.labels[j] for j in t if c[j]} for t, c in zip(top, chosen)]
     predicted = predictor.predict(texts, decision=rule)
@@ -99,10 +110,16 @@ def test_a_large_linear_weight_makes_the_first_label_linear_brs_top_label(ensemb
     predictor, _ = ensemble_run
     texts = tiny_data["test"].texts
     margins = predictor.linear.margins(texts)
-    first = [p.labels[0] for p in predictor.inference.decode(texts, prior=1e3 * margins)]
+    first = [labels[0] for labels in _greedy(predictor, texts, linear_weight=1e3)]
     assert first == [predictor.labels[j] for j in margins.argmax(axis=1)]
-    plain = [p.labels[0] for p in predictor.inference.decode(texts)]
+    plain = [labels[0] for labels in _greedy(predictor, texts)]
     assert plain != first  # the tiny network alone ranks differently
+
+
+def _greedy(predictor, texts, linear_weight=0.0):
+    """Greedy search's label sets with the margins times `linear_weight` on the logits."""
+    key = ("sequence", 1, linear_weight)
+    return fit.label_sets(predictor.vocab, predictor.graph.parts(texts, (key,))[key])
 
 
 def test_the_ensemble_survives_reload_and_the_weights_can_be_turned_off(ensemble_run, tiny_data, tmp_path):
@@ -113,8 +130,9 @@ def test_the_ensemble_survives_reload_and_the_weights_can_be_turned_off(ensemble
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     decision = json.loads((copy / artifacts.DECISION).read_text())
-    (copy / artifacts.DECISION).write_text(json.dumps({**decision, "rule": "mode", "linear_weight": 0.0}))
-    plain = [p.labels for p in predictor.inference.decode(texts)]
+    decision["rules"]["mode"] = {"linear_weight": 0.0, "beam_size": 1}
+    (copy / artifacts.DECISION).write_text(json.dumps({**decision, "rule": "mode"}))
+    plain = _greedy(predictor, texts)
     assert mlgen.load(copy).predict(texts) == plain
 
 
@@ -152,17 +170,19 @@ def test_cnn_br_gets_the_same_help(cnn_br_ensemble, tiny_data):
     predictor, folder = cnn_br_ensemble
     assert (folder / artifacts.LINEAR).is_file()
     saved = json.loads((folder / artifacts.THRESHOLDS).read_text())
-    assert saved["linear_weight"] in (0.0, *ensemble.LINEAR_WEIGHTS)
-    assert saved["linear_mix"] in (0.0, *ensemble.LINEAR_MIXES)
+    assert saved["format"] == 2 and saved["rule"] == "threshold"
+    assert saved["rules"]["threshold"]["linear_weight"] in (0.0, *fit.LINEAR_WEIGHTS)
+    assert saved["rules"]["threshold"]["linear_mix"] in (0.0, *fit.LINEAR_MIXES)
     assert saved["dev_scores"]["linear-br"]["micro_f1"] >= saved["dev_scores"]["network"]["micro_f1"]
     texts = tiny_data["test"].texts
-    weights = predictor.ensemble_weights
+    fitted = predictor.decision
     try:
-        predictor.linear_weight, predictor.linear_mix = 2.0, 0.3
-        fused = ensemble.fused_scores(predictor.scores(texts), predictor.linear.margins(texts), 2.0, 0.3)
-        np.testing.assert_allclose(predictor.label_scores(texts), fused, rtol=1e-6)
+        predictor.decision = DecisionPolicy((dataclasses.replace(fitted.default, linear_weight=2.0, linear_mix=0.3),))
+        parts = predictor.graph.parts(texts, ("network", "margins"))
+        fused = _documented_mix(parts["network"], parts["margins"], 2.0, 0.3)
+        np.testing.assert_allclose(predictor.label_scores(texts), fused, rtol=1e-5)
     finally:
-        predictor.linear_weight, predictor.linear_mix = weights["linear_weight"], weights["linear_mix"]
+        predictor.decision = fitted
     chosen = thresholds.apply(predictor.label_scores(texts), predictor.threshold, always_top=True)
     assert [set(p) for p in predictor.predict(texts)] == [
         {predictor.labels[j] for j in np.flatnonzero(row)} for row in chosen
@@ -181,12 +201,16 @@ def test_a_cnn_br_ensemble_without_its_weights_is_a_one_line_error(cnn_br_ensemb
         mlgen.load(copy)
 
 
+def _documented_mix(p, m, weight, mix):
+    logit = np.log(p / (1 - p))
+    return (1 - mix) / (1 + np.exp(-(logit + weight * m))) + mix / (1 + np.exp(-m))
+
+
 def test_fused_scores_are_the_documented_mix():
     p, m = np.array([[0.2, 0.9]]), np.array([[1.0, -2.0]])
-    logit = np.log(p / (1 - p))
-    expected = 0.7 / (1 + np.exp(-(logit + 3 * m))) + 0.3 / (1 + np.exp(-m))
-    np.testing.assert_allclose(ensemble.fused_scores(p, m, 3.0, 0.3), expected)
-    np.testing.assert_allclose(ensemble.fused_scores(p, m, 0.0, 0.0), p)
+    ops = ArrayOps(network=p, margins=m)
+    np.testing.assert_allclose(Threshold(linear_weight=3.0, linear_mix=0.3).scores(ops), _documented_mix(p, m, 3, 0.3))
+    np.testing.assert_allclose(Threshold().scores(ops), p)
 
 
 def test_linear_flags_need_the_ensemble(tiny_csvs, tmp_path, capsys):

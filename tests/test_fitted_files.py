@@ -74,13 +74,17 @@ def test_a_search_never_runs_more_steps_than_there_are_labels(tiny_run):
     import numpy as np
 
     predictor, _ = tiny_run
-    generate = predictor.inference.generate_function(1, max_labels=1000)
-    ids, _, _ = generate(np.array(["wheat"], dtype=object), np.zeros((1, 8), np.float32))
+    from mlgen.nn import inference
+
+    model = predictor.model
+    ids, _, _ = inference.generate(
+        model, model.text_vectorizer(np.array(["wheat"], dtype=object)), np.zeros((1, 8), np.float32), 1, 1000
+    )
     assert ids.shape == (1, 9)  # 8 labels and EOS, not 1,001 steps
 
 
 def test_a_wide_beam_searches_fewer_documents_at_a_time():
-    from mlgen.nn.inference import MAX_SEARCH_ROWS, search_batch_size
+    from mlgen.nn.prediction import MAX_SEARCH_ROWS, search_batch_size
 
     assert search_batch_size(2048, 5) == 2048
     assert search_batch_size(2048, 736) * 736 <= MAX_SEARCH_ROWS
@@ -146,10 +150,12 @@ def test_every_number_in_thresholds_json_is_checked(tmp_path, changes, message):
 
 def test_a_linear_br_threshold_is_a_margin(linear_run, tmp_path):
     run = _copy(linear_run[1], tmp_path)
-    _edit(run, artifacts.THRESHOLDS, threshold=-1.5)  # an SVM margin: any finite number
+    saved = json.loads((run / artifacts.THRESHOLDS).read_text())
+    rule = saved["rules"]["threshold"]
+    _edit(run, artifacts.THRESHOLDS, rules={"threshold": {**rule, "threshold": -1.5}})  # an SVM margin: any number
     assert mlgen.load(run).threshold == -1.5
-    _edit(run, artifacts.THRESHOLDS, threshold=float("inf"))
-    with pytest.raises(InputError, match=r'thresholds.json has "threshold": Infinity, not a finite number'):
+    _edit(run, artifacts.THRESHOLDS, rules={"threshold": {**rule, "threshold": float("inf")}})
+    with pytest.raises(InputError, match=r'thresholds.json has "rules.threshold.threshold": Infinity, not a finite'):
         mlgen.load(run)
 
 
@@ -168,7 +174,8 @@ def test_a_cnn_rnn_folder_without_decision_json_is_refused(tiny_run, tmp_path, c
 def test_a_folder_from_before_decisions_still_loads_without_one(tmp_path):
     run = _copy(FIXTURES / "cnn-rnn", tmp_path)  # written by mlgen 0.2.0
     (run / artifacts.DECISION).unlink()
-    assert mlgen.load(run).decision == {"rule": "mode"}
+    loaded = mlgen.load(run)
+    assert loaded.decision == loaded.default_decision()
 
 
 # --- messages ----------------------------------------------------------------------------------------

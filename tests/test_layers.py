@@ -184,4 +184,3 @@ def test_a_network_config_of_mlgen_0_2_flat_arguments_still_loads():
     model = LabelSequenceModel.from_config(old)
     assert model.labels == ["a", "b"] and model.name == "label_sequence_model"
     assert model.model_config == ModelConfig(**SMALL, label_order="model", loss="set")
-    assert model.targets == "model"

@@ -24,17 +24,22 @@ ALLOWED = {
     "data": {"errors"},
     "eval": {"errors", "data"},
     "linear": {"errors", "config", "data"},
-    "nn": BASE | {"data", "eval"},
-    "predictors": BASE | {"data", "eval", "linear", "nn"},
+    "decisions": BASE | {"data", "eval"},
+    "nn": BASE | {"data", "eval", "decisions"},
+    "predictors": BASE | {"data", "eval", "linear", "decisions", "nn"},
     "registry": BASE | {"data", "eval", "predictors"},
     "estimator": BASE | {"data", "eval", "registry"},
     "compare": BASE | {"data", "eval", "registry"},
-    "cli": BASE | {"data", "eval", "nn", "predictors", "registry", "compare"},
+    "cli": BASE | {"data", "eval", "decisions", "nn", "predictors", "registry", "compare"},
     "__main__": {"cli"},
     "__init__": BASE | {"data", "registry", "estimator"},
 }
 # The only room that imports TensorFlow or Keras.
 TENSORFLOW_ROOMS = {"nn"}
+# The networks are their layers and how they run (issue 26): they neither search nor run
+# inference, nor say what they train on (`mlgen.nn.targets` imports them, not the reverse).
+NETWORKS = ("mlgen.nn.backbone", "mlgen.nn.label_sequence", "mlgen.nn.binary_relevance")
+NOT_FOR_NETWORKS = ("mlgen.nn.decoding", "mlgen.nn.inference", "mlgen.nn.targets")
 
 
 def _modules():
@@ -50,8 +55,7 @@ def _imports(path: Path):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             yield node.module
-            if node.module == "mlgen":
-                yield from (f"mlgen.{alias.name}" for alias in node.names)
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)  # a module, or a name in one
 
 
 def _room(name: str) -> str | None:
@@ -73,6 +77,20 @@ def test_each_room_imports_only_the_rooms_below_it(path, room):
         top = name.split(".")[0]
         if top in ("tensorflow", "keras"):
             assert room in TENSORFLOW_ROOMS, f"{path.relative_to(PACKAGE)} imports {name}: only mlgen.nn may"
+
+
+@pytest.mark.parametrize("network", NETWORKS)
+def test_a_network_imports_no_decoding_inference_or_targets(network):
+    path = PACKAGE.joinpath(*network.split(".")[1:]).with_suffix(".py")
+    imported = [name for name in _imports(path) if name.startswith(NOT_FOR_NETWORKS)]
+    assert not imported, f"{network} imports {imported}"
+
+
+def test_importing_the_networks_imports_no_decoding_inference_or_targets():
+    """Not even through another module, at import time."""
+    code = f"import sys; import {', '.join(NETWORKS)}; print([m for m in {NOT_FOR_NETWORKS!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
 
 
 def test_importing_mlgen_changes_no_global_state_and_imports_nothing_heavy():

@@ -10,6 +10,7 @@ import mlgen
 from mlgen import artifacts
 from mlgen.data import read_labelled_csv
 from mlgen.data.vocab import BOS_ID, EOS_ID, NUM_SPECIAL, PAD_ID
+from mlgen.decisions import DecisionPolicy, Mode, fit
 from mlgen.errors import InputError
 from mlgen.nn import inference
 
@@ -66,9 +67,7 @@ def test_predictions_are_label_sets_with_scores(tiny_run, tiny_csvs):
 def test_max_labels_caps_decoding(tiny_run, tiny_csvs):
     predictor, _ = tiny_run
     texts = read_labelled_csv(tiny_csvs["test"]).texts[:20]
-    no_prior = np.zeros((len(texts), len(predictor.labels)), "float32")
-    ids, _, _ = predictor.inference.generate_function(1, max_labels=1)(np.array(texts, dtype=object), no_prior)
-    ids = np.asarray(ids)
+    ids, _, _ = _search(predictor, texts, 1, max_labels=1)
     assert ids.shape == (20, 2) and np.all(ids[:, 0] > EOS_ID) and np.all(ids[:, 1] == EOS_ID)
     for beam_size in (1, 3):
         assert all(len(labels) == 1 for labels in predictor.predict(texts, beam_size=beam_size, max_labels=1))
@@ -105,7 +104,7 @@ def test_label_head_adds_its_weighted_log_probabilities_to_every_step(tiny_run):
         for w in (0.0, 2.0):
             model.label_prior_weight.assign(w)
             step_fn, states = inference.step_function(model, token_ids, beam_size=3)
-            states = [np.repeat(state, 3, axis=0) for state in states]  # as beam search repeats them
+            states = keras.tree.map_structure(lambda s: np.repeat(s, 3, axis=0), states)  # as beam search does
             logits[w] = np.asarray(step_fn(np.full((6,), BOS_ID, "int32"), states)[0])  # (6, num_label_ids)
     finally:
         model.label_prior_weight.assign(weight)
@@ -242,17 +241,19 @@ def test_ema_momentum_keeps_the_averaged_weights(tiny_csvs, monkeypatch):
 
 
 def test_predict_batches_follow_text_length_and_do_not_change_predictions(tiny_run, tiny_csvs):
-    from mlgen.nn.inference import predict_batch_size
+    from mlgen.nn.prediction import predict_batch_size
 
     assert predict_batch_size(200) == 256 and predict_batch_size(20) == 2048 and predict_batch_size(5000) == 64
     predictor, _ = tiny_run
     texts = read_labelled_csv(tiny_csvs["test"]).texts
-    by_default = predictor.inference.decode(texts)
-    assert [p.labels for p in predictor.inference.decode(texts, batch_size=7)] == [p.labels for p in by_default]
+    for rule in (Mode(beam_size=1), Mode(beam_size=3)):
+        by_default = predictor.graph.predict(texts, rule)
+        in_sevens = predictor.graph.predict(texts, rule, batch_size=7)
+        assert fit.label_sets(predictor.vocab, in_sevens) == fit.label_sets(predictor.vocab, by_default)
 
 
 def test_two_pass_greedy_equals_one_pass(tiny_run, tiny_csvs):
-    from mlgen.nn.inference import FIRST_PASS_LABELS
+    from mlgen.nn.prediction import FIRST_PASS_LABELS
 
     predictor, _ = tiny_run
     texts = read_labelled_csv(tiny_csvs["test"]).texts
@@ -260,14 +261,26 @@ def test_two_pass_greedy_equals_one_pass(tiny_run, tiny_csvs):
     try:
         predictor.model.eos_bias.assign(-4.0)  # long sequences, so the second pass has work
         predictor.model.label_prior_weight.assign(0.0)
-        two_pass = predictor.inference.decode(texts, max_labels=6)
-        one_pass = predictor.inference._search_batches(texts, 1, 6, None)
+        two_pass = predictor.graph.predict(texts, Mode(beam_size=1), max_labels=6)
+        ids, _, log_prob = _search(predictor, texts, 1, max_labels=6)
     finally:
         predictor.model.eos_bias.assign(bias)
         predictor.model.label_prior_weight.assign(prior)
-    assert any(len(p.labels) > FIRST_PASS_LABELS for p in one_pass)
-    assert [p.labels for p in two_pass] == [p.labels for p in one_pass]
-    np.testing.assert_allclose([p.log_prob for p in two_pass], [p.log_prob for p in one_pass], rtol=1e-5)
+    one_pass = [[predictor.labels[i - NUM_SPECIAL] for i in row[: list(row).index(EOS_ID)]] for row in ids]
+    assert any(len(labels) > FIRST_PASS_LABELS for labels in one_pass)
+    assert fit.label_sets(predictor.vocab, two_pass) == one_pass
+    np.testing.assert_allclose(two_pass["log_prob"], log_prob, rtol=1e-5)
+
+
+def _search(predictor, texts, beam_size, max_labels=None, return_beams=False):
+    """The model's search over `texts` without a prior, as NumPy arrays (`mlgen.nn.inference.generate`)."""
+    from mlgen.nn import inference
+
+    model = predictor.model
+    token_ids = model.text_vectorizer(np.array(texts, dtype=object))
+    no_prior = np.zeros((len(texts), len(predictor.labels)), "float32")
+    outputs = inference.generate(model, token_ids, no_prior, beam_size, max_labels, return_beams)
+    return tuple(np.asarray(x) for x in outputs)
 
 
 def test_a_run_folder_keras_cannot_load_is_a_clear_error(tiny_run, tmp_path, capsys):
@@ -323,10 +336,8 @@ def marginal_run(tiny_run, tiny_csvs, tmp_path):
 def test_label_marginals_are_each_labels_share_of_the_beam(tiny_run, tiny_csvs):
     predictor, _ = tiny_run
     texts = read_labelled_csv(tiny_csvs["test"]).texts[:6]
-    marginals = predictor.inference.marginals(texts, beam_size=4)
-    no_prior = np.zeros((len(texts), len(predictor.labels)), "float32")
-    outputs = predictor.inference.generate(np.array(texts, dtype=object), no_prior, 4, return_beams=True)
-    ids, _, scores = (x.numpy() for x in outputs)
+    marginals = predictor.graph.parts(texts, (("marginals", 4, 0.0),))[("marginals", 4, 0.0)]
+    ids, _, scores = _search(predictor, texts, 4, return_beams=True)
     weights = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
     expected = np.zeros_like(marginals)
     for row in range(len(texts)):
@@ -342,25 +353,26 @@ def test_label_marginals_are_each_labels_share_of_the_beam(tiny_run, tiny_csvs):
 
 def test_the_marginal_decision_is_fitted_on_dev_and_thresholds_the_marginals(marginal_run, tiny_csvs):
     predictor, decision, dev = marginal_run
-    scores = decision["dev_scores"]
-    assert decision["rule"] in ("mode", "marginal") and set(scores) == {"mode", "marginal"}
-    assert decision["rule"] == ("marginal" if scores["marginal"]["micro_f1"] > scores["mode"]["micro_f1"] else "mode")
+    scores, default = decision.dev_scores, decision.default.name
+    assert default in ("mode", "marginal") and set(scores) == {"mode", "marginal"}
+    assert default == ("marginal" if scores["marginal"]["micro_f1"] > scores["mode"]["micro_f1"] else "mode")
     assert scores["mode"]["micro_f1"] == pytest.approx(predictor.metrics["dev"]["micro_f1"])
-    assert decision["head_weight"] in (0.0, *predictor.HEAD_WEIGHTS)  # the tiny model has a label head
+    marginal = decision.rule("marginal")
+    assert marginal.head_weight in (0.0, *fit.HEAD_WEIGHTS)  # the tiny model has a label head
     texts = read_labelled_csv(tiny_csvs["test"]).texts[:20]
-    weight = decision["head_weight"]
-    marginals = (1 - weight) * predictor.inference.marginals(texts, decision["beam_size"])
-    marginals += weight * predictor.inference.head_probabilities(texts)
+    key = ("marginals", marginal.beam_size, 0.0)
+    parts = predictor.graph.parts(texts, (key, "head"))
+    marginals = (1 - marginal.head_weight) * parts[key] + marginal.head_weight * parts["head"]
     for row, prediction in zip(marginals, predictor.predict_scores(texts, decision="marginal")):
-        above = {predictor.labels[j] for j in np.flatnonzero(row >= decision["threshold"])}
+        above = {predictor.labels[j] for j in np.flatnonzero(row >= marginal.threshold)}
         assert set(prediction.labels) == (above or {predictor.labels[int(np.argmax(row))]})
         assert prediction.scores == sorted(prediction.scores, reverse=True) and prediction.log_prob is None
-    assert predictor.predict(texts) == predictor.predict(texts, decision=decision["rule"])  # the default
+    assert predictor.predict(texts) == predictor.predict(texts, decision=default)  # the default
 
 
 def test_the_fitted_decision_survives_reload_and_is_the_default(marginal_run, tmp_path, tiny_csvs):
     predictor, decision, _ = marginal_run
-    predictor.decision = {**decision, "rule": "marginal"}
+    predictor.decision = DecisionPolicy((decision.rule("marginal"), decision.rule("mode")), decision.dev_scores)
     predictor.save(tmp_path / "run")
     loaded = mlgen.load(tmp_path / "run")
     assert loaded.decision == predictor.decision
@@ -392,7 +404,7 @@ def test_decision_errors(tiny_run, tmp_path):
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     config["mlgen_version"] = "0.2.0"  # a run folder from before decisions: the mode
     (tmp_path / "run" / "config.json").write_text(json.dumps(config))
-    assert mlgen.load(tmp_path / "run").decision == {"rule": "mode"}
+    assert mlgen.load(tmp_path / "run").decision == predictor.default_decision()
 
 
 @pytest.mark.parametrize("decision", ["marginal", "auto"])
@@ -405,7 +417,8 @@ def test_training_fits_the_decision_and_saves_it(tiny_csvs, tmp_path, capsys, de
     argv = ["train", "--train", tiny_csvs["train"], "--dev", tiny_csvs["dev"], "--out", run, *TINY_FLAGS]
     assert main([*argv, "--decision", decision]) == 0
     saved = json.loads((run / "decision.json").read_text())
-    assert saved["beam_size"] == 5 and 0 < saved["threshold"] < 1
+    marginal = saved["rules"]["marginal"]
+    assert saved["format"] == 2 and marginal["beam_size"] == 5 and 0 < marginal["threshold"] < 1
     scores = saved["dev_scores"]
     better = scores["marginal"]["micro_f1"] > scores["mode"]["micro_f1"]
     assert saved["rule"] == ("marginal" if decision == "marginal" or better else "mode")
@@ -424,4 +437,4 @@ def test_label_head_probabilities_are_the_heads_sigmoid(tiny_run, tiny_csvs):
     texts = read_labelled_csv(tiny_csvs["test"]).texts[:5]
     features, _ = model.read(model.text_vectorizer(np.array(texts, dtype=object)), training=False)
     expected = 1 / (1 + np.exp(-np.asarray(model.label_head(features))))
-    np.testing.assert_allclose(predictor.inference.head_probabilities(texts), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(predictor.graph.parts(texts, ("head",))["head"], expected, rtol=1e-5, atol=1e-6)

@@ -12,7 +12,7 @@ from mlgen import registry
 from mlgen.config import ModelConfig, TrainConfig, load_json
 from mlgen.data import read_labelled_csv
 from mlgen.errors import InputError
-from mlgen.nn import inference, label_sequence
+from mlgen.nn import inference, targets
 from mlgen.nn.layers.attention import LuongAttention
 from mlgen.nn.layers.decoder_cell import LabelDecoderCell
 
@@ -53,7 +53,7 @@ def test_variant_trains_decodes_and_reloads(options, small, tmp_path):
         assert loaded.predict_scores(texts, beam_size=beam_size) == predictor.predict_scores(texts, beam_size=beam_size)
     if "scheduled_sampling" in options:
         expected = [
-            label_sequence.sampling_probability(options["scheduled_sampling"], e, config.sampling_rate) for e in (0, 1)
+            targets.sampling_probability(options["scheduled_sampling"], e, config.sampling_rate) for e in (0, 1)
         ]
         assert predictor.history["sampling_probability"] == pytest.approx(expected)
     if "attention" in options:
@@ -109,11 +109,11 @@ def test_context_modes_and_stacked_layers(context, step_dim):
 
 def test_sampling_schedules_grow_from_zero():
     for schedule in ("linear", "exponential", "inverse-sigmoid"):
-        p = [label_sequence.sampling_probability(schedule, e) for e in range(30)]
+        p = [targets.sampling_probability(schedule, e) for e in range(30)]
         assert p[0] == pytest.approx(0.0, abs=0.2) and all(b >= a for a, b in zip(p, p[1:])) and p[-1] <= 1.0
-    assert label_sequence.sampling_probability("linear", 10, 20.0) == 0.5
-    assert label_sequence.sampling_probability("exponential", 2, 0.5) == 0.75
-    assert label_sequence.sampling_probability("none", 10) == 0.0
+    assert targets.sampling_probability("linear", 10, 20.0) == 0.5
+    assert targets.sampling_probability("exponential", 2, 0.5) == 0.75
+    assert targets.sampling_probability("none", 10) == 0.0
 
 
 def test_cli_trains_an_attention_model_and_draws_an_explanation(tiny_csvs, tmp_path, capsys):
@@ -152,26 +152,27 @@ def test_scheduled_sampling_feeds_the_models_own_predictions(small):
     logits = np.array(model.head(outputs))
     logits[..., :2] = -np.inf  # never PAD or BOS
     own = np.concatenate([gold[:, :1], logits.argmax(-1)[:, :-1]], axis=1)
+    sampling = targets.SequenceTargets(model)
     for probability, expected in ((0.0, gold), (1.0, np.where(gold > 0, own, 0))):
         model.sampling_probability.assign(probability)
-        np.testing.assert_array_equal(np.asarray(model._sampled_input(states, memory, gold)), expected)
+        np.testing.assert_array_equal(np.asarray(sampling.decoder_input(states, memory, gold)), expected)
 
 
-def _training_pairs(tiny_run, tiny_csvs, targets, loss="sequence", n=8):
-    """`training_pairs` of the tiny run's model on its first `n` training documents, as
-    numpy `(token_ids, decoder_input, target)`, with `targets` and `loss` set for the call."""
+def _training_pairs(tiny_run, tiny_csvs, label_order, loss="sequence", n=8):
+    """`SequenceTargets.pairs` of the tiny run's model on its first `n` training documents, as
+    numpy `(token_ids, decoder_input, target)`, with `label_order` and `loss` set for the call."""
     from mlgen.nn import preprocessing
 
     predictor, _ = tiny_run
     model = predictor.model
     data = read_labelled_csv(tiny_csvs["train"]).subset(range(n))
     documents = preprocessing.documents(model.text_vectorizer, data, predictor.vocab)
-    (batch,) = model.make_dataset(documents, batch_size=n).take(1)
+    sequence_targets = targets.SequenceTargets(model)
+    (batch,) = sequence_targets.make_dataset(documents, batch_size=n).take(1)
     config = model.model_config
-    order = "model" if targets == "model" else config.label_order
-    model.model_config = dataclasses.replace(config, label_order=order, loss=loss)
+    model.model_config = dataclasses.replace(config, label_order=label_order, loss=loss)
     try:
-        (token_ids, decoder_input), target = model.training_pairs(batch)
+        (token_ids, decoder_input), target = sequence_targets.pairs(batch)
     finally:
         model.model_config = config
     return np.asarray(token_ids), np.asarray(decoder_input), np.asarray(target), data.label_sets
@@ -213,7 +214,7 @@ def test_set_loss_targets_are_the_gold_labels_not_yet_fed(tiny_run, tiny_csvs):
 
 
 def test_set_cross_entropy_is_minus_log_the_probability_of_the_set():
-    from mlgen.nn.label_sequence import SetCrossEntropy
+    from mlgen.nn.targets import SetCrossEntropy
 
     logits = np.log(np.array([[[0.1, 0.2, 0.3, 0.4], [0.25, 0.25, 0.25, 0.25], [0.7, 0.1, 0.1, 0.1]]], "float32"))
     y_true = np.array([[[0, 0, 1, 1], [1, 0, 0, 0], [0, 0, 0, 0]]], "float32")  # the last step is PAD

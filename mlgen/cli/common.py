@@ -232,17 +232,19 @@ BLOCK_DOCS = 2048
 
 
 def predict_blocks(predictor, texts, progress, *, ranking: bool = False, **decoding):
-    """`predictor.predict_scores(texts, **decoding)` a block at a time, reporting to `progress`;
-    with `ranking`, also `predictor.label_scores(texts)` `(len(texts), num_labels)`, else None."""
+    """`predictor.predict_ranked(texts, **decoding)` a block at a time, reporting to `progress`:
+    the predictions and, with `ranking`, every label's score `(len(texts), num_labels)` from the
+    same run of the prediction function, else None."""
     import numpy as np
 
     check_decoding(predictor, decoding.get("beam_size"), decoding.get("decision"))
     predictions, scores = [], []
     for start in range(0, len(texts), BLOCK_DOCS):
         block = texts[start : start + BLOCK_DOCS]
-        predictions += predictor.predict_scores(block, **decoding)
+        block_predictions, block_scores = predictor.predict_ranked(block, ranking=ranking, **decoding)
+        predictions += block_predictions
         if ranking:
-            scores.append(predictor.label_scores(block))
+            scores.append(block_scores)
         progress.update(len(block))
     progress.close()
     if not ranking:

@@ -8,6 +8,7 @@ import sys
 from mlgen import artifacts, registry
 from mlgen.cli import common
 from mlgen.data import LabelledData, datasets, stream
+from mlgen.decisions import policy
 from mlgen.errors import InputError
 from mlgen.progress import Progress
 
@@ -71,7 +72,9 @@ def run(args) -> int:
     predicted = [p.labels for p in predictions]
     scores = metrics.evaluate(data.label_sets, predicted, predictor.labels)
     scores.update(metrics.ranking(data.label_sets, label_scores, predictor.labels))
-    scores["decision"] = args.decision or predictor.decision_rule
+    rule = predictor.rule(args.decision, args.beam_size)
+    scores["decision"] = rule.name
+    scores["decision_rule"] = policy.describe(rule)
     scores["ensemble"] = predictor.ensemble_weights
     if args.per_label:
         table = metrics.per_label(data.label_sets, predicted, predictor.labels)

@@ -39,9 +39,27 @@ def describe(folder) -> dict:
         "labels": vocab.labels,
         "data": config.get("data", {}),
         "hyperparameters": {key: config[key] for key in ("model", "baseline", "train") if key in config},
+        "decision": _decision(folder),
         "dev": metrics.get("dev"),
         "training": {key: value for key, value in metrics.items() if key != "dev"},
     }
+
+
+def _decision(folder) -> dict | None:
+    """The default decision rule with its fitted numbers, as the run's decision file holds it
+    (`mlgen.decisions.policy`), or None when the folder has none."""
+    for name in (artifacts.DECISION, artifacts.THRESHOLDS):
+        data = artifacts.read_json(folder, name, required=False)
+        if data is None:
+            continue
+        if "format" not in data:  # format 1: the rule's numbers at the top level
+            return {"rule": data.get("rule", "threshold"), **{k: v for k, v in data.items() if k not in DROPPED}}
+        return {"rule": data.get("rule"), **(data.get("rules") or {}).get(data.get("rule"), {})}
+    return None
+
+
+# What `info` leaves out of a format 1 decision file: the dev scores are reported under "dev".
+DROPPED = ("rule", "dev_scores", "chosen")
 
 
 def run(args) -> int:
@@ -61,6 +79,10 @@ def run(args) -> int:
         dev = f"; dev {data.get('dev')} ({data.get('dev_docs')} documents)" if data.get("dev") else ""
         streamed = ", streamed" if data.get("stream") else ""
         lines.append(f"data: train {data.get('train')} ({data.get('train_docs')} documents{streamed}){dev}")
+    decision = info["decision"]
+    if decision:
+        numbers = ", ".join(f"{key} {json.dumps(value)}" for key, value in decision.items() if key != "rule")
+        lines.append(f"decision: {decision['rule']} ({numbers})")
     if info["dev"]:
         lines.append("dev: " + ", ".join(f"{key} {info['dev'][key]:.4f}" for key in SHOWN_SCORES if key in info["dev"]))
     if info["training"]:

@@ -3,7 +3,7 @@ vocabulary, word vectors and predictions. numpy and pandas only: no TensorFlow h
 """
 
 from mlgen.data import datasets, stream
-from mlgen.data.predictions import Explanation, Prediction, scored_predictions
+from mlgen.data.predictions import Explanation, Prediction, from_outputs
 from mlgen.data.reader import (
     CSVFormat,
     LabelledData,
@@ -24,6 +24,7 @@ __all__ = [
     "LabelVocabulary",
     "LabelledData",
     "Prediction",
+    "from_outputs",
     "check_texts",
     "concat",
     "datasets",
@@ -32,7 +33,6 @@ __all__ = [
     "read_chunks",
     "read_labelled_csv",
     "read_texts",
-    "scored_predictions",
     "stream",
     "train_dev_split",
 ]

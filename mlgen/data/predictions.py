@@ -1,7 +1,6 @@
 """What a prediction is: `Prediction` per document, `Explanation` for attention models.
 
-Every model type returns these; `scored_predictions` builds them from a score matrix
-and the labels chosen in it (binary relevance, and cnn-rnn's marginal rule).
+Every model type returns these; `from_outputs` builds them from a decision's outputs.
 """
 
 from __future__ import annotations
@@ -48,27 +47,16 @@ class Explanation:
     weights: np.ndarray
 
 
-def scored_predictions(labels, scores: np.ndarray, chosen: np.ndarray, max_labels=None, min_labels: int = 0):
-    """`Prediction`s of labels chosen from per-label scores, highest score first.
-
-    Args:
-        labels: the label names, one per column.
-        scores: `(n_docs, num_labels)`; chosen: bool, the same shape.
-        max_labels: keep at most this many per document (None: all chosen).
-        min_labels: add the best unchosen labels up to this many.
-    """
-    predictions = []
-    for row_scores, row_chosen in zip(scores, chosen):
-        columns = np.flatnonzero(row_chosen)
-        columns = columns[np.argsort(-row_scores[columns], kind="stable")]
-        if len(columns) < min_labels:
-            rest = np.flatnonzero(~row_chosen)
-            rest = rest[np.argsort(-row_scores[rest], kind="stable")][: min_labels - len(columns)]
-            columns = np.concatenate([columns, rest])
-        columns = columns[:max_labels]
-        predictions.append(
-            Prediction(
-                labels=[labels[j] for j in columns], scores=[float(row_scores[j]) for j in columns], log_prob=None
-            )
+def from_outputs(outputs: dict, labels) -> list[Prediction]:
+    """`Prediction`s of a decision's outputs (`mlgen.decisions.rules`): per document, the first
+    `num_labels` of `label_ids` as names, their `scores`, and `log_prob` (None where NaN)."""
+    ids, scores = np.asarray(outputs["label_ids"]), np.asarray(outputs["scores"])
+    counts, log_probs = np.asarray(outputs["num_labels"]).tolist(), np.asarray(outputs["log_prob"]).tolist()
+    return [
+        Prediction(
+            labels=[labels[j] for j in row_ids[:n].tolist()],
+            scores=row_scores[:n].tolist(),
+            log_prob=None if np.isnan(log_prob) else log_prob,
         )
-    return predictions
+        for row_ids, row_scores, n, log_prob in zip(ids, scores, counts, log_probs)
+    ]

@@ -1,5 +1,6 @@
 """The networks and everything TensorFlow: preprocessing, layers, the CNN backbone, the
-label-sequence and binary-relevance tasks, decoding, inference and the one training loop.
+label-sequence and binary-relevance networks, what they train on (targets), decoding,
+inference and the one training loop.
 
 The only package that imports TensorFlow (and Keras). It imports them here, first, so
 that `TF_CPP_MIN_LOG_LEVEL=3` (which the CLI sets unless the user set a level) means what

@@ -21,11 +21,19 @@ class CNNTextModel(keras.Model):
     The config is the one place hyperparameters live: the network reads every size
     from it and saves it whole in its Keras config.
 
+    What a network trains on and how is not the network's: the training loop attaches
+    `training_targets` (`mlgen.nn.targets`), and every training and validation step
+    trains on `training_targets.pairs(data)` instead of the data's batch.
+
     Args:
         labels: label names, in id order.
         config: the hyperparameters, with `sequence_length` (and for cnn-rnn
             `max_labels`) resolved to numbers (`mlgen.nn.training.resolve_config`).
     """
+
+    # What the steps train on (`mlgen.nn.targets.for_network`), attached by `mlgen.nn.training`:
+    # none on a network just built or loaded (never saved).
+    training_targets = None
 
     def __init__(self, labels, config: ModelConfig, **kwargs):
         super().__init__(**kwargs)
@@ -49,12 +57,15 @@ class CNNTextModel(keras.Model):
         return self.model_config.sequence_length
 
     def train_step(self, data):
-        logs = super().train_step(data)
+        logs = super().train_step(self._pairs(data))
         return distribute.vector_logs(logs) if distribute.is_multi_worker(self.distribute_strategy) else logs
 
     def test_step(self, data):
-        logs = super().test_step(data)
+        logs = super().test_step(self._pairs(data))
         return distribute.vector_logs(logs) if distribute.is_multi_worker(self.distribute_strategy) else logs
+
+    def _pairs(self, data):
+        return data if self.training_targets is None else self.training_targets.pairs(data)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras builds from a distributed batch reduced across replicas, which a multi-worker

@@ -1,11 +1,13 @@
-"""cnn-br's network: the CNN-RNN model's very encoder with one sigmoid output per label."""
+"""cnn-br's network: the CNN-RNN model's very encoder with one sigmoid output per label.
+
+What it trains on (multi-hot targets, binary cross-entropy) lives in `mlgen.nn.targets`.
+"""
 
 from __future__ import annotations
 
 import keras
 
 from mlgen.config import ModelConfig
-from mlgen.nn import preprocessing
 from mlgen.nn.backbone import CNNTextModel
 
 
@@ -21,7 +23,8 @@ class BinaryRelevanceModel(CNNTextModel):
         token_ids: int `(batch, sequence_length)`.
 
     Returns:
-        Logits `(batch, len(labels))`; train with binary cross-entropy.
+        Logits `(batch, len(labels))` (trained with binary cross-entropy:
+        `mlgen.nn.targets.BinaryRelevanceTargets`).
     """
 
     def __init__(self, labels, config: ModelConfig, **kwargs):
@@ -39,32 +42,3 @@ class BinaryRelevanceModel(CNNTextModel):
 
     def call(self, token_ids, training=None):
         return self.head(self.encoder(token_ids, training=training))  # (batch, num_labels)
-
-    def make_dataset(
-        self,
-        documents,
-        *,
-        batch_size: int,
-        shuffle: bool = False,
-        buffer: int = 0,
-        seed: int = 0,
-        drop_remainder: bool = False,
-    ):
-        """What this network trains (`shuffle`) or is validated on, from `preprocessing.documents`:
-        `mlgen.nn.preprocessing.make_multi_hot_dataset`."""
-        return preprocessing.make_multi_hot_dataset(
-            documents,
-            len(self.labels),
-            batch_size=batch_size,
-            shuffle=shuffle,
-            buffer=buffer,
-            seed=seed,
-            drop_remainder=drop_remainder,
-        )
-
-    def training_loss(self):
-        """Binary cross-entropy per label."""
-        return keras.losses.BinaryCrossentropy(from_logits=True)
-
-    def training_callbacks(self) -> list:
-        return []

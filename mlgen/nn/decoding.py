@@ -33,7 +33,8 @@ for a strategy that keeps several hypotheses, those of the most probable one, or
 with `return_beams` every hypothesis, best first (see `generate`).
 
 Written with `keras.ops` so that a caller's `tf.function` compiles the whole loop;
-`ops.while_loop` stops as soon as every row has emitted EOS.
+`ops.while_loop` stops as soon as every row has emitted EOS. A step function whose rows are
+independent says so (`step_fn.row_wise = True`): then only the rows not yet finished step.
 """
 
 from __future__ import annotations
@@ -210,7 +211,10 @@ def generate(step_fn, state, search, *, vocab_size: int, max_labels: int, min_la
         return ops.logical_and(ops.less_equal(t, max_labels), ops.logical_not(ops.all(loop["finished"])))
 
     def body(t, loop, state):
-        logits, state = step_fn(loop["prev"], state)
+        if getattr(step_fn, "row_wise", False):
+            logits, state = _step_live_rows(step_fn, loop, state, vocab_size)
+        else:
+            logits, state = step_fn(loop["prev"], state)
         log_probs = _masked_log_probs(
             logits, loop["banned"], loop["finished"], t, min_labels, max_labels, exhaust=search.exhaust
         )
@@ -248,6 +252,20 @@ def search(
         min_labels=min_labels,
         return_beams=return_beams,
     )
+
+
+def _step_live_rows(step_fn, loop, state, vocab_size):
+    """`step_fn` over the rows not yet finished, the others' logits 0 and states as they were (a
+    finished row only emits PAD): most rows of a short-label search finish within a few steps.
+    For a `step_fn` whose rows are independent (`row_wise`)."""
+    live = ops.cast(ops.reshape(ops.where(ops.logical_not(loop["finished"]))[0], (-1,)), "int32")  # (live,)
+    live_logits, live_state = step_fn(
+        ops.take(loop["prev"], live, axis=0), tree.map_structure(lambda s: ops.take(s, live, axis=0), state)
+    )
+    rows = ops.shape(loop["prev"])[0]
+    logits = ops.scatter(live[:, None], live_logits, (rows, vocab_size))
+    state = tree.map_structure(lambda s, new: ops.scatter_update(s, live[:, None], new), state, live_state)
+    return logits, state
 
 
 def _masked_log_probs(logits, banned, finished, t, min_labels, max_labels, exhaust=False):

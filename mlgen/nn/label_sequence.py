@@ -1,21 +1,20 @@
-"""The CNN-RNN label-sequence model (Chen et al., IJCNN 2017).
+"""The CNN-RNN label-sequence network (Chen et al., IJCNN 2017): its layers and how they run.
 
 A CNN reads the document into a text feature vector; an RNN decoder, conditioned on
-that vector at every step, writes the label set one label at a time. Training uses
-teacher forcing (`call`); inference feeds the decoder its own predictions
-(`decoding_start` gives the step function that `mlgen.nn.inference` searches with).
+that vector at every step, writes the label set one label at a time. `call` runs it with
+teacher forcing (the decoder fed whole label sequences); `decoding_start` gives the
+next-label function that inference (`mlgen.nn.inference`) searches with. What it trains
+on (label orders, scheduled sampling, losses) lives in `mlgen.nn.targets`; this module imports
+neither that nor inference or decoding.
 """
 
 from __future__ import annotations
-
-import math
 
 import keras
 from keras import ops
 
 from mlgen.config import ModelConfig
-from mlgen.data.vocab import BOS_ID, EOS_ID, NUM_SPECIAL, PAD_ID
-from mlgen.nn import decoding, inference, preprocessing
+from mlgen.data.vocab import BOS_ID, NUM_SPECIAL, PAD_ID
 from mlgen.nn.backbone import CNNTextModel
 from mlgen.nn.layers.attention import LuongAttention
 from mlgen.nn.layers.decoder_cell import LabelDecoderCell
@@ -40,32 +39,30 @@ class LabelSequenceModel(CNNTextModel):
               (`LabelDecoderCell`);
             - `attention`: `"none"`, or a `LuongAttention` score over the encoder's
               per-position features;
-            - `scheduled_sampling`: in training, each decoder input is, with probability
-              `sampling_probability` (set per epoch by `ScheduledSampling`), the model's
-              own previous prediction instead of the gold label;
+            - `scheduled_sampling`: the network holds the `sampling_probability`
+              weight and the `seed_generator` that scheduled sampling
+              (`mlgen.nn.targets`) draws from;
             - `label_embedding_dim`, `max_labels`, `min_labels`;
             - `label_loss_weight`: if > 0, a `label_head` (one sigmoid per label on the
-              text feature vector) trains beside the decoder with this weight on its
-              binary cross-entropy, and decoding adds `label_prior_weight` times its
+              text feature vector) trains beside the decoder (its loss:
+              `mlgen.nn.targets`), and decoding adds `label_prior_weight` times its
               log-sigmoid to every step's label logits (a product of the two models);
-            - `label_order == "model"`: train on the order in which the model itself
-              ranks each document's gold labels, found before every training step by a
-              gradient-free greedy search allowed only those labels (the greedy form of
-              order-free targets, PLA); any other order comes with the data;
             - `feedback`: how the previous label enters a step. `"hard"`: its embedding.
               `"global"` (SGM's global embedding, Yang et al. 2018): a learned gate `H`
               between that embedding `e` and the probability-weighted mean `ē` of all
               label embeddings under the previous step's distribution (softmax of its
               logits at temperature `FEEDBACK_TEMPERATURE`): `(1 - H) * e + H * ē`.
               Decoding computes it step by step; teacher forcing takes `ē` from a first,
-              gradient-free pass over the gold inputs;
-            - `loss`: `"sequence"`: cross-entropy of the next label; `"set"`: each step's
-              target is the set of gold labels not yet emitted (EOS once none is left),
-              and `SetCrossEntropy` scores the probability of the whole set.
+              gradient-free pass over the gold inputs.
+            What the network trains on (`label_order`, `loss`, `scheduled_sampling`,
+            `label_loss_weight`) lives in `mlgen.nn.targets.SequenceTargets`.
 
     Call arguments:
         inputs: `(token_ids, decoder_input)`: int `(batch, sequence_length)` and
             int `(batch, steps)` = BOS + gold labels, PAD after.
+        training: in training, the attached `training_targets` (see `CNNTextModel`)
+            add the label head's loss and may replace decoder inputs (scheduled
+            sampling) before the decoder runs.
 
     Returns:
         Logits `(batch, steps, len(labels) + 3)` for the next label at every step.
@@ -98,7 +95,8 @@ class LabelSequenceModel(CNNTextModel):
             )
         # Multi-task: one sigmoid per label on the text feature vector (a binary-relevance head).
         self.label_head = keras.layers.Dense(len(self.labels), name="label_head") if config.label_loss_weight else None
-        # Only models that sample draw from the global seed (a default model's weights stay as they were).
+        # What scheduled sampling draws from (`mlgen.nn.targets`). Only models that sample draw from
+        # the global seed (a default model's weights stay as they were).
         self.seed_generator = keras.random.SeedGenerator() if config.scheduled_sampling != "none" else None
 
     @property
@@ -112,11 +110,6 @@ class LabelSequenceModel(CNNTextModel):
     def input_shapes(self):
         """What `build` takes: token ids `(batch, sequence_length)`, decoder input `(batch, steps)`."""
         return (None, self.sequence_length), (None, None)
-
-    @property
-    def targets(self) -> str:
-        """`"model"`: the model orders each document's gold labels itself; `"given"`: the data does."""
-        return "model" if self.model_config.label_order == "model" else "given"
 
     def build(self, input_shape):
         token_shape, decoder_shape = input_shape
@@ -135,7 +128,7 @@ class LabelSequenceModel(CNNTextModel):
         # training to trade precision for recall (`SequencePredictor.calibrate`).
         self.eos_bias = self.add_weight(name="eos_bias", shape=(), initializer="zeros", trainable=False)
         # The chance that a training step's decoder input is the model's own previous
-        # prediction (scheduled sampling; set per epoch by `ScheduledSampling`).
+        # prediction (scheduled sampling; set per epoch by `mlgen.nn.targets.ScheduledSampling`).
         self.sampling_probability = self.add_weight(
             name="sampling_probability", shape=(), initializer="zeros", trainable=False
         )
@@ -212,106 +205,11 @@ class LabelSequenceModel(CNNTextModel):
         token_ids, decoder_input = inputs
         features, memory = self.read(token_ids, training=training)
         states = self.cell.initial_state(features)
-        if training and self.label_head is not None:
-            gold = ops.max(ops.one_hot(decoder_input - NUM_SPECIAL, len(self.labels)), axis=1)  # (batch, labels)
-            loss = keras.losses.binary_crossentropy(gold, self.label_head(features), from_logits=True)
-            self.add_loss(self.model_config.label_loss_weight * ops.mean(loss))
-        if training and self.model_config.scheduled_sampling != "none":
-            decoder_input = self._sampled_input(states, memory, decoder_input)
+        if training and self.training_targets is not None:
+            self.training_targets.add_losses(features, decoder_input)
+            decoder_input = self.training_targets.decoder_input(states, memory, decoder_input)
         outputs, _ = self.decoder_outputs(states, memory, decoder_input, training=training)
         return self.head(self.output_dropout(outputs, training=training))  # (batch, steps, num_label_ids)
-
-    def _sampled_input(self, states, memory, decoder_input):
-        """Gold decoder input with each label after BOS replaced, with probability
-        `sampling_probability`, by the model's prediction for that step (a first,
-        gradient-free teacher-forced pass; Mihaylova & Martins, 2019). A prediction is
-        never PAD or BOS, so the step mask stays the gold one."""
-        outputs, _ = self.decoder_outputs(states, memory, decoder_input, training=False)
-        logits = self.head(outputs)  # (batch, steps, num_label_ids)
-        never = ops.arange(self.num_label_ids) < EOS_ID  # PAD and BOS: inputs decoding never feeds
-        logits = ops.where(never[None, None, :], -1e9, logits)
-        predicted = ops.cast(ops.argmax(logits, axis=-1), decoder_input.dtype)  # (batch, steps)
-        predicted = ops.stop_gradient(ops.concatenate([decoder_input[:, :1], predicted[:, :-1]], axis=1))
-        draw = keras.random.uniform(ops.shape(decoder_input), seed=self.seed_generator)
-        use_own = ops.logical_and(draw < self.sampling_probability, ops.not_equal(decoder_input, PAD_ID))
-        return ops.where(use_own, predicted, decoder_input)
-
-    def make_dataset(
-        self,
-        documents,
-        *,
-        batch_size: int,
-        shuffle: bool = False,
-        buffer: int = 0,
-        seed: int = 0,
-        drop_remainder: bool = False,
-    ):
-        """What this network trains (`shuffle`) or is validated on, from `preprocessing.documents`:
-        `mlgen.nn.preprocessing.make_dataset`, each document's labels in a fresh order per
-        epoch in training with `label_order="shuffle"`."""
-        shuffle_labels = shuffle and self.model_config.label_order == "shuffle"
-        return preprocessing.make_dataset(
-            documents,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            buffer=buffer,
-            seed=seed,
-            shuffle_labels=shuffle_labels,
-            drop_remainder=drop_remainder,
-        )
-
-    def training_loss(self):
-        """Cross-entropy of the next label (PAD steps ignored), or `SetCrossEntropy` with `loss="set"`."""
-        if self.model_config.loss == "set":
-            return SetCrossEntropy()
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID)
-
-    def training_callbacks(self) -> list:
-        """`ScheduledSampling` with a `scheduled_sampling` schedule."""
-        if self.model_config.scheduled_sampling == "none":
-            return []
-        return [ScheduledSampling(self.model_config.scheduled_sampling, self.model_config.sampling_rate)]
-
-    def train_step(self, data):
-        return super().train_step(self.training_pairs(data))
-
-    def test_step(self, data):
-        return super().test_step(self.training_pairs(data))
-
-    def training_pairs(self, data):
-        """The `((token_ids, decoder_input), target)` a step trains on, from the data's.
-
-        With `targets="given"` they are the data's. With `"model"`, the decoder input is
-        BOS and each document's gold labels in the order a greedy search allowed only
-        them ranks them (`decoding.ConstrainedSearch`; no gradient; dropout off), and
-        the target is that order, then EOS: int `(batch, steps)`. With `loss="set"` the
-        target is instead float `(batch, steps, num_label_ids)`: the gold labels not yet
-        fed at each step (EOS once none is left; zeros on PAD steps), any of which is a
-        correct next label.
-        """
-        if self.targets == "given":
-            return data
-        (token_ids, decoder_input), _ = data
-        steps = ops.shape(decoder_input)[1]
-        gold = ops.max(ops.one_hot(decoder_input, self.num_label_ids), axis=1) > 0  # (batch, ids); BOS/PAD too
-        step_fn, states = inference.step_function(self, token_ids)
-        search = decoding.get("constrained", allowed=gold)
-        order, _, _ = decoding.generate(
-            step_fn, states, search, vocab_size=self.num_label_ids, max_labels=steps - 1
-        )  # (batch, steps): the gold labels, most probable first, then EOS, then PAD
-        order = ops.stop_gradient(order)
-        fed = ops.where(order[:, :-1] >= NUM_SPECIAL, order[:, :-1], PAD_ID)
-        decoder_input = ops.concatenate([decoder_input[:, :1], ops.cast(fed, decoder_input.dtype)], axis=1)
-        if self.model_config.loss == "sequence":
-            return (token_ids, decoder_input), order
-        # Gold labels not fed before step t: the gold set minus the inputs up to t.
-        fed_so_far = ops.cumsum(ops.one_hot(decoder_input, self.num_label_ids), axis=1) > 0  # (batch, steps, ids)
-        is_label = ops.arange(self.num_label_ids) >= NUM_SPECIAL
-        remaining = ops.logical_and(ops.logical_and(gold[:, None, :], ops.logical_not(fed_so_far)), is_label)
-        eos = ops.one_hot(ops.full(ops.shape(order), EOS_ID), self.num_label_ids) > 0
-        target = ops.where((order == EOS_ID)[:, :, None], eos, remaining)
-        target = ops.logical_and(target, (order != PAD_ID)[:, :, None])
-        return (token_ids, decoder_input), ops.cast(target, "float32")
 
     def decoding_start(self, token_ids, beam_size: int = 1):
         """What a search over label ids needs, from one pass of the encoder.
@@ -361,65 +259,3 @@ class LabelSequenceModel(CNNTextModel):
             raise ValueError("this model has no attention (train with --attention dot|general|concat)")
         states, memory = self.initial_states(token_ids, training=False)
         return self.decoder_outputs(states, memory, decoder_input, training=False)[1]
-
-
-# Each schedule's k when `sampling_rate` is 0.
-SAMPLING_RATES = {"linear": 40.0, "exponential": 0.97, "inverse-sigmoid": 5.0}
-
-
-def sampling_probability(schedule: str, epoch: int, rate: float = 0.0) -> float:
-    """The chance of feeding the decoder its own prediction in `epoch` (0-based).
-
-    Bengio et al. (2015)'s decays of teacher forcing, as the probability of *not*
-    teacher forcing: linear `min(1, epoch / k)`, exponential `1 - k ** epoch`,
-    inverse-sigmoid `1 - k / (k + exp(epoch / k))`; `k = rate or SAMPLING_RATES[schedule]`.
-    """
-    if schedule == "none":
-        return 0.0
-    k = rate or SAMPLING_RATES[schedule]
-    if schedule == "linear":
-        return min(1.0, epoch / k)
-    if schedule == "exponential":
-        return 1.0 - k**epoch
-    if schedule == "inverse-sigmoid":
-        return 1.0 - k / (k + math.exp(epoch / k))
-    raise ValueError(f"unknown scheduled sampling {schedule!r}")
-
-
-class ScheduledSampling(keras.callbacks.Callback):
-    """Sets the model's `sampling_probability` at the start of every epoch; logs it."""
-
-    def __init__(self, schedule: str, rate: float = 0.0):
-        super().__init__()
-        self.schedule = schedule
-        self.rate = rate
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.model.sampling_probability.assign(sampling_probability(self.schedule, epoch, self.rate))
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["sampling_probability"] = float(self.model.sampling_probability.numpy())
-
-
-@keras.saving.register_keras_serializable(package="mlgen")
-class SetCrossEntropy(keras.losses.Loss):
-    """The set loss of order-free training: `-log sum_{y in targets} p(y)` per step,
-    averaged over the steps that have a target (Set-RNN / OCD style: any gold label not
-    yet emitted is a correct next label).
-
-    Call arguments:
-        y_true: 0/1 `(batch, steps, num_ids)`: the correct next ids of each step (all
-            zeros on PAD steps).
-        y_pred: logits `(batch, steps, num_ids)`.
-    """
-
-    def __init__(self, name="set_cross_entropy", **kwargs):
-        super().__init__(name=name, **kwargs)
-
-    def call(self, y_true, y_pred):
-        logits = ops.cast(y_pred, "float32")
-        correct = ops.logsumexp(ops.where(y_true > 0, logits, decoding.NEG_INF), axis=-1)  # (batch, steps)
-        valid = ops.cast(ops.any(y_true > 0, axis=-1), "float32")
-        loss = (ops.logsumexp(logits, axis=-1) - correct) * valid
-        return ops.sum(loss) / ops.maximum(ops.sum(valid), 1.0)

@@ -11,7 +11,7 @@ import keras
 from mlgen import artifacts
 from mlgen.data import LabelVocabulary
 from mlgen.errors import InputError, first_line, format_rows
-from mlgen.nn import binary_relevance, label_sequence  # noqa: F401  registers mlgen's Keras classes
+from mlgen.nn import binary_relevance, label_sequence, targets  # noqa: F401  registers mlgen's Keras classes
 from mlgen.version import __version__
 
 

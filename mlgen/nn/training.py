@@ -6,8 +6,9 @@ with gradient clipping through `model.fit`, keeping an exponential moving averag
 the weights (`ema_momentum`, Polyak averaging); after every epoch the dev set is
 predicted with the averaged weights the way users will predict it (decoded, or
 thresholded after tuning the threshold) and scored, and early stopping keeps the
-weights of the best dev micro-F1. What each model type adds (its network, targets and
-loss; the ensemble and calibration after training) is its predictor's
+weights of the best dev micro-F1. What each network trains on (its datasets, step
+targets, loss and callbacks) lives in `mlgen.nn.targets`; what each model type adds (its
+network; the ensemble and calibration after training) is its predictor's
 (`mlgen.predictors.neural`).
 """
 
@@ -29,7 +30,7 @@ from mlgen.data.stream import LabelledStream
 from mlgen.data.summary import DataSummary
 from mlgen.errors import InputError, TrainingDiverged, option
 from mlgen.eval import metrics
-from mlgen.nn import distribute, preprocessing
+from mlgen.nn import distribute, preprocessing, targets
 
 
 class DevScoringCallback(keras.callbacks.Callback):
@@ -185,8 +186,9 @@ def train_network(
     """The one training loop: `model.fit` with Adam, gradient clipping and weight averaging,
     dev scored after every epoch as `predictor` predicts it, early stopping on dev micro-F1.
 
-    The network says what it trains on and how (`make_dataset`, `training_loss`,
-    `training_callbacks`).
+    What the network trains on and how is its targets' (`mlgen.nn.targets.for_network`:
+    `make_dataset`, `loss`, `callbacks`), attached to it as `training_targets`, whose
+    `pairs` its training and validation steps train on.
 
     Args:
         model: the built network (`build_network`); compiled here.
@@ -211,6 +213,8 @@ def train_network(
             since it was scanned, or its records do not fit in TMPDIR (`preprocessing.write_records`).
     """
     known = dataclasses.replace(dev, label_sets=vocab.drop_unknown(dev.label_sets))
+    task = targets.for_network(model)
+    model.training_targets = task
     # On several workers every batch is split among them, and none may get an empty share
     # (`preprocessing.training_batches`): the training batches are all full, and the dev
     # batches (for the dev loss; dev is scored by the chief alone) sized to split.
@@ -219,7 +223,7 @@ def train_network(
     batch_size, drop_remainder = preprocessing.training_batches(len(train), train_config.batch_size, replicas)
     dev_batch = preprocessing.validation_batch_size(len(known), DEV_BATCH, replicas)
     dev_documents = preprocessing.documents(model.text_vectorizer, known, vocab)
-    dev_data = model.make_dataset(dev_documents, batch_size=dev_batch) if dev_batch is not None else None
+    dev_data = task.make_dataset(dev_documents, batch_size=dev_batch) if dev_batch is not None else None
     model.compile(
         optimizer=keras.optimizers.Adam(
             train_config.learning_rate,
@@ -227,14 +231,14 @@ def train_network(
             use_ema=train_config.ema_momentum > 0,
             ema_momentum=train_config.ema_momentum,
         ),
-        loss=model.training_loss(),
+        loss=task.loss(),
         jit_compile=False,  # XLA trained and decoded about 2x slower on the 2-core x86-64 CPUs measured
     )
     dev_callback = DevScoringCallback(predictor, dev)
     stopping = keras.callbacks.EarlyStopping(
         monitor="val_micro_f1", mode="max", patience=train_config.patience, restore_best_weights=True, verbose=0
     )
-    all_callbacks = [*model.training_callbacks(), StopOnNonFiniteLoss(train_config.learning_rate)]
+    all_callbacks = [*task.callbacks(), StopOnNonFiniteLoss(train_config.learning_rate)]
     all_callbacks.append(TrainingSpeed(len(train) - len(train) % batch_size if drop_remainder else len(train)))
     if train_config.ema_momentum:
         # The averaged weights are in the model from each epoch's end to the next epoch's
@@ -249,7 +253,7 @@ def train_network(
     streamed = isinstance(train, LabelledStream)
     with preprocessing.records_folder() if streamed else contextlib.nullcontext() as folder:
         documents = preprocessing.documents(model.text_vectorizer, train, vocab, folder, seed=train_config.seed)
-        train_data = model.make_dataset(
+        train_data = task.make_dataset(
             documents,
             batch_size=batch_size,
             shuffle=True,

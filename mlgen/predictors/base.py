@@ -18,15 +18,12 @@ import numpy as np
 
 from mlgen import artifacts
 from mlgen.config import SECTIONS, BaselineConfig, Configs, from_dict, save_json
-from mlgen.data import LabelledData, LabelVocabulary, Prediction
-from mlgen.errors import InputError, as_json, bad_value, first_line, names_for
+from mlgen.data import LabelledData, LabelVocabulary, Prediction, check_texts, from_outputs
+from mlgen.decisions import DecisionPolicy, Rule, policy
+from mlgen.errors import InputError, bad_value, first_line, names_for
 
 if TYPE_CHECKING:
     from mlgen.linear import LinearBR
-
-# The dev scores kept of each candidate a calibration compares (`dev_scores` in
-# decision.json and thresholds.json).
-DEV_SCORES = ("micro_f1", "macro_f1", "subset_accuracy", "micro_precision", "micro_recall")
 
 
 class Predictor:
@@ -46,6 +43,10 @@ class Predictor:
     entry = None
     # Whether training calls `calibrate` after every epoch (cheap) or only at the end.
     calibrate_each_epoch = True
+    # The run file holding the decision policy (`mlgen.decisions.policy`).
+    decision_file = artifacts.THRESHOLDS
+    # What the policy file's problems begin with ("" for "has ...").
+    decision_lead = ""
 
     def __init__(self, vocab: LabelVocabulary, config: dict):
         self.vocab = vocab
@@ -54,6 +55,12 @@ class Predictor:
         self.history: dict = {}
         # The linear-br model beside the network (`ModelConfig.ensemble`), or None.
         self.linear = None
+        # How scores become label sets (`mlgen.decisions.DecisionPolicy`), fitted by `calibrate`.
+        self.decision: DecisionPolicy = self.default_decision()
+
+    def default_decision(self) -> DecisionPolicy:
+        """The decision policy before `calibrate` fits one."""
+        raise NotImplementedError
 
     @property
     def model_type(self) -> str:
@@ -71,18 +78,44 @@ class Predictor:
         max_labels: int | None = None,
         decision: str | None = None,
     ) -> list[Prediction]:
-        """Per text: its labels (most confident or first generated first) and their scores."""
-        raise NotImplementedError
+        """Per text: its labels (most confident or first generated first) and their scores.
+
+        Args:
+            texts: raw documents.
+            beam_size: the search's beam (cnn-rnn only; default: the rule's).
+            max_labels: most labels per document (default: the model's).
+            decision: the name of a rule of `decision` (default: its default rule).
+        """
+        return self.predict_ranked(texts, beam_size, max_labels, decision, ranking=False)[0]
+
+    def predict_ranked(
+        self,
+        texts: Sequence[str],
+        beam_size: int | None = None,
+        max_labels: int | None = None,
+        decision: str | None = None,
+        ranking: bool = True,
+    ) -> tuple[list[Prediction], np.ndarray | None]:
+        """`predict_scores` and, with `ranking`, `label_scores` `(len(texts), num_labels)` (else
+        None), from one run of the prediction function (one search feeds both)."""
+        texts = check_texts(texts)
+        rule = self.rule(decision, beam_size)
+        max_labels = self.check_max_labels(max_labels)
+        ranked_by = self.ranking_rule(rule) if ranking else None
+        if not texts:
+            return [], (np.zeros((0, self.vocab.num_labels), np.float32) if ranking else None)
+        outputs = self.outputs(texts, rule, ranked_by, max_labels)
+        return from_outputs(outputs, self.labels), outputs.get("label_scores")
 
     def label_scores(self, texts: Sequence[str]) -> np.ndarray:
         """Every label's score per text, `(len(texts), num_labels)`, columns in `labels`
-        order; larger means more likely (each type says what the number is)."""
-        raise NotImplementedError
-
-    def serving(self, beam_size: int | None = None, decision: str | None = None):
-        """The model as a `mlgen.nn.serving.Serving` module: raw strings in, what `predict_scores`
-        gives out, computed in TensorFlow (`mlgen export` saves it as a SavedModel)."""
-        raise NotImplementedError
+        order; larger means more likely: the scores of the rule that ranks labels
+        (`ranking_rule`: binary relevance's thresholded scores, cnn-rnn's marginal rule)."""
+        texts = check_texts(texts)
+        rule = self.ranking_rule(self.decision.default)
+        if not texts:
+            return np.zeros((0, self.vocab.num_labels), np.float32)
+        return self.outputs(texts, rule, rule, None)["label_scores"]
 
     def predict(
         self,
@@ -94,17 +127,48 @@ class Predictor:
         """The label set of each text."""
         return [p.labels for p in self.predict_scores(texts, beam_size, max_labels, decision)]
 
+    def rule(self, decision: str | None = None, beam_size: int | None = None) -> Rule:
+        """The rule `decision` names in the fitted policy (None: its default), with `beam_size`
+        (a user's) applied; an InputError for a name or size this model does not take."""
+        if (beam_size is not None or decision is not None) and self.entry is not None:
+            self.entry.check_decoding(beam_size, decision)
+        return self.decision.rule(decision)
+
+    def ranking_rule(self, rule: Rule) -> Rule:
+        """The rule whose scores rank the labels while predicting with `rule`: `rule` itself by default."""
+        return rule
+
+    def check_max_labels(self, max_labels) -> int | None:
+        """`max_labels` (a user's, None for the model's), checked: from 1 to the number of labels."""
+        why = f" (this model has {self.vocab.num_labels} labels)"
+        return check_count(max_labels, "max_labels", 1, self.vocab.num_labels, why)
+
+    def outputs(self, texts: list[str], rule: Rule, ranking: Rule | None, max_labels: int | None) -> dict:
+        """`rule`'s outputs dict (`mlgen.decisions.rules`) for `texts`, with `label_scores` by
+        `ranking`'s scores unless None, as NumPy arrays."""
+        raise NotImplementedError
+
+    def serving(self, beam_size: int | None = None, decision: str | None = None):
+        """The model as a `mlgen.nn.serving.Serving` module: raw strings in, what `predict_scores`
+        gives out, by the very function `predict_scores` runs (`mlgen export` saves it)."""
+        from mlgen.nn import serving  # TensorFlow's SavedModel: only to export
+
+        return serving.module(self.graph, self.rule(decision, beam_size), self.labels)
+
     @property
     def decision_rule(self) -> str:
-        """What turns scores into label sets by default (reported by `evaluate` and `compare`)."""
-        return "threshold"
+        """The name of the rule that turns scores into label sets by default."""
+        return self.decision.default.name
 
     @property
     def ensemble_weights(self) -> dict | None:
-        """The fitted weights of the linear-br ensemble (`linear_weight`: on its margins
-        added to the logits; `linear_mix`: its sigmoid's share of the label scores), or
-        None without one."""
-        return None
+        """The default rule's weights of the linear-br ensemble (`linear_weight`: on its margins
+        added to the logits; `linear_mix`: its sigmoid's share of the label scores), or None
+        without one."""
+        if self.linear is None:
+            return None
+        rule = self.decision.default
+        return {"linear_weight": rule.linear_weight, "linear_mix": getattr(rule, "linear_mix", 0.0)}
 
     def calibrate(self, dev: LabelledData) -> None:
         """Fits what is tuned on dev data after (or during) training; nothing by default."""
@@ -148,6 +212,7 @@ class Predictor:
         self._write_model(folder)
         if self.linear is not None:
             self.linear.save(folder / artifacts.LINEAR)
+        policy.save(self.decision, folder / self.decision_file)
         self.vocab.save(folder / artifacts.LABEL_VOCAB)
         save_json(self.config, folder / artifacts.CONFIG)
         save_json(self.metrics, folder / artifacts.METRICS)
@@ -169,9 +234,25 @@ class Predictor:
         folder = artifacts.check_run_dir(folder)
         config = read_config(folder)
         predictor = cls._read_model(folder, read_vocabulary(folder), config)
+        predictor.decision = predictor.read_decision(folder)
         predictor.metrics = artifacts.read_json(folder, artifacts.METRICS, required=False) or {}
         predictor.history = artifacts.read_json(folder, artifacts.HISTORY, required=False) or {}
         return predictor
+
+    def read_decision(self, folder: Path) -> DecisionPolicy:
+        """The decision policy of a run folder (`decision_file`), checked."""
+        data = artifacts.read_json(folder, self.decision_file)
+        return policy.read(
+            folder, self.decision_file, data, self.decision_limits(), self.legacy_decision, self.decision_lead
+        )
+
+    def decision_limits(self) -> dict:
+        """The bounds a decision file's fields may name (`mlgen.decisions.policy.read`)."""
+        return {"num_labels": self.vocab.num_labels, "has_linear": self.linear is not None}
+
+    def legacy_decision(self, data: dict, damaged) -> dict:
+        """A format 1 decision file (mlgen 0.2, 0.3) as format 2; `damaged(problem)` raises."""
+        raise NotImplementedError
 
     def _write_model(self, folder: Path) -> None:
         raise NotImplementedError
@@ -179,22 +260,6 @@ class Predictor:
     @classmethod
     def _read_model(cls, folder: Path, vocab: LabelVocabulary, config: dict) -> Predictor:
         raise NotImplementedError
-
-
-def dev_truth(vocab: LabelVocabulary, dev: LabelledData) -> tuple[np.ndarray, np.ndarray]:
-    """Dev gold as a multi-hot `(n_docs, num_labels)` and, per document `(n_docs,)`, its
-    gold labels outside the vocabulary (misses no decision can avoid), for tuning thresholds."""
-    known = vocab.drop_unknown(dev.label_sets)
-    missed = np.array([len(set(s)) - len(set(k)) for s, k in zip(dev.label_sets, known)], dtype=int)
-    return vocab.to_multi_hot(known), missed
-
-
-def is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
-
-
-def is_weight(value, most: float = np.inf) -> bool:
-    return is_number(value) and 0 <= value <= most
 
 
 def check_count(value, name: str, minimum: int, maximum: int | None = None, why: str = "") -> int | None:
@@ -225,52 +290,6 @@ def version_tuple(version) -> tuple[int, ...] | None:
         if digits != part:
             break
     return tuple(parts) or None
-
-
-def check_fitted_number(
-    folder,
-    name: str,
-    key: str,
-    value,
-    low=None,
-    high=None,
-    integer: bool = False,
-    slack: float = 0.0,
-    lead: str = "",
-):
-    """`value`, the number under `key` in a run folder's fitted file `name`, as a float (an int
-    with `integer`); an InputError naming the folder, file and key unless it is a finite number
-    of that type from `low` to `high` (`high + slack` allowed: float rounding of scores up to
-    `high`). `lead` begins the problem ("is not a decision rule mlgen wrote")."""
-    ok = isinstance(value, numbers.Integral) if integer else isinstance(value, numbers.Real)
-    ok = ok and not isinstance(value, bool) and bool(np.isfinite(value))
-    if ok and low is not None and value < low:
-        ok = False
-    if ok and high is not None and value > high + slack:
-        ok = False
-    if not ok:
-        kind = "a whole number" if integer else "a finite number"
-        if low is not None and high is not None:
-            kind += f" from {low:g} to {high:g}"
-        elif low is not None:
-            kind += f" of at least {low:g}"
-        shown = as_json(value)
-        problem = f'"{key}": {shown}, not {kind}'
-        raise artifacts.damaged(folder, name, f"{lead} ({problem})" if lead else f"has {problem}")
-    return int(value) if integer else float(value)
-
-
-def check_dev_scores(folder, name: str, value, lead: str = "") -> dict:
-    """The `dev_scores` of a fitted file (reported, never used to predict), checked: candidates to
-    scores from 0 to 1."""
-    if not isinstance(value, dict):
-        raise artifacts.damaged(folder, name, f'has a {type(value).__name__} under "dev_scores", not an object')
-    for family, scores in value.items():
-        if not isinstance(scores, dict):
-            raise artifacts.damaged(folder, name, f'has a {type(scores).__name__} under "dev_scores.{family}"')
-        for key, score in scores.items():
-            check_fitted_number(folder, name, f"dev_scores.{family}.{key}", score, 0, 1, lead=lead)
-    return value
 
 
 def read_config(folder: Path) -> dict:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from mlgen.data import LabelVocabulary
+from mlgen.decisions import ArrayOps
 from mlgen.nn import saving
 from mlgen.nn.binary_relevance import BinaryRelevanceModel
-from mlgen.nn.inference import BinaryRelevanceInference
 from mlgen.predictors import ensemble
 from mlgen.predictors.neural import NeuralPredictor
 from mlgen.predictors.scoring import ScoringPredictor
@@ -22,17 +19,12 @@ class CNNBRPredictor(ScoringPredictor, NeuralPredictor):
     network = BinaryRelevanceModel
 
     def __init__(self, model: BinaryRelevanceModel, vocab: LabelVocabulary, config: dict, threshold=0.5):
-        super().__init__(vocab, config, threshold)
         self.model = model
-        self.inference = BinaryRelevanceInference(model)
+        super().__init__(vocab, config, threshold)
 
-    def scores(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
-        return self.inference.scores(texts, batch_size)
-
-    def serving_scores(self):
-        from mlgen.nn import serving
-
-        return serving.network_scores(self.model), {"model": self.model}
+    def dev_ops(self, texts) -> ArrayOps:
+        wanted = ("network", "margins") if self.linear is not None else ("network",)
+        return ArrayOps(**self.graph.parts(texts, wanted))
 
     @classmethod
     def _read_model(cls, folder: Path, vocab: LabelVocabulary, config: dict) -> CNNBRPredictor:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +11,9 @@ import numpy as np
 from mlgen import artifacts
 from mlgen.config import Configs
 from mlgen.data import LabelledData, LabelVocabulary
+from mlgen.decisions import ArrayOps
 from mlgen.eval import metrics
 from mlgen.linear import LinearBR
-from mlgen.predictors import ensemble
 from mlgen.predictors.base import read_linear
 from mlgen.predictors.scoring import ScoringPredictor
 
@@ -28,18 +27,31 @@ class LinearBRPredictor(ScoringPredictor):
         super().__init__(vocab, config, threshold)
         self.model = model
 
-    def scores(self, texts: Sequence[str]) -> np.ndarray:
-        return self.model.scores(texts)
+    def dev_ops(self, texts) -> ArrayOps:
+        return ArrayOps(network=self.model.scores(texts))
+
+    def outputs(self, texts, rule, ranking, max_labels) -> dict:
+        """In NumPy: linear-br predicts without TensorFlow."""
+        ops = ArrayOps(network=self.model.scores(texts), max_labels=max_labels)
+        outputs = rule.outputs(ops)
+        if ranking is not None:
+            outputs["label_scores"] = ranking.scores(ops).astype(np.float32)
+        return outputs
 
     @property
     def score_range(self) -> tuple[float, float] | None:
         return (0.0, 1.0) if self.model.config.classifier == "logreg" else None  # svc: margins
 
-    def serving_scores(self):
-        from mlgen.nn import serving  # TensorFlow: only to export
+    def serving(self, beam_size: int | None = None, decision: str | None = None):
+        """The model's TF-IDF and classifiers as TensorFlow ops, its decision rule on them."""
+        from mlgen.nn import prediction, tfidf  # TensorFlow: only to export
 
-        margins = ensemble.serving_margins(self.model)
-        return serving.linear_scores(margins, self.model.config.classifier == "logreg"), {"margins": margins}
+        self.graph = prediction.PredictionGraph(
+            self.vocab.num_labels,
+            linear=lambda: tfidf.from_linear(self.model),
+            logistic=self.model.config.classifier == "logreg",
+        )
+        return super().serving(beam_size, decision)
 
     @classmethod
     def fit(

@@ -15,7 +15,7 @@ from mlgen.config import Configs, to_dict
 from mlgen.data import LabelVocabulary
 from mlgen.data.stream import LabelledStream
 from mlgen.data.summary import DataSummary
-from mlgen.nn import distribute, training
+from mlgen.nn import distribute, prediction, tfidf, training
 from mlgen.predictors import ensemble
 from mlgen.predictors.base import Predictor
 
@@ -23,11 +23,32 @@ from mlgen.predictors.base import Predictor
 class NeuralPredictor(Predictor):
     """A predictor around a Keras network (`self.model`), saved as `model.keras`.
 
-    Subclasses set `network`, the Keras class (which says its own loss, datasets and
-    callbacks: `training_loss`, `make_dataset`, `training_callbacks`).
+    Subclasses set `network`, the Keras class (what it trains on is `mlgen.nn.targets`').
+    Predictions run the compiled prediction function (`graph`).
     """
 
     network: type = None
+    model = None
+    _graph = None
+
+    @property
+    def graph(self):
+        """The compiled prediction function (`mlgen.nn.prediction.PredictionGraph`): the network, with
+        the linear-br ensemble's TF-IDF and margins as TensorFlow ops."""
+        if self._graph is None:
+            self._graph = prediction.PredictionGraph(
+                self.vocab.num_labels,
+                self.model,
+                linear=self._linear_margins,
+                sequence_length=self.model.sequence_length,
+            )
+        return self._graph
+
+    def _linear_margins(self):
+        return tfidf.from_linear(self.linear) if self.linear is not None else None
+
+    def outputs(self, texts, rule, ranking, max_labels) -> dict:
+        return self.graph.predict(texts, rule, ranking, max_labels)
 
     @classmethod
     def fit(cls, train, dev, configs: Configs, config: dict, *, log_dir=None, verbose=0):

@@ -1,0 +1,12 @@
+"""Decisions: what turns a model's outputs into label sets.
+
+`rules` holds the rules, one frozen dataclass each, written once against an `ops` backend
+(TensorFlow in the compiled prediction graph, NumPy when fitting and for linear-br);
+`policy` the fitted set of rules a run folder's decision file holds, checked on load; `fit`
+fits them on dev. Nothing here imports TensorFlow.
+"""
+
+from mlgen.decisions.policy import FORMAT, DecisionPolicy
+from mlgen.decisions.rules import RULES, ArrayOps, Marginal, Mode, Rule, Threshold, register
+
+__all__ = ["FORMAT", "RULES", "ArrayOps", "DecisionPolicy", "Marginal", "Mode", "Rule", "Threshold", "register"]
