@@ -43,7 +43,7 @@ def test_a_new_rule_predicts_saves_reloads_and_exports(top_two, tiny_run, tiny_d
     try:
         predictor.decision = DecisionPolicy((top_two(beam_size=4), *fitted.rules))
         predicted = predictor.predict_scores(texts)
-        key = ("marginals", 4, 0.0)
+        key = ("marginals", 4)
         marginals = predictor.graph.parts(texts, (key,))[key]
         expected = [[predictor.labels[j] for j in np.argsort(-row, kind="stable")[:2]] for row in marginals]
         assert [p.labels for p in predicted] == expected

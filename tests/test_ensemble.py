@@ -92,11 +92,12 @@ def test_predictions_follow_the_fitted_weights(ensemble_run, tiny_data, rule):
     margins = predictor.linear.margins(texts)
     np.testing.assert_allclose(predictor.graph.parts(texts, ("margins",))["margins"], margins, rtol=1e-4, atol=1e-5)
     if rule == "mode":
-        sequences = predictor.graph.parts(texts, (("sequence", d.beam_size, d.linear_weight),))
-        expected = fit.label_sets(predictor.vocab, sequences[("sequence", d.beam_size, d.linear_weight)])
+        key = ("sequence", d.beam_size)
+        sequences = predictor.graph.parts(texts, (key,), linear_weight=d.linear_weight)
+        expected = fit.label_sets(predictor.vocab, sequences[key])
     else:
-        key = ("marginals", d.beam_size, d.linear_weight)
-        parts = predictor.graph.parts(texts, (key, "head"))
+        key = ("marginals", d.beam_size)
+        parts = predictor.graph.parts(texts, (key, "head"), linear_weight=d.linear_weight)
         scores = (1 - d.head_weight - d.linear_mix) * parts[key] + d.head_weight * parts["head"]
         scores += d.linear_mix / (1 + np.exp(-margins))
         chosen = thresholds.apply(scores, d.threshold, always_top=True)
@@ -118,8 +119,8 @@ def test_a_large_linear_weight_makes_the_first_label_linear_brs_top_label(ensemb
 
 def _greedy(predictor, texts, linear_weight=0.0):
     """Greedy search's label sets with the margins times `linear_weight` on the logits."""
-    key = ("sequence", 1, linear_weight)
-    return fit.label_sets(predictor.vocab, predictor.graph.parts(texts, (key,))[key])
+    key = ("sequence", 1)
+    return fit.label_sets(predictor.vocab, predictor.graph.parts(texts, (key,), linear_weight=linear_weight)[key])
 
 
 def test_the_ensemble_survives_reload_and_the_weights_can_be_turned_off(ensemble_run, tiny_data, tmp_path):
@@ -242,3 +243,16 @@ def test_evaluate_reports_the_ensemble_weights(ensemble_run, tiny_csvs, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["ensemble"] == predictor.ensemble_weights
     assert set(report["ensemble"]) == {"linear_weight", "linear_mix"}
+
+
+def test_fitting_the_ensemble_weights_traces_each_search_once(ensemble_run, tiny_csvs):
+    """Every weight a fit tries runs the one compiled search (TensorFlow warned of retracing in `mlgen train`)."""
+    predictor, _ = ensemble_run
+    fitted = predictor.decision
+    try:
+        predictor.fit_decision(read_labelled_csv(tiny_csvs["dev"]), "auto")
+    finally:
+        predictor.decision = fitted
+    parts = [f for key, f in predictor.graph._functions.items() if key[0] == "parts"]
+    assert len(parts) == 2  # the head and margins, and the searches of every weight
+    assert all(f.experimental_get_tracing_count() == 1 for f in parts)

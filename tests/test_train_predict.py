@@ -336,7 +336,7 @@ def marginal_run(tiny_run, tiny_csvs, tmp_path):
 def test_label_marginals_are_each_labels_share_of_the_beam(tiny_run, tiny_csvs):
     predictor, _ = tiny_run
     texts = read_labelled_csv(tiny_csvs["test"]).texts[:6]
-    marginals = predictor.graph.parts(texts, (("marginals", 4, 0.0),))[("marginals", 4, 0.0)]
+    marginals = predictor.graph.parts(texts, (("marginals", 4),))[("marginals", 4)]
     ids, _, scores = _search(predictor, texts, 4, return_beams=True)
     weights = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
     expected = np.zeros_like(marginals)
@@ -360,7 +360,7 @@ def test_the_marginal_decision_is_fitted_on_dev_and_thresholds_the_marginals(mar
     marginal = decision.rule("marginal")
     assert marginal.head_weight in (0.0, *fit.HEAD_WEIGHTS)  # the tiny model has a label head
     texts = read_labelled_csv(tiny_csvs["test"]).texts[:20]
-    key = ("marginals", marginal.beam_size, 0.0)
+    key = ("marginals", marginal.beam_size)
     parts = predictor.graph.parts(texts, (key, "head"))
     marginals = (1 - marginal.head_weight) * parts[key] + marginal.head_weight * parts["head"]
     for row, prediction in zip(marginals, predictor.predict_scores(texts, decision="marginal")):

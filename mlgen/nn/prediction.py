@@ -118,12 +118,14 @@ class PredictionGraph:
         function = self.function(rule, ranking, max_labels)
         return concatenate([function(batch) for batch in self._batches(texts, beam, batch_size)])
 
-    def parts(self, texts, wanted: tuple, batch_size: int | None = None) -> dict:
+    def parts(self, texts, wanted: tuple, linear_weight: float = 0.0, batch_size: int | None = None) -> dict:
         """The parts `wanted` of `texts`, as NumPy arrays, for fitting rules on them.
 
         Args:
             wanted: names (`"network"`, `"margins"`, `"head"`) and tuples `("marginals",
-                beam_size, linear_weight)` or `("sequence", beam_size, linear_weight)`.
+                beam_size)` or `("sequence", beam_size)`: searched with linear-br's margins times
+                `linear_weight` on the logits (an input of the compiled function: one trace
+                serves every weight a fit tries).
 
         Returns:
             By each of `wanted`: `(len(texts), num_labels)` float64, or (sequences) an outputs dict.
@@ -131,16 +133,19 @@ class PredictionGraph:
         key = ("parts", wanted)
         if key not in self._functions:
 
-            def parts(texts):
+            def parts(texts, weight):
                 ops = GraphOps(self, texts, self.max_labels(None))
+                weight = weight if self.linear() is not None else 0.0
                 return [
-                    getattr(ops, part)() if isinstance(part, str) else getattr(ops, part[0])(*part[1:])
+                    getattr(ops, part)() if isinstance(part, str) else getattr(ops, part[0])(part[1], weight)
                     for part in wanted
                 ]
 
-            self._functions[key] = tf.function(parts, input_signature=SIGNATURE, autograph=False)
+            signature = [*SIGNATURE, tf.TensorSpec([], tf.float32, name="linear_weight")]
+            self._functions[key] = tf.function(parts, input_signature=signature, autograph=False)
         beam = max((part[1] for part in wanted if not isinstance(part, str)), default=1)
-        batches = [self._functions[key](batch) for batch in self._batches(texts, beam, batch_size)]
+        weight = tf.constant(linear_weight, tf.float32)
+        batches = [self._functions[key](batch, weight) for batch in self._batches(texts, beam, batch_size)]
         return (
             {
                 part: concatenate([b[i] for b in batches])
@@ -211,16 +216,17 @@ class GraphOps:
 
         return tf.cast(self._once("head", compute), tf.float64)
 
-    def _prior(self, linear_weight: float):
-        if linear_weight:
+    def _prior(self, linear_weight):
+        """linear-br's margins times `linear_weight` (a number, or a scalar tensor), or zeros."""
+        if tf.is_tensor(linear_weight) or linear_weight:
             return linear_weight * self._margins()
         return tf.zeros([tf.shape(self.texts)[0], self.graph.num_labels])
 
-    def _beams(self, beam_size: int, linear_weight: float):
+    def _beams(self, beam_size: int, linear_weight):
         """Every hypothesis of a `beam_size` beam search: ids and probs `(batch, beam, steps)`,
         log-probabilities `(batch, beam)`."""
         return self._once(
-            ("beams", beam_size, linear_weight),
+            ("beams", beam_size, _key(linear_weight)),
             lambda: inference.generate(
                 self.model, self.token_ids(), self._prior(linear_weight), beam_size, self.max_labels, return_beams=True
             ),
@@ -293,6 +299,11 @@ class GraphOps:
             "num_labels": count,
             "log_prob": tf.fill([tf.shape(scores)[0]], math.nan),
         }
+
+
+def _key(linear_weight):
+    """A weight as a cache key: a tensor input is one weight however often it is asked for."""
+    return "input" if tf.is_tensor(linear_weight) else linear_weight
 
 
 def emitted(ids):

@@ -152,15 +152,15 @@ class SequencePredictor(NeuralPredictor):
         def parts(weight: float) -> ArrayOps:
             wanted = []
             if decision != "marginal" or not weight:
-                wanted.append(("sequence", mode_beam, weight))
+                wanted.append(("sequence", mode_beam))
             if decision != "mode":
-                wanted.append(("marginals", marginal_beam, weight))
-            computed = self.graph.parts(dev.texts, tuple(wanted))
+                wanted.append(("marginals", marginal_beam))
+            computed = self.graph.parts(dev.texts, tuple(wanted), linear_weight=weight)
             return ArrayOps(
                 margins=common.get("margins"),
                 head=common.get("head"),
-                marginals={key[1:]: value for key, value in computed.items() if key[0] == "marginals"},
-                sequences={key[1:]: value for key, value in computed.items() if key[0] == "sequence"},
+                marginals={(key[1], weight): value for key, value in computed.items() if key[0] == "marginals"},
+                sequences={(key[1], weight): value for key, value in computed.items() if key[0] == "sequence"},
                 min_labels=self.model.min_labels,
             )
 
