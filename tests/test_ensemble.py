@@ -248,11 +248,17 @@ def test_evaluate_reports_the_ensemble_weights(ensemble_run, tiny_csvs, capsys):
 def test_fitting_the_ensemble_weights_traces_each_search_once(ensemble_run, tiny_csvs):
     """Every weight a fit tries runs the one compiled search (TensorFlow warned of retracing in `mlgen train`)."""
     predictor, _ = ensemble_run
-    fitted = predictor.decision
+    graph, fitted = predictor.graph, predictor.decision
+
+    def traces():
+        return {key: f.experimental_get_tracing_count() for key, f in graph._functions.items() if key[0] == "parts"}
+
+    before = traces()
     try:
         predictor.fit_decision(read_labelled_csv(tiny_csvs["dev"]), "auto")
     finally:
         predictor.decision = fitted
-    parts = [f for key, f in predictor.graph._functions.items() if key[0] == "parts"]
-    assert len(parts) == 2  # the head and margins, and the searches of every weight
-    assert all(f.experimental_get_tracing_count() == 1 for f in parts)
+    after = traces()
+    # At most two traces: the head and margins, and the searches of all seven weights (the shared session
+    # fixture may have traced either already).
+    assert sum(count - before.get(key, 0) for key, count in after.items()) <= 2

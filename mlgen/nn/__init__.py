@@ -1,6 +1,7 @@
 """The networks and everything TensorFlow: preprocessing, layers, the CNN backbone, the
 label-sequence and binary-relevance networks, what they train on (targets), decoding,
-inference and the one training loop.
+inference, the one prediction path (prediction, with linear-br's TF-IDF as ops in tfidf), the
+SavedModel export (serving) and the one training loop.
 
 The only package that imports TensorFlow (and Keras). It imports them here, first, so
 that `TF_CPP_MIN_LOG_LEVEL=3` (which the CLI sets unless the user set a level) means what

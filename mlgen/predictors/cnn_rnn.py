@@ -102,7 +102,9 @@ class SequencePredictor(NeuralPredictor):
         fitted = self.decision.get(Marginal.name)
         if fitted is not None:
             return fitted
-        return Marginal(linear_weight=rule.linear_weight, beam_size=max(self.MARGINAL_BEAM, rule.beam_size))
+        return Marginal(
+            linear_weight=rule.linear_weight, beam_size=max(self.MARGINAL_BEAM, getattr(rule, "beam_size", 1))
+        )
 
     def check_max_labels(self, max_labels) -> int | None:
         """`max_labels` (a user's, None for the model's), checked: from `min_labels` to the number of labels."""
