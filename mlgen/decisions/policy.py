@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mlgen import artifacts
+from mlgen.config import save_json
 from mlgen.decisions.rules import RULES, Rule
 from mlgen.errors import InputError, as_json, bad_value, option
 
@@ -87,8 +88,6 @@ def _fields(rule: Rule) -> dict:
 
 
 def save(policy: DecisionPolicy, path) -> None:
-    from mlgen.config import save_json
-
     save_json(policy.to_json(), Path(path))
 
 
@@ -135,7 +134,7 @@ def read(folder, name: str, data: dict, limits: dict, legacy=None, lead: str = "
         if rule.uses_linear and not limits.get("has_linear"):
             raise artifacts.damaged(folder, name, f"weighs a linear-br ensemble that {artifacts.CONFIG} lacks")
         checked.append(rule)
-    dev_scores = check_dev_scores(folder, name, data.get("dev_scores", {}), lead)
+    dev_scores = _dev_scores(data.get("dev_scores", {}), fail)
     chosen = data.get("chosen")
     if chosen is not None and not isinstance(chosen, str):
         fail(f'"chosen": {as_json(chosen)}, not a name')
@@ -199,18 +198,14 @@ def _number(value, key, low, high, integer: bool, fail):
     return int(value) if integer else float(value)
 
 
-def check_dev_scores(folder, name: str, value, lead: str = "") -> dict:
+def _dev_scores(value, fail) -> dict:
     """The `dev_scores` of a decision file (reported, never used to predict), checked: candidates
     to scores from 0 to 1."""
-
-    def fail(problem: str):
-        raise artifacts.damaged(folder, name, f"{lead} ({problem})" if lead else f"has {problem}")
-
     if not isinstance(value, dict):
-        raise artifacts.damaged(folder, name, f'has a {type(value).__name__} under "dev_scores", not an object')
+        fail(f'a {type(value).__name__} under "dev_scores", not an object')
     for family, scores in value.items():
         if not isinstance(scores, dict):
-            raise artifacts.damaged(folder, name, f'has a {type(scores).__name__} under "dev_scores.{family}"')
+            fail(f'a {type(scores).__name__} under "dev_scores.{family}"')
         for key, score in scores.items():
             _number(score, f"dev_scores.{family}.{key}", 0, 1, False, fail)
     return value
