@@ -40,8 +40,8 @@ def ensemble_generate(models, combine: str, beam_size: int = 1):
     def generate(texts):
         step_fns, states = zip(*(inference.step_function(m, m.text_vectorizer(texts), beam_size) for m in models))
 
-        def step_fn(prev_ids, member_states):
-            outputs = [fn(prev_ids, s) for fn, s in zip(step_fns, member_states)]
+        def step_fn(prev_ids, member_states, docs=None):
+            outputs = [fn(prev_ids, s, docs) for fn, s in zip(step_fns, member_states)]
             log_probs = ops.stack([ops.log_softmax(logits, axis=-1) for logits, _ in outputs])  # (members, rows, ids)
             if combine == "geometric":
                 combined = ops.mean(log_probs, axis=0)

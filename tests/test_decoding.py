@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mlgen.data.vocab import BOS_ID, EOS_ID, NUM_SPECIAL, PAD_ID
+from mlgen.data.vocab import BOS_ID, EOS_ID, PAD_ID
 from mlgen.nn import decoding
 from mlgen.nn.decoding import BeamSearch, ConstrainedSearch, GreedySearch, Search, generate, search
 
@@ -23,7 +23,7 @@ def chain(transitions):
         for nxt, p in row.items():
             table[prev, nxt] = np.log(p)
 
-    def step(prev_ids, state):
+    def step(prev_ids, state, docs=None):
         from keras import ops
 
         (bias,) = state
@@ -120,7 +120,7 @@ def test_strategies_are_found_by_name_and_run_by_generate():
     assert type(decoding.get("greedy")) is GreedySearch
     assert isinstance(decoding.get("beam", beam_size=3), BeamSearch) and decoding.get("beam", beam_size=3).width == 3
     constrained = decoding.get("constrained", allowed=np.ones((1, V), bool))
-    assert isinstance(constrained, ConstrainedSearch) and constrained.exhaust
+    assert isinstance(constrained, ConstrainedSearch)
     strategy = BeamSearch(4)
     assert decoding.get(strategy) is strategy
 
@@ -142,16 +142,18 @@ def test_a_beam_of_one_chooses_as_greedy_does():
 
 
 class Longest(GreedySearch):
-    """A rule to try: never stop before `max_labels` while a label is left (greedy otherwise)."""
+    """A rule to try: never stop before `max_labels` while a label is left (greedy otherwise):
+    EOS only when it is the one id a row may emit, so the rule needs each row's best two."""
 
-    def step(self, log_probs, scores):
+    candidates = 2
+
+    def step(self, log_probs, ids, scores):
         from keras import ops
 
-        is_eos = ops.arange(V) == EOS_ID
-        label_left = ops.any(ops.logical_and(log_probs > decoding.NEG_INF / 2, ops.arange(V) >= NUM_SPECIAL), axis=1)
-        choice = ops.where(ops.logical_and(label_left[:, None], is_eos[None, :]), 2 * decoding.NEG_INF, log_probs)
-        token = ops.cast(ops.argmax(choice, axis=-1), "int32")
-        token_log_prob = ops.take_along_axis(log_probs, token[:, None], axis=1)[:, 0]
+        other_allowed = log_probs[:, 1] > decoding.NEG_INF / 2
+        pick = ops.cast(ops.logical_and(ops.equal(ids[:, 0], EOS_ID), other_allowed), "int32")  # (rows,)
+        token = ops.take_along_axis(ids, pick[:, None], axis=1)[:, 0]
+        token_log_prob = ops.take_along_axis(log_probs, pick[:, None], axis=1)[:, 0]
         return scores + token_log_prob[:, None], token, token_log_prob, None
 
 
@@ -222,3 +224,25 @@ def test_return_beams_gives_every_hypothesis_best_first():
     np.testing.assert_allclose(scores[:, 0], best_score, rtol=1e-6)
     np.testing.assert_allclose(np.log(np.where(probs > 0, probs, 1)).sum(axis=-1), scores, rtol=1e-5)
     assert len({tuple(row) for row in ids[0]}) == 3  # three distinct sequences
+
+
+def test_only_rows_still_searching_step():
+    # Beam search starts from one hypothesis per document, and finished hypotheses keep their
+    # state: a row-wise step function is called on the others only, with the same results.
+    stepped = []
+    every_row = chain(TRAP)
+
+    def row_wise(prev_ids, state, docs=None):
+        stepped.append((len(prev_ids), np.asarray(docs).tolist()))
+        return every_row(prev_ids, state, docs)
+
+    row_wise.row_wise = True
+    bias = np.zeros((2, V), "float32")
+    bias[1, B] = 20.0  # document 1 takes B (then EOS at 0.9); document 0 follows the chain
+    kwargs = dict(beam_size=3, vocab_size=V, max_labels=4, min_labels=0, return_beams=True)
+    fast = search(row_wise, [bias], **kwargs)
+    for a, b in zip(fast, search(every_row, [bias], **kwargs)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+    assert stepped[0] == (2, [0, 1])  # step 0: one row per document, each knowing its document
+    assert all(rows < 6 for rows, _ in stepped[1:])  # a finished hypothesis is not stepped again
+    assert all(docs == sorted(docs) for _, docs in stepped)

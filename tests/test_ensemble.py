@@ -33,9 +33,10 @@ def test_the_prior_is_added_to_every_steps_label_logits(ensemble_run, tiny_data)
         tree.map_structure(lambda s: np.repeat(s, beam, axis=0), states) for states in (plain_states, prior_states)
     )
     prev = np.repeat(np.array([1, NUM_SPECIAL, NUM_SPECIAL + 1, NUM_SPECIAL + 2], "int32"), beam)
+    docs = np.repeat(np.arange(len(texts), dtype="int32"), beam)  # each row's document
     for _ in range(2):  # the first two steps
-        plain, plain_states = plain_fn(prev, plain_states)
-        fused, prior_states = prior_fn(prev, prior_states)
+        plain, plain_states = plain_fn(prev, plain_states, docs)
+        fused, prior_states = prior_fn(prev, prior_states, docs)
         added = np.asarray(fused) - np.asarray(plain)  # (batch * beam, num_label_ids)
         np.testing.assert_allclose(added[:, :NUM_SPECIAL], 0.0, atol=1e-5)
         np.testing.assert_allclose(added[:, NUM_SPECIAL:], np.repeat(prior, beam, axis=0), atol=1e-4)

@@ -105,7 +105,8 @@ def test_label_head_adds_its_weighted_log_probabilities_to_every_step(tiny_run):
             model.label_prior_weight.assign(w)
             step_fn, states = inference.step_function(model, token_ids, beam_size=3)
             states = keras.tree.map_structure(lambda s: np.repeat(s, 3, axis=0), states)  # as beam search does
-            logits[w] = np.asarray(step_fn(np.full((6,), BOS_ID, "int32"), states)[0])  # (6, num_label_ids)
+            docs = np.repeat(np.arange(2, dtype="int32"), 3)
+            logits[w] = np.asarray(step_fn(np.full((6,), BOS_ID, "int32"), states, docs)[0])  # (6, num_label_ids)
     finally:
         model.label_prior_weight.assign(weight)
     shift = logits[2.0] - logits[0.0]

@@ -3,16 +3,19 @@
 A step function maps the previous label ids and the decoder state to the next
 logits and state:
 
-    step_fn(prev_ids: (rows,) int32, state: nest of (rows, ...) tensors)
+    step_fn(prev_ids: (rows,) int32, state: nest of (rows, ...) tensors, docs: (rows,) int32)
         -> (logits: (rows, vocab_size), new_state: same nest)
+
+`docs` is the document each row belongs to (what a step function holds per document, it
+takes by it; `None` when row i is document i).
 
 `generate(step_fn, state, search, ...)` is the loop. It feeds each step its own
 previous prediction and, before every choice, masks the logits into log-probabilities
 by rules every strategy shares: PAD and BOS never; a label never twice; EOS blocked
 before `min_labels` labels and forced after `max_labels`; a finished row emits PAD, at
-no cost. Then it asks the strategy, a `Search`, which ids to emit (`Search.step`, as
-fairseq's `search.py` does), and records them. Strategies are found by name with `get`
-(as keras-hub's samplers are):
+no cost. Then it hands the strategy, a `Search`, each row's `candidates` most probable
+ids and asks which to emit (`Search.step`, as fairseq's `search.py` does), and records
+them. Strategies are found by name with `get` (as keras-hub's samplers are):
 
     "greedy"       GreedySearch(): the most probable id of every row;
     "beam"         BeamSearch(beam_size): the `beam_size` most probable sequences;
@@ -21,8 +24,8 @@ fairseq's `search.py` does), and records them. Strategies are found by name with
                    before EOS: how training finds the order in which the model itself
                    ranks a document's gold labels (`--label-order model`).
 
-A new rule subclasses `Search` (its `step`, and `start` for what it keeps from the
-first step) and `register("name")` lets `get` find it.
+A new rule subclasses `Search` (its `step`; `start` for the scores it starts from; `bias`
+for ids it bans or favours) and `register("name")` lets `get` find it.
 
 `generate` returns `(ids, probs, log_prob)`:
     ids: int32 `(batch, max_labels + 1)`: label ids in generation order, then EOS, then PAD;
@@ -33,8 +36,10 @@ for a strategy that keeps several hypotheses, those of the most probable one, or
 with `return_beams` every hypothesis, best first (see `generate`).
 
 Written with `keras.ops` so that a caller's `tf.function` compiles the whole loop;
-`ops.while_loop` stops as soon as every row has emitted EOS. A step function whose rows are
-independent says so (`step_fn.row_wise = True`): then only the rows not yet finished step.
+`ops.while_loop` stops as soon as every row has emitted EOS. Each step works on the rows
+still searching only (neither finished nor an empty slot of the beam): their masking,
+log-softmax and top candidates always, and the step function itself when its rows are
+independent (`step_fn.row_wise = True`); the others keep their state and emit PAD.
 """
 
 from __future__ import annotations
@@ -73,41 +78,42 @@ def get(identifier, **options) -> Search:
 
 
 class Search:
-    """A search strategy: which ids each step emits, from that step's masked log-probabilities.
+    """A search strategy: which ids each step emits, from each row's most probable ids.
 
     Attributes:
         width: hypotheses kept per document; `generate` runs `batch * width` rows, a
             document's hypotheses in consecutive rows (`b * width + k`), each document's
             state repeated `width` times.
-        exhaust: EOS is blocked in a row while any label it may emit (by `start`'s ban) is
-            left, unless `max_labels` forces it.
+        candidates: how many of each row's most probable ids `step` is given (default:
+            `width`, all a search that keeps the `width` best extensions can choose from).
     """
 
     name = "search"
     width = 1
-    exhaust = False
 
-    def start(self, batch, banned):
-        """What the search starts from.
+    @property
+    def candidates(self) -> int:
+        return self.width
 
-        Args:
-            batch: documents (a scalar tensor or int).
-            banned: float32 `(batch * width, vocab)`, additive: 0 where a row may emit an
-                id, `NEG_INF` where not (PAD and BOS).
+    def start(self, batch):
+        """The hypotheses' initial log-probabilities, float32 `(batch, width)`. A slot at
+        `NEG_INF` is empty: it is not stepped and never beats a real hypothesis."""
+        return ops.zeros((batch, self.width), dtype="float32")
 
-        Returns:
-            `(scores, banned)`: the hypotheses' initial log-probabilities `(batch, width)`
-            and the ban the loop starts from, `(batch * width, vocab)`.
-        """
-        return ops.zeros((batch, self.width), dtype="float32"), banned
+    def bias(self, docs, t, max_labels):
+        """What the strategy adds to the masked logits of the rows still searching, float32
+        `(rows, vocab)` (`NEG_INF` bans an id), or None. `docs` `(rows,)`: each row's document;
+        `t`: the step, the labels each of those rows has emitted so far."""
+        return None
 
-    def step(self, log_probs, scores):
+    def step(self, log_probs, ids, scores):
         """Chooses the next id of every row.
 
         Args:
-            log_probs: float32 `(batch * width, vocab)`: each row's masked log-softmax
-                (`NEG_INF` or less where an id may not be emitted; a finished row has 0
-                on PAD only).
+            log_probs: float32 `(batch * width, candidates)`: each row's most probable
+                masked log-probabilities, highest first (`NEG_INF` or less for an id it may
+                not emit; a finished row or empty slot offers PAD at 0, then `NEG_INF`).
+            ids: int32 `(batch * width, candidates)`: the ids they belong to.
             scores: float32 `(batch, width)`: each hypothesis's log-probability so far.
 
         Returns:
@@ -123,19 +129,17 @@ class Search:
 class GreedySearch(Search):
     """The most probable allowed id at every step."""
 
-    def step(self, log_probs, scores):
-        token = ops.cast(ops.argmax(log_probs, axis=-1), "int32")
-        token_log_prob = ops.max(log_probs, axis=-1)
-        return scores + token_log_prob[:, None], token, token_log_prob, None
+    def step(self, log_probs, ids, scores):
+        return scores + log_probs[:, :1], ids[:, 0], log_probs[:, 0], None
 
 
 @register("beam")
 class BeamSearch(Search):
     """Keeps the `beam_size` most probable sequences of each document.
 
-    Step 0 expands beam 0 only. A finished hypothesis stays in the beam with its score,
-    so it is returned unless `beam_size` unfinished ones score higher: with no length
-    penalty this finds the most probable sequence the beam can reach.
+    Step 0 expands beam 0 only (the others start empty). A finished hypothesis stays in
+    the beam with its score, so it is returned unless `beam_size` unfinished ones score
+    higher: with no length penalty this finds the most probable sequence the beam can reach.
     """
 
     def __init__(self, beam_size: int):
@@ -143,20 +147,20 @@ class BeamSearch(Search):
             raise ValueError(f"beam_size must be at least 1, got {beam_size}")
         self.width = beam_size
 
-    def start(self, batch, banned):
+    def start(self, batch):
         first_beam = ops.concatenate([ops.zeros((1,)), ops.full((self.width - 1,), NEG_INF)])
-        return ops.tile(first_beam[None, :], (batch, 1)), banned
+        return ops.tile(first_beam[None, :], (batch, 1))
 
-    def step(self, log_probs, scores):
-        beam = self.width
-        batch, vocab_size = ops.shape(scores)[0], ops.shape(log_probs)[-1]
-        candidates = ops.reshape(ops.reshape(scores, (-1, 1)) + log_probs, (batch, beam * vocab_size))
-        scores, flat = ops.top_k(candidates, k=beam)  # (batch, beam): sorted, best first
-        flat = ops.cast(flat, "int32")
-        token_log_prob = ops.take_along_axis(ops.reshape(log_probs, (batch, beam * vocab_size)), flat, axis=1)
-        flat = ops.reshape(flat, (-1,))
-        source = ops.repeat(ops.arange(batch, dtype="int32") * beam, beam) + flat // vocab_size
-        return scores, flat % vocab_size, ops.reshape(token_log_prob, (-1,)), source
+    def step(self, log_probs, ids, scores):
+        beam, k = self.width, ops.shape(log_probs)[-1]
+        batch = ops.shape(scores)[0]
+        extended = ops.reshape(ops.reshape(scores, (-1, 1)) + log_probs, (batch, beam * k))
+        scores, position = ops.top_k(extended, k=beam)  # (batch, beam): sorted, best first
+        position = ops.cast(position, "int32")
+        token = ops.take_along_axis(ops.reshape(ids, (batch, beam * k)), position, axis=1)
+        token_log_prob = ops.take_along_axis(ops.reshape(log_probs, (batch, beam * k)), position, axis=1)
+        source = ops.arange(batch, dtype="int32")[:, None] * beam + position // k
+        return scores, ops.reshape(token, (-1,)), ops.reshape(token_log_prob, (-1,)), ops.reshape(source, (-1,))
 
 
 @register("constrained")
@@ -169,22 +173,25 @@ class ConstrainedSearch(GreedySearch):
             probable first, then EOS.
     """
 
-    exhaust = True
-
     def __init__(self, allowed):
         self.allowed = allowed
 
-    def start(self, batch, banned):
-        scores, banned = super().start(batch, banned)
-        is_label = ops.arange(ops.shape(banned)[-1])[None, :] >= NUM_SPECIAL
-        return scores, ops.where(ops.logical_and(is_label, ops.logical_not(self.allowed)), NEG_INF, banned)
+    def bias(self, docs, t, max_labels):
+        allowed = ops.take(ops.convert_to_tensor(self.allowed), docs, axis=0)  # (rows, vocab)
+        columns = ops.arange(ops.shape(allowed)[-1])[None, :]
+        allowed = ops.logical_and(allowed, columns >= NUM_SPECIAL)
+        # Every label a row emitted was allowed, so a row at step t has a label left if it allows more than t.
+        left = ops.logical_and(ops.sum(ops.cast(allowed, "int32"), axis=1) > t, ops.less(t, max_labels))
+        banned = ops.logical_and(columns >= NUM_SPECIAL, ops.logical_not(allowed))
+        eos_blocked = ops.logical_and(left[:, None], ops.equal(columns, EOS_ID))
+        return ops.where(ops.logical_or(banned, eos_blocked), NEG_INF, 0.0)
 
 
 def generate(step_fn, state, search, *, vocab_size: int, max_labels: int, min_labels: int = 0, return_beams=False):
     """Runs `search` over `step_fn` from `state`. See the module docstring.
 
     Args:
-        step_fn: `(prev_ids, state) -> (logits, state)`.
+        step_fn: `(prev_ids, state, docs) -> (logits, state)`.
         state: the initial decoder state, a nest of `(batch, ...)` tensors (repeated
             `search.width` times per document here).
         search: a `Search`, or a name `get` knows that needs no options (`"greedy"`).
@@ -200,29 +207,50 @@ def generate(step_fn, state, search, *, vocab_size: int, max_labels: int, min_la
         `(batch,)` of each document's most probable hypothesis (see `return_beams`).
     """
     search = get(search)
-    width = search.width
+    width, k = search.width, min(search.candidates, vocab_size)
     batch = ops.shape(tree.flatten(state)[0])[0]
+    rows = batch * width
+    docs = ops.repeat(ops.arange(batch, dtype="int32"), width)  # (rows,)
     if width > 1:
         state = tree.map_structure(lambda s: ops.repeat(s, width, axis=0), state)
-    loop = _initial(batch * width, vocab_size, max_labels)
-    loop["scores"], loop["banned"] = search.start(batch, loop["banned"])
+    # What a finished row or an empty slot offers: PAD at no cost, then ids it may never emit.
+    idle_log_probs, idle_ids = ops.top_k(ops.where(ops.arange(vocab_size) == PAD_ID, 0.0, NEG_INF), k=k)
+    idle_log_probs = ops.tile(idle_log_probs[None, :], (rows, 1))
+    idle_ids = ops.tile(ops.cast(idle_ids, "int32")[None, :], (rows, 1))
+    loop = dict(
+        prev=ops.full((rows,), BOS_ID, dtype="int32"),
+        finished=ops.zeros((rows,), dtype="bool"),
+        ids=ops.zeros((rows, max_labels + 1), dtype="int32"),
+        probs=ops.zeros((rows, max_labels + 1), dtype="float32"),
+        scores=search.start(batch),
+    )
+
+    def searching(loop):
+        return ops.logical_and(ops.logical_not(loop["finished"]), ops.reshape(loop["scores"], (-1,)) > NEG_INF / 2)
 
     def cond(t, loop, state):
-        return ops.logical_and(ops.less_equal(t, max_labels), ops.logical_not(ops.all(loop["finished"])))
+        return ops.logical_and(ops.less_equal(t, max_labels), ops.any(searching(loop)))
 
     def body(t, loop, state):
+        live = ops.cast(ops.reshape(ops.where(searching(loop))[0], (-1,)), "int32")  # (live,)
+        live_docs = ops.take(docs, live, axis=0)
         if getattr(step_fn, "row_wise", False):
-            logits, state = _step_live_rows(step_fn, loop, state, vocab_size)
+            live_state = tree.map_structure(lambda s: ops.take(s, live, axis=0), state)
+            logits, live_state = step_fn(ops.take(loop["prev"], live, axis=0), live_state, live_docs)
+            state = tree.map_structure(lambda s, new: ops.scatter_update(s, live[:, None], new), state, live_state)
         else:
-            logits, state = step_fn(loop["prev"], state)
-        log_probs = _masked_log_probs(
-            logits, loop["banned"], loop["finished"], t, min_labels, max_labels, exhaust=search.exhaust
-        )
-        scores, token, token_log_prob, source = search.step(log_probs, loop["scores"])
+            logits, state = step_fn(loop["prev"], state, docs)
+            logits = ops.take(logits, live, axis=0)
+        emitted = ops.take(loop["ids"], live, axis=0)
+        log_probs = _masked_log_probs(logits, emitted, t, min_labels, max_labels, search.bias(live_docs, t, max_labels))
+        top, top_ids = ops.top_k(log_probs, k=k)  # (live, k)
+        top = ops.scatter_update(idle_log_probs, live[:, None], top)
+        top_ids = ops.scatter_update(idle_ids, live[:, None], ops.cast(top_ids, "int32"))
+        scores, token, token_log_prob, source = search.step(top, top_ids, loop["scores"])
         if source is not None:  # hypotheses move to the rows they extend
-            loop = {key: ops.take(loop[key], source, axis=0) for key in ("banned", "finished", "ids", "probs")}
+            loop = {key: ops.take(loop[key], source, axis=0) for key in ("finished", "ids", "probs")}
             state = tree.map_structure(lambda s: ops.take(s, source, axis=0), state)
-        loop = _emit(loop, t, token, token_log_prob, vocab_size)
+        loop = _emit(loop, t, token, token_log_prob)
         loop["scores"] = scores
         return t + 1, loop, state
 
@@ -254,41 +282,32 @@ def search(
     )
 
 
-def _step_live_rows(step_fn, loop, state, vocab_size):
-    """`step_fn` over the rows not yet finished, the others' logits 0 and states as they were (a
-    finished row only emits PAD): most rows of a short-label search finish within a few steps.
-    For a `step_fn` whose rows are independent (`row_wise`)."""
-    live = ops.cast(ops.reshape(ops.where(ops.logical_not(loop["finished"]))[0], (-1,)), "int32")  # (live,)
-    live_logits, live_state = step_fn(
-        ops.take(loop["prev"], live, axis=0), tree.map_structure(lambda s: ops.take(s, live, axis=0), state)
-    )
-    rows = ops.shape(loop["prev"])[0]
-    logits = ops.scatter(live[:, None], live_logits, (rows, vocab_size))
-    state = tree.map_structure(lambda s, new: ops.scatter_update(s, live[:, None], new), state, live_state)
-    return logits, state
+def _masked_log_probs(logits, emitted, t, min_labels, max_labels, bias=None):
+    """log-softmax over the ids a row may emit, `(rows, vocab)`.
 
-
-def _masked_log_probs(logits, banned, finished, t, min_labels, max_labels, exhaust=False):
-    """log-softmax over the allowed ids `(rows, vocab)`; finished rows may only emit PAD, at no cost.
-
-    `banned` is additive, `(rows, vocab)`: 0 where allowed, `NEG_INF` (or less) where not.
-    With `exhaust`, EOS is blocked in a row while any label id there is still allowed.
+    Args:
+        logits: `(rows, vocab)` of rows still searching.
+        emitted: int `(rows, steps)`: the ids each row emitted so far (PAD after them,
+            which is banned anyway).
+        bias: the strategy's `(rows, vocab)`, or None.
     """
     vocab_size = ops.shape(logits)[-1]
     columns = ops.arange(vocab_size)
     is_eos = ops.cast(ops.equal(columns, EOS_ID), "float32")  # (vocab,)
+    never = ops.where(ops.logical_or(ops.equal(columns, PAD_ID), ops.equal(columns, BOS_ID)), NEG_INF, 0.0)
     # EOS is blocked before `min_labels`; every other id from `max_labels` on.
-    step_bias = ops.where(ops.less(t, min_labels), NEG_INF * is_eos, 0.0) + ops.where(
-        ops.greater_equal(t, max_labels), NEG_INF * (1.0 - is_eos), 0.0
+    step_bias = (
+        never
+        + ops.where(ops.less(t, min_labels), NEG_INF * is_eos, 0.0)
+        + ops.where(ops.greater_equal(t, max_labels), NEG_INF * (1.0 - is_eos), 0.0)
     )
-    bias = banned + step_bias[None, :]
-    if exhaust:
-        left = ops.any(ops.logical_and(banned == 0.0, columns[None, :] >= NUM_SPECIAL), axis=1)  # (rows,)
-        left = ops.logical_and(left, ops.less(t, max_labels))  # EOS is still forced after `max_labels`
-        bias = bias + ops.where(left[:, None], NEG_INF * is_eos[None, :], 0.0)
-    log_probs = ops.log_softmax(ops.cast(logits, "float32") + bias, axis=-1)
-    stay = ops.where(ops.equal(columns, PAD_ID), 0.0, NEG_INF)[None, :]
-    return ops.where(finished[:, None], stay, log_probs)
+    logits = ops.cast(logits, "float32") + step_bias[None, :]
+    if bias is not None:
+        logits = logits + bias
+    rows, steps = ops.shape(emitted)[0], ops.shape(emitted)[1]
+    emitted_at = ops.stack([ops.repeat(ops.arange(rows, dtype="int32"), steps), ops.reshape(emitted, (-1,))], axis=1)
+    logits = ops.scatter_update(logits, emitted_at, ops.full((rows * steps,), NEG_INF))  # no label twice
+    return ops.log_softmax(logits, axis=-1)
 
 
 def _write(buffer, t, values):
@@ -297,28 +316,13 @@ def _write(buffer, t, values):
     return buffer * (1 - column) + ops.cast(values, buffer.dtype)[:, None] * column
 
 
-def _initial(rows, vocab_size, max_labels):
-    """The loop's buffers for `rows` rows: previous ids (BOS), ban (PAD, BOS), finished, ids, probs."""
-    columns = ops.arange(vocab_size)
-    banned = ops.where(ops.logical_or(ops.equal(columns, PAD_ID), ops.equal(columns, BOS_ID)), NEG_INF, 0.0)
-    return dict(
-        prev=ops.full((rows,), BOS_ID, dtype="int32"),
-        banned=ops.tile(banned[None, :], (rows, 1)),
-        finished=ops.zeros((rows,), dtype="bool"),
-        ids=ops.zeros((rows, max_labels + 1), dtype="int32"),
-        probs=ops.zeros((rows, max_labels + 1), dtype="float32"),
-    )
-
-
-def _emit(loop, t, token, token_log_prob, vocab_size):
-    """Records the chosen ids (PAD in rows already finished); bans them from later steps;
-    marks EOS rows finished."""
+def _emit(loop, t, token, token_log_prob):
+    """Records the chosen ids (PAD in rows already finished); marks EOS rows finished."""
     was_finished = loop["finished"]
     token = ops.where(was_finished, PAD_ID, token)
     prob = ops.where(was_finished, 0.0, ops.exp(token_log_prob))
     return dict(
         prev=token,
-        banned=ops.minimum(loop["banned"], NEG_INF * ops.one_hot(token, vocab_size)),
         finished=ops.logical_or(was_finished, ops.equal(token, EOS_ID)),
         ids=_write(loop["ids"], t, token),
         probs=_write(loop["probs"], t, prob),

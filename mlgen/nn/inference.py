@@ -22,18 +22,18 @@ from mlgen.nn import decoding
 def step_function(model, token_ids, beam_size: int = 1, prior=None):
     """`(step_fn, initial_states)` for `mlgen.nn.decoding` over token ids `(batch, length)`.
 
-    `step_fn(prev_ids (rows,), states) -> (logits (rows, num_label_ids), states)`, rows =
-    batch * beam_size: the model's next-label logits (`LabelSequenceModel.decoding_start`)
+    `step_fn(prev_ids (rows,), states, docs=None) -> (logits (rows, num_label_ids), states)`,
+    rows = batch * beam_size: the model's next-label logits (`LabelSequenceModel.decoding_start`)
     plus, at every step, the model's EOS bias on the EOS logit, its label head's
     log-sigmoid times `label_prior_weight` (models with a head), and `prior`, float
     `(batch, num_labels)` or None, on each document's label logits (the linear-br
-    ensemble's weighted margins).
+    ensemble's weighted margins). What is added is held per document and taken by `docs`,
+    int `(rows,)`, each row's document (None: row i is document i).
 
-    The initial states are per document (the search repeats them for its hypotheses); what is
-    added to the logits is one of them, `(batch, num_label_ids)`. Without attention every row's
-    state is its own, so `step_fn.row_wise` is True: the search may step only the rows still
-    searching (`mlgen.nn.decoding.generate`). With attention a document's hypotheses attend to
-    its memory together, so every row steps.
+    The initial states are per document (the search repeats them for its hypotheses).
+    Without attention every row's state is its own, so `step_fn.row_wise` is True: the
+    search may step only the rows still searching (`mlgen.nn.decoding.generate`). With
+    attention a document's hypotheses attend to its memory together, so every row steps.
     """
     next_logits, states, features = model.decoding_start(token_ids, beam_size)
     batch = ops.shape(features)[0]
@@ -44,13 +44,12 @@ def step_function(model, token_ids, beam_size: int = 1, prior=None):
     if prior is not None:
         added = added + ops.pad(ops.cast(prior, added.dtype), [[0, 0], [NUM_SPECIAL, 0]])
 
-    def step_fn(prev_ids, states):
-        states, added = states
+    def step_fn(prev_ids, states, docs=None):
         logits, states = next_logits(prev_ids, states)
-        return logits + added, (states, added)
+        return logits + (added if docs is None else ops.take(added, docs, axis=0)), states
 
     step_fn.row_wise = model.attention is None
-    return step_fn, (states, added)
+    return step_fn, states
 
 
 def label_limit(model, max_labels: int | None = None) -> int:
