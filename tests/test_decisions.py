@@ -122,3 +122,60 @@ def test_info_reports_the_default_rule_and_its_numbers(ensemble_run):
     predictor, run = ensemble_run
     rule = predictor.decision.default
     assert describe(run)["decision"] == {"rule": rule.name, **dataclasses.asdict(rule)}
+
+
+def _fit_over_beams(marginals_by_beam):
+    """`fit_sequence` on a synthetic dev set whose beam marginals are `marginals_by_beam[beam]`."""
+    from mlgen.data import LabelledData, LabelVocabulary
+    from mlgen.decisions.fit import fit_sequence
+
+    rng = np.random.default_rng(0)
+    labels = [f"l{i}" for i in range(6)]
+    gold = rng.random((400, 6)) < 0.3
+    gold[~gold.any(axis=1), 0] = True
+    dev = LabelledData(
+        texts=["x"] * 400,
+        label_sets=[[labels[j] for j in np.flatnonzero(row)] for row in gold],
+        rows=list(range(1, 401)),
+        source="dev",
+    )
+    sequence = {"label_ids": np.zeros((400, 1), int), "scores": np.ones((400, 1)), "num_labels": np.ones(400, int)}
+    sequence["log_prob"] = np.zeros(400)
+
+    def parts(weight):
+        marginals = {(beam, weight): m(gold) for beam, m in marginals_by_beam.items()}
+        return ArrayOps(marginals=marginals, sequences={(1, weight): sequence}, min_labels=1)
+
+    policy = fit_sequence(
+        dev, LabelVocabulary(labels), parts, decision="marginal", mode_beam=1, marginal_beams=tuple(marginals_by_beam),
+        min_labels=1, has_head=False, has_linear=False,
+    )  # fmt: skip
+    return policy.default
+
+
+def test_the_marginal_rule_keeps_the_narrowest_beam_that_is_as_good_on_dev():
+    noise = np.random.default_rng(1).random((400, 6))
+
+    def good(gold):
+        return np.where(gold, 0.6, 0.2) + 0.3 * noise
+
+    def poor(gold):
+        return np.where(gold, 0.6, 0.2) + 2.0 * noise
+
+    assert _fit_over_beams({2: good, 3: good, 5: good}).beam_size == 2  # as good: the fastest
+    assert _fit_over_beams({2: poor, 3: good, 5: good}).beam_size == 3
+    assert _fit_over_beams({2: poor, 3: poor, 5: good}).beam_size == 5  # a real loss keeps the wider beam
+
+
+def test_the_micro_f1_difference_and_its_standard_error():
+    from sklearn.metrics import f1_score
+
+    from mlgen.eval.metrics import micro_f1_difference
+
+    rng = np.random.default_rng(0)
+    gold, first, second = (rng.random((300, 5)) < p for p in (0.3, 0.3, 0.5))
+    difference, error = micro_f1_difference(gold, first, second)
+    expected = f1_score(gold, first, average="micro") - f1_score(gold, second, average="micro")
+    assert difference == pytest.approx(expected)
+    assert 0 < error < 0.1
+    assert micro_f1_difference(gold, first, first) == (0.0, 0.0)
