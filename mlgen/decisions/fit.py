@@ -51,7 +51,7 @@ def fit_sequence(
     *,
     decision: str,
     mode_beam: int,
-    marginal_beams: tuple[int, ...],
+    marginal_beam: int,
     min_labels: int,
     has_head: bool,
     has_linear: bool,
@@ -60,21 +60,15 @@ def fit_sequence(
 
     The candidates, for each weight `linear_weight` of linear-br's margins added to every
     step's label logits (0, and with an ensemble each of `LINEAR_WEIGHTS`): the most probable
-    sequence (`Mode`, a `mode_beam` search), and `Marginal` rules over a beam of each of
-    `marginal_beams` with each head weight (`HEAD_WEIGHTS`, models with a head) and share of
-    linear-br's sigmoid (`LINEAR_MIXES`, with an ensemble). A marginal candidate is scored with
-    each half of dev thresholded by the threshold tuned on the other half
-    (`mlgen.eval.thresholds.cross_fit`), so that a tuned rule is not favoured by having seen
-    the documents it is scored on.
-
-    A narrower beam searches faster (beam 2 took about half beam 5's time on cooking_se's titles)
-    and may lose nothing, so the marginal rule keeps the narrowest beam whose dev micro-F1 is
-    within one standard error of the best's (the one-standard-error rule of model selection;
-    the standard error of their paired difference, bootstrapped over dev documents).
+    sequence (`Mode`, a `mode_beam` search), and `Marginal` rules over a `marginal_beam` beam
+    with each head weight (`HEAD_WEIGHTS`, models with a head) and share of linear-br's sigmoid
+    (`LINEAR_MIXES`, with an ensemble). A marginal candidate is scored with each half of dev
+    thresholded by the threshold tuned on the other half (`mlgen.eval.thresholds.cross_fit`),
+    so that a tuned rule is not favoured by having seen the documents it is scored on.
 
     Args:
         parts: `parts(linear_weight)`: the dev documents' `ArrayOps` at that weight, with the
-            sequences of `mode_beam` and the marginals of each of `marginal_beams`.
+            sequences of `mode_beam` and the marginals of `marginal_beam`.
         decision: `"mode"` or `"marginal"` chooses among that rule's candidates, `"auto"` among
             both; the best dev micro-F1 wins, ties keep the earlier (the plain mode first).
 
@@ -95,8 +89,15 @@ def fit_sequence(
         return metrics.evaluate(dev.label_sets, sets, vocab.labels)
 
     candidates = []  # (dev scores, rule)
-    ops_at = {}  # linear weight -> ArrayOps
+
+    def best_of(candidates):  # the eligible rule with the best dev micro-F1 (ties: the first), or None
+        eligible = [i for i, (_, rule) in enumerate(candidates) if rule.name in wanted]
+        return candidates[max(eligible, key=lambda i: candidates[i][0]["micro_f1"])][1] if eligible else None
+
+    ops_at = {}  # linear weight -> ArrayOps, kept for the best weight so far only (each holds dev-sized arrays)
     for weight in (0.0, *(LINEAR_WEIGHTS if has_linear else ())):
+        leader = best_of(candidates)
+        ops_at = {w: o for w, o in ops_at.items() if leader is not None and w == leader.linear_weight}
         ops = ops_at[weight] = parts(weight)
         if "mode" in wanted or not weight:  # the plain mode's dev scores are always reported
             rule = Mode(linear_weight=weight, beam_size=mode_beam)
@@ -105,29 +106,15 @@ def fit_sequence(
             continue
         for head_weight in head_weights:
             for linear_mix in (m for m in linear_mixes if head_weight + m <= 1):
-                for beam in marginal_beams:
-                    rule = Marginal(weight, head_weight, linear_mix, beam_size=beam)
-                    chosen = thresholds.cross_fit(rule.scores(ops), y_true, halves, min_labels > 0, missed_per_doc)
-                    candidates.append((scored(vocab.from_multi_hot(chosen)), rule))
-    eligible = [i for i, (_, rule) in enumerate(candidates) if rule.name in wanted]
-    best = candidates[max(eligible, key=lambda i: candidates[i][0]["micro_f1"])][1]  # ties: the first
+                rule = Marginal(weight, head_weight, linear_mix, beam_size=marginal_beam)
+                chosen = thresholds.cross_fit(rule.scores(ops), y_true, halves, min_labels > 0, missed_per_doc)
+                candidates.append((scored(vocab.from_multi_hot(chosen)), rule))
+    best = best_of(candidates)
     rules = {"mode": Mode(linear_weight=best.linear_weight, beam_size=mode_beam)}
     marginal = [(s, r) for s, r in candidates if r.name == "marginal" and r.linear_weight == best.linear_weight]
     if marginal:  # the best marginal rule at the chosen weight, its threshold tuned on all of dev
         rule = max(marginal, key=lambda c: c[0]["micro_f1"])[1]
-        ops = ops_at[rule.linear_weight]
-
-        def cross_fitted(rule):
-            return thresholds.cross_fit(rule.scores(ops), y_true, halves, min_labels > 0, missed_per_doc)
-
-        best_chosen = cross_fitted(rule)
-        for beam in sorted(b for b in marginal_beams if b < rule.beam_size):  # narrowest first
-            narrower = dataclasses.replace(rule, beam_size=beam)
-            lost, error = metrics.micro_f1_difference(y_true, best_chosen, cross_fitted(narrower), missed_per_doc)
-            if lost <= error:
-                rule = narrower
-                break
-        scores = rule.scores(ops)
+        scores = rule.scores(ops_at[rule.linear_weight])
         threshold = thresholds.tune(scores, y_true, always_top=min_labels > 0, missed=int(missed_per_doc.sum()))
         rules["marginal"] = dataclasses.replace(rule, threshold=threshold)
     families = {

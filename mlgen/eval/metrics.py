@@ -91,40 +91,6 @@ def evaluate(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], label
     return {key: scores[key] for key in (*SCORE_KEYS, "unknown_gold_labels", "unknown_predicted_labels")}
 
 
-def micro_f1_difference(y_true, first, second, missed_per_doc=None, resamples: int = 200, seed: int = 0):
-    """Micro-F1 of the decisions `first` minus that of `second` on the same documents, and the
-    standard error of that difference: a paired bootstrap over the documents.
-
-    Args:
-        y_true, first, second: bool `(n_docs, num_labels)`.
-        missed_per_doc: `(n_docs,)` gold labels outside the columns, false negatives of both.
-        resamples: bootstrap resamples (seeded by `seed`).
-
-    Returns:
-        `(difference, standard_error)`.
-    """
-    y_true = np.asarray(y_true, bool)
-    missed = np.zeros(len(y_true)) if missed_per_doc is None else np.asarray(missed_per_doc, float)
-
-    def counts(chosen):  # per document: 2 * true positives, and false positives + false negatives
-        chosen = np.asarray(chosen, bool)
-        true_positives = (chosen & y_true).sum(axis=1)
-        errors = (chosen & ~y_true).sum(axis=1) + (~chosen & y_true).sum(axis=1) + missed
-        return np.stack([2.0 * true_positives, errors])  # (2, n_docs)
-
-    def micro_f1(two_tp, errors):
-        total = two_tp + errors
-        return np.divide(two_tp, total, out=np.zeros_like(total), where=total > 0)
-
-    a, b = counts(first), counts(second)
-    difference = micro_f1(*a.sum(axis=1)) - micro_f1(*b.sum(axis=1))
-    if not len(y_true):
-        return float(difference), 0.0
-    draws = np.random.default_rng(seed).integers(0, len(y_true), size=(resamples, len(y_true)))
-    resampled = micro_f1(*a[:, draws].sum(axis=2)) - micro_f1(*b[:, draws].sum(axis=2))  # (resamples,)
-    return float(difference), float(resampled.std(ddof=1))
-
-
 def ranking(gold: Sequence[Sequence[str]], scores: np.ndarray, labels: Sequence[str]) -> dict:
     """Precision at 1, 3, 5 and nDCG at 3, 5 of each document's labels ranked by `scores`.
 

@@ -42,10 +42,8 @@ class SequencePredictor(NeuralPredictor):
     PRIOR_WEIGHTS = (1.0, 0.0, 0.5, 2.0, 3.0)
     # The decision rules a user may ask for by name (`decision=`).
     DECISIONS = (Mode.name, Marginal.name)
-    # The widest beam whose hypotheses the marginals are taken over (unless `beam_size` says more),
-    # and the narrower ones the fit may keep instead (`mlgen.decisions.fit.fit_sequence`).
+    # Beam size whose hypotheses the marginals are taken over (unless `beam_size` says more).
     MARGINAL_BEAM = 5
-    NARROWER_MARGINAL_BEAMS = (2, 3)
     # The first mlgen version that writes `decision.json` beside every cnn-rnn model (0.2.0 wrote it
     # only from the commit that fitted decision rules on, so a 0.2.0 folder may lack it).
     DECISION_SINCE = (0, 3)
@@ -143,14 +141,13 @@ class SequencePredictor(NeuralPredictor):
     def fit_decision(self, dev: LabelledData, decision: str | None = None) -> DecisionPolicy:
         """Fits on dev the decision policy predictions use, and keeps it in `decision`
         (`mlgen.decisions.fit.fit_sequence`: the mode of a `beam_size` search against the marginal
-        rule over beams of `NARROWER_MARGINAL_BEAMS` and of at least `MARGINAL_BEAM`, each with the
-        linear-br ensemble's weights).
+        rule over a beam of at least `MARGINAL_BEAM`, each with the linear-br ensemble's weights).
 
         `decision` (default: `ModelConfig.decision`): `"mode"`, `"marginal"` or `"auto"`.
         """
         decision = decision or self.model_config.decision
         mode_beam = self.model_config.beam_size
-        marginal_beams = (*self.NARROWER_MARGINAL_BEAMS, max(self.MARGINAL_BEAM, mode_beam))
+        marginal_beam = max(self.MARGINAL_BEAM, mode_beam)
         shared = ("head",) * (self.model.label_head is not None) + ("margins",) * (self.linear is not None)
         common = self.graph.parts(dev.texts, shared) if shared else {}
 
@@ -159,7 +156,7 @@ class SequencePredictor(NeuralPredictor):
             if decision != "marginal" or not weight:
                 wanted.append(("sequence", mode_beam))
             if decision != "mode":
-                wanted.extend(("marginals", beam) for beam in marginal_beams)
+                wanted.append(("marginals", marginal_beam))
             computed = self.graph.parts(dev.texts, tuple(wanted), linear_weight=weight)
             return ArrayOps(
                 margins=common.get("margins"),
@@ -175,7 +172,7 @@ class SequencePredictor(NeuralPredictor):
             parts,
             decision=decision,
             mode_beam=mode_beam,
-            marginal_beams=marginal_beams,
+            marginal_beam=marginal_beam,
             min_labels=self.model.min_labels,
             has_head=self.model.label_head is not None,
             has_linear=self.linear is not None,
