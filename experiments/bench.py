@@ -51,6 +51,8 @@ SIZES = (1000, 2000, 4000, 8000)
 REPEATS = 3
 SCALING_ROUNDS = 2
 LENGTHS = (100, 200, 400)
+# Every model trains with `mlgen train`'s defaults but three epochs and no early stopping.
+EPOCHS = TrainConfig(epochs=3, patience=99)
 
 
 def main() -> None:
@@ -66,7 +68,7 @@ def main() -> None:
     if args.probe:
         return _probe(args.probe, args.quick)
     if args.short_texts:
-        figures = _short_texts(args.quick, TrainConfig(epochs=3, patience=99))
+        figures = _short_texts(args.quick, EPOCHS)
         figures["short_peak_rss_mb"] = _peak_rss_mb()
         return print(json.dumps(figures))
     started = time.perf_counter()
@@ -78,7 +80,7 @@ def main() -> None:
         train, test = train.subset(range(1200)), test.subset(range(300))
     dev = train.subset(range(len(train) - 500, len(train)))  # fixed, so every run scores the same dev
     pool = train.subset(range(len(train) - 500))
-    epochs = TrainConfig(epochs=3, patience=99)
+    epochs = EPOCHS
 
     figures: dict = {"train_docs": len(pool), "test_docs": len(test)}
     models = {}
