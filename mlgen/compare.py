@@ -1,9 +1,11 @@
 """`mlgen compare`: cnn-rnn against the binary-relevance baselines, over seeds, on one test set.
 
-Every model trains with its defaults (plus any shared overrides) once per seed, is
-scored on the test data, and timed; the folder written holds `runs.csv` (one row per
-model and seed), `results.csv` and `results.md` (mean and std per model), the
-per-label F1 table, and three PNG plots.
+Every model trains with its defaults (plus any shared overrides) once per seed, and is
+scored on the test data and timed under the decision it fitted on dev for each metric
+compared (`decision_metrics`); the folder written holds `runs.csv` (one row per model, seed
+and decision metric), `results.csv` (mean and std per model and decision metric) and
+`results.md` (a table per decision metric), the per-label F1 table, and three PNG plots
+(those of the first decision metric's predictions).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections import Counter
 import pandas as pd
 
 from mlgen import artifacts, registry
-from mlgen.config import BaselineConfig, ModelConfig, TrainConfig, save_json
+from mlgen.config import DECISION_METRICS, BaselineConfig, ModelConfig, TrainConfig, save_json
 from mlgen.data import LabelledData
 from mlgen.eval import metrics, plots
 from mlgen.progress import Progress
@@ -60,6 +62,7 @@ def compare(
     model_config: ModelConfig = ModelConfig(),
     train_config: TrainConfig = TrainConfig(),
     baseline_config: BaselineConfig = BaselineConfig(),
+    decision_metrics: tuple[str, ...] = DECISION_METRICS,
     verbose=1,
 ) -> pd.DataFrame:
     """Trains each of `models` with seeds 0..`seeds`-1, scores it on `test`, writes `out`.
@@ -73,11 +76,14 @@ def compare(
         models: model types to compare.
         model_config, train_config, baseline_config: shared settings; each model
             reads the fields it uses and `train_config.seed` is replaced by each seed.
+        decision_metrics: each model is scored under the decision it fitted for each of these
+            (`mlgen.config.DECISION_METRICS`), one row of `runs.csv` apiece.
         verbose: 0 quiet; 1 a line as each run starts and ends, with the runs done and
             the time left; 2 also Keras's line per epoch.
 
     Returns:
-        The `results.csv` table: one row per model, `<metric>_mean` and `<metric>_std`.
+        The `results.csv` table: one row per model and decision metric, `<metric>_mean` and
+        `<metric>_std`.
     """
     artifacts.check_out_dir(out, FOLDER)  # before hours of training, not after
     runs, per_label, histories, sizes = [], {}, {}, {}
@@ -95,31 +101,37 @@ def compare(
                 baseline_config,
                 verbose=2 if verbose >= 2 else 0,
             )
-            _, docs_per_s = timed_predict(predictor, test.texts)  # the speed of `predict`
-            ranked, label_scores = predictor.predict_ranked(test.texts)  # the label sets and their ranking, at once
-            predicted = [p.labels for p in ranked]
-            scores = metrics.evaluate(test.label_sets, predicted, predictor.labels)
-            scores.update(metrics.ranking(test.label_sets, label_scores, predictor.labels))
-            runs.append(
-                {
-                    "model": model_type,
-                    "seed": seed,
-                    "decision": predictor.decision.default.name
-                    + (" + linear-br" if predictor.decision.default.uses_linear else ""),
-                    **{key: scores[key] for key in (*metrics.SCORE_KEYS, *metrics.RANKING_KEYS)},
-                    "train_seconds": predictor.metrics["train_seconds"],
-                    "predict_docs_per_s": docs_per_s,
-                }
-            )
-            table = metrics.per_label(test.label_sets, predicted, predictor.labels)
-            label_f1.append(table.set_index("label")["f1"])
+            said = []
+            for decision_metric in decision_metrics:
+                _, docs_per_s = timed_predict(predictor, test.texts, metric=decision_metric)  # `predict`'s speed
+                # The label sets and their ranking, at once.
+                ranked, label_scores = predictor.predict_ranked(test.texts, metric=decision_metric)
+                predicted = [p.labels for p in ranked]
+                scores = metrics.evaluate(test.label_sets, predicted, predictor.labels)
+                scores.update(metrics.ranking(test.label_sets, label_scores, predictor.labels))
+                rule = predictor.rule(metric=decision_metric)
+                runs.append(
+                    {
+                        "model": model_type,
+                        "seed": seed,
+                        "decision_metric": decision_metric,
+                        "decision": rule.name + (" + linear-br" if rule.uses_linear else ""),
+                        **{key: scores[key] for key in (*metrics.SCORE_KEYS, *metrics.RANKING_KEYS)},
+                        "train_seconds": predictor.metrics["train_seconds"],
+                        "predict_docs_per_s": docs_per_s,
+                    }
+                )
+                said.append(f"{decision_metric} {metrics.gain(scores, decision_metric):.4f}")
+                if decision_metric != decision_metrics[0]:
+                    continue
+                table = metrics.per_label(test.label_sets, predicted, predictor.labels)
+                label_f1.append(table.set_index("label")["f1"])
+                if seed == 0:
+                    sizes[model_type] = [len(p) for p in predicted]
             if predictor.history:
                 histories.setdefault(model_type, []).append(predictor.history)
-            if seed == 0:
-                sizes[model_type] = [len(p) for p in predicted]
             progress.update(1)
-            result = f"test micro-F1 {scores['micro_f1']:.4f}"
-            _say(f"compare: {model_type}, seed {seed}: {result}; {progress.line()}", verbose)
+            _say(f"compare: {model_type}, seed {seed}: test {', '.join(said)}; {progress.line()}", verbose)
         per_label[model_type] = pd.concat(label_f1, axis=1).mean(axis=1)
 
     runs = pd.DataFrame(runs)
@@ -139,6 +151,7 @@ def compare(
                 "test": test.source,
                 "seeds": seeds,
                 "models": list(models),
+                "decision_metrics": list(decision_metrics),
             },
             staging / SETTINGS,
         )
@@ -149,10 +162,12 @@ def compare(
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per model (in first-seen order): mean and std (ddof 1; 0 for one seed) of every
-    number, and the decision rules its seeds used (`"marginal 2, mode 1"`)."""
+    """Per model (and decision metric, when `runs` has them; in first-seen order): mean and std
+    (ddof 1; 0 for one seed) of every number, and the decision rules its seeds used
+    (`"marginal 2, mode 1"`)."""
     numbers = [c for c in runs.columns if c not in ("model", "seed") and pd.api.types.is_numeric_dtype(runs[c])]
-    grouped = runs.groupby("model", sort=False)
+    keys = ["model", "decision_metric"] if "decision_metric" in runs else ["model"]
+    grouped = runs.groupby(keys, sort=False)
     mean = grouped[numbers].mean().add_suffix("_mean")
     std = grouped[numbers].std(ddof=1).fillna(0.0).add_suffix("_std")
     columns = [f"{c}_{stat}" for c in numbers for stat in ("mean", "std")]
@@ -165,29 +180,34 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def markdown(results: pd.DataFrame, test: LabelledData, seeds: int) -> str:
-    """`results` as a Markdown table of `mean ± std`, one row per model."""
+    """`results` as Markdown tables of `mean ± std`: one per decision metric (when `results`
+    has them), one row per model."""
     header = ["model", "decision", *TABLE_KEYS]
-    lines = [
-        f"Test: {test.source} ({len(test)} documents); mean ± std over {seeds} seed(s).",
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---", "---"] + ["---:"] * len(TABLE_KEYS)) + "|",
-    ]
-    for _, row in results.iterrows():
-        cells = [row["model"], row.get("decision", "")]
-        for key in TABLE_KEYS:
-            digits = 0 if key in ("train_seconds", "predict_docs_per_s") else 4
-            cells.append(f"{row[f'{key}_mean']:.{digits}f} ± {row[f'{key}_std']:.{digits}f}")
-        lines.append("| " + " | ".join(cells) + " |")
+    lines = [f"Test: {test.source} ({len(test)} documents); mean ± std over {seeds} seed(s)."]
+    groups = results.groupby("decision_metric", sort=False) if "decision_metric" in results else [(None, results)]
+    for decision_metric, rows in groups:
+        if decision_metric is not None:
+            lines += ["", f"Decided for {decision_metric} (each model under the rule it fitted on dev for it):"]
+        lines += [
+            "",
+            "| " + " | ".join(header) + " |",
+            "|" + "|".join(["---", "---"] + ["---:"] * len(TABLE_KEYS)) + "|",
+        ]
+        for _, row in rows.iterrows():
+            cells = [row["model"], row.get("decision", "")]
+            for key in TABLE_KEYS:
+                digits = 0 if key in ("train_seconds", "predict_docs_per_s") else 4
+                cells.append(f"{row[f'{key}_mean']:.{digits}f} ± {row[f'{key}_std']:.{digits}f}")
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def timed_predict(predictor, texts, beam_size: int | None = None, decision: str | None = None):
+def timed_predict(predictor, texts, beam_size: int | None = None, decision: str | None = None, metric=None):
     """Predictions for `texts` and documents per second (after a warm-up call that compiles):
     `(label sets, docs/s)`."""
-    predictor.predict(texts[:_WARMUP_DOCS], beam_size=beam_size, decision=decision)
+    predictor.predict(texts[:_WARMUP_DOCS], beam_size=beam_size, decision=decision, metric=metric)
     started = time.perf_counter()
-    predicted = predictor.predict(texts, beam_size=beam_size, decision=decision)
+    predicted = predictor.predict(texts, beam_size=beam_size, decision=decision, metric=metric)
     return predicted, len(texts) / max(time.perf_counter() - started, 1e-9)
 
 

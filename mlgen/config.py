@@ -28,6 +28,9 @@ MAX_WIDTH = 8192
 MAX_LAYERS = 64
 MAX_LABELS = 100_000
 MAX_EMBEDDING = 1_000_000_000
+# The metrics a decision can be fitted for (`TrainConfig.metric`, `--metric`); `mlgen.eval.metrics.METRIC_SCORES`
+# names each one's score.
+DECISION_METRICS = ("micro-f1", "macro-f1", "samples-f1", "subset-accuracy", "hamming")
 
 
 def _field(default, help: str, choices=None, minimum=None, maximum=None, metavar=None):
@@ -232,7 +235,7 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """How the networks train (`mlgen.nn.training`; linear-br reads `seed` and `dev_fraction`).
+    """How the networks train (`mlgen.nn.training`; linear-br reads `seed`, `metric` and `dev_fraction`).
 
     See `mlgen train --help`.
     """
@@ -250,6 +253,13 @@ class TrainConfig:
     )
     patience: int = _field(2, "epochs without a better dev micro-F1 before stopping", minimum=0)
     seed: int = _field(0, "random seed (weights, shuffling, the dev split)", minimum=0, maximum=2**32 - 1)
+    metric: str = _field(
+        "micro-f1",
+        "the metric predictions are decided for by default: training fits a decision on dev for each of micro-f1, "
+        "macro-f1, samples-f1 (each document's F1, averaged), subset-accuracy and hamming, and saves them all; "
+        "predict, evaluate and export take --metric to use another",
+        DECISION_METRICS,
+    )
     dev_fraction: float = _field(
         0.1, "share of the training file held out as dev when no --dev is given", minimum=0, maximum=0.99
     )

@@ -131,13 +131,15 @@ class _Estimator(BaseEstimator):
         return self.predictor_.predict_scores(texts)
 
     def score(self, texts, label_sets) -> float:
-        """Micro-averaged F1 of `predict(texts)` against `label_sets` (what `GridSearchCV` and
-        `cross_val_score` maximise by default). Gold labels outside `classes_` count as misses."""
+        """The `metric` parameter's score of `predict(texts)` against `label_sets` (micro-F1 by
+        default; Hamming as 1 - the loss, so larger is better): what `GridSearchCV` and
+        `cross_val_score` maximise by default. Gold labels outside `classes_` count as misses."""
         from mlgen.eval import metrics
 
         check_is_fitted(self, "predictor_")
         gold = from_lists(texts, label_sets, "score data", allow_empty_labels=True)
-        return float(metrics.evaluate(gold.label_sets, self.predict(gold.texts), self.predictor_.labels)["micro_f1"])
+        scores = metrics.evaluate(gold.label_sets, self.predict(gold.texts), self.predictor_.labels)
+        return float(metrics.gain(scores, self.predictor_.decision_metric))
 
     @available_if(_explains)
     def explain(self, text: str):

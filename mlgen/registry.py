@@ -138,7 +138,7 @@ MODEL_TYPES: dict[str, ModelType] = {
             artifacts.LINEAR_BR,
             "binary relevance with TF-IDF and one linear classifier per label (no TensorFlow)",
             "mlgen.predictors.linear_br:LinearBRPredictor",
-            {"baseline": _all(BaselineConfig), "train": ("seed", "dev_fraction")},
+            {"baseline": _all(BaselineConfig), "train": ("seed", "metric", "dev_fraction")},
         ),
     )
 }

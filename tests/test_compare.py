@@ -8,6 +8,7 @@ from conftest import TINY_FLAGS
 
 from mlgen import compare
 from mlgen.cli import main
+from mlgen.config import DECISION_METRICS
 from mlgen.eval.metrics import PER_LABEL_COLUMNS, RANKING_KEYS, SCORE_KEYS
 
 
@@ -17,33 +18,52 @@ def test_compare_writes_tables_and_plots(tiny_csvs, tmp_path, capsys):
     assert main([*args, "--seeds", "1", "--out", out, *TINY_FLAGS]) == 0
     printed = capsys.readouterr().out
     results = pd.read_csv(out / compare.RESULTS)
-    assert results["model"].tolist() == ["cnn-rnn", "cnn-br", "linear-br"]
+    models = ["cnn-rnn", "cnn-br", "linear-br"]
+    assert results["model"].tolist() == [m for m in models for _ in DECISION_METRICS]
+    assert results["decision_metric"].tolist() == list(DECISION_METRICS) * 3
     for key in (*SCORE_KEYS, *RANKING_KEYS, "train_seconds", "predict_docs_per_s"):
         assert f"{key}_mean" in results and f"{key}_std" in results
     assert results["P@1_mean"].between(0, 1).all() and "| P@1 |" in (out / compare.RESULTS_MD).read_text()
     assert (results["seeds"] == 1).all() and (results["micro_f1_std"] == 0).all()
     assert results["micro_f1_mean"].between(0, 1).all() and (results["predict_docs_per_s_mean"] > 0).all()
     runs = pd.read_csv(out / compare.RUNS)
-    assert len(runs) == 3 and runs["seed"].tolist() == [0, 0, 0]
-    assert runs.set_index("model")["micro_f1"].to_dict() == pytest.approx(
-        results.set_index("model")["micro_f1_mean"].to_dict()
+    assert len(runs) == 15 and (runs["seed"] == 0).all()
+    keys = ["model", "decision_metric"]
+    assert runs.set_index(keys)["micro_f1"].to_dict() == pytest.approx(
+        results.set_index(keys)["micro_f1_mean"].to_dict()
     )
+    # Each row was decided by the rule its model fitted for that metric.
+    for _, row in runs.iterrows():
+        assert row["decision"].split(" + ")[0] in (
+            "mode",
+            "marginal",
+            "expected-f1",
+            "threshold",
+            "expected-f1-independent",
+        )
     per_label = pd.read_csv(out / compare.PER_LABEL)
     assert per_label.columns.tolist() == ["label", "train_docs", "cnn-rnn", "cnn-br", "linear-br"]
     for name in compare.PLOTS:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = (out / compare.RESULTS_MD).read_text()
     assert "| cnn-rnn |" in table and " ± " in table and table in printed
+    assert [line for line in table.splitlines() if line.startswith("Decided for ")] == [
+        f"Decided for {m} (each model under the rule it fitted on dev for it):" for m in DECISION_METRICS
+    ]
 
 
 def test_compare_runs_every_seed(tiny_csvs, tmp_path):
     out = tmp_path / "cmp"
     args = ["compare", "--train", tiny_csvs["train"], "--test", tiny_csvs["test"], "--models", "linear-br"]
-    assert main([*args, "--seeds", "2", "--out", out]) == 0
+    assert main([*args, "--seeds", "2", "--metrics", "subset-accuracy,micro-f1", "--out", out]) == 0
     runs = pd.read_csv(out / compare.RUNS)
-    assert runs["seed"].tolist() == [0, 1]
-    results = pd.read_csv(out / compare.RESULTS)
-    assert results["micro_f1_mean"].iloc[0] == pytest.approx(runs["micro_f1"].mean())
+    assert runs["seed"].tolist() == [0, 0, 1, 1]
+    assert runs["decision_metric"].tolist() == ["subset-accuracy", "micro-f1"] * 2
+    results = pd.read_csv(out / compare.RESULTS).set_index("decision_metric")
+    for metric in ("subset-accuracy", "micro-f1"):
+        mine = runs[runs["decision_metric"] == metric]
+        assert results.loc[metric, "micro_f1_mean"] == pytest.approx(mine["micro_f1"].mean())
+        assert results.loc[metric, "subset_accuracy_mean"] == pytest.approx(mine["subset_accuracy"].mean())
 
 
 @pytest.mark.parametrize(
@@ -51,6 +71,7 @@ def test_compare_runs_every_seed(tiny_csvs, tmp_path):
     [
         (["compare", "--models", "cnn-rnn,svm", "--out", "x"], "--models: unknown svm"),
         (["compare", "--seeds", "0", "--out", "x"], "--seeds must be at least 1"),
+        (["compare", "--metrics", "micro-f1,speed", "--out", "x"], "--metrics: unknown speed; choose from micro-f1"),
         (["compare", "--train", "t.csv", "--out", "x"], "--train needs --test"),
         (["train", "--model", "linear-br", "--cell", "lstm", "--out", "x"], "--cell: not used by --model linear-br"),
         (

@@ -10,7 +10,7 @@ import pytest
 
 import mlgen
 from mlgen import artifacts
-from mlgen.decisions import RULES, ArrayOps, DecisionPolicy, Marginal, Mode, Rule, Threshold, register
+from mlgen.decisions import RULES, ArrayOps, DecisionPolicy, ExpectedF1, Marginal, Mode, Rule, Threshold, register
 from mlgen.decisions.rules import bounded
 from mlgen.errors import InputError
 
@@ -49,7 +49,8 @@ def test_a_new_rule_predicts_saves_reloads_and_exports(top_two, tiny_run, tiny_d
         assert [p.labels for p in predicted] == expected
         predictor.save(tmp_path / "run")
         saved = json.loads((tmp_path / "run" / artifacts.DECISION).read_text())
-        assert saved["rule"] == "top-two" and saved["rules"]["top-two"] == {"linear_weight": 0.0, "beam_size": 4}
+        assert saved["metric"] == "micro-f1"
+        assert saved["decisions"]["micro-f1"] == {"rule": "top-two", "linear_weight": 0.0, "beam_size": 4}
         loaded = mlgen.load(tmp_path / "run")
         assert loaded.decision == predictor.decision and loaded.predict(texts) == [p.labels for p in predicted]
         served = predictor.serving().serve(np.array(texts, dtype=object))
@@ -62,31 +63,59 @@ def test_a_new_rule_predicts_saves_reloads_and_exports(top_two, tiny_run, tiny_d
 
 def test_a_policy_round_trips_through_its_file(tiny_run, tmp_path):
     predictor, folder = tiny_run
-    policy = DecisionPolicy(
-        (Marginal(linear_weight=0.0, head_weight=0.25, threshold=0.3, beam_size=5), Mode(beam_size=2)),
-        {"mode": {"micro_f1": 0.5}},
-        "marginal",
-    )
-    data = json.loads(json.dumps(policy.to_json()))
-    assert data["format"] == 2 and data["rule"] == "marginal" and list(data["rules"]) == ["marginal", "mode"]
+    marginal = Marginal(linear_weight=0.0, head_weight=0.25, threshold=0.3, beam_size=5)
+    per_label = dataclasses.replace(marginal, threshold=tuple(np.linspace(0.1, 0.9, predictor.vocab.num_labels)))
+    policies = [
+        DecisionPolicy((marginal, Mode(beam_size=2)), {"mode": {"micro_f1": 0.5}}, "marginal"),
+        DecisionPolicy.fitted(
+            {
+                "micro-f1": marginal,
+                "macro-f1": per_label,
+                "samples-f1": ExpectedF1(temperature=0.5, beam_size=3),
+                "subset-accuracy": Mode(beam_size=2),
+                "hamming": marginal,
+            },
+            "samples-f1",
+            {"samples-f1": {"samples_f1": 0.4}},
+            others=(Mode(beam_size=1),),
+        ),
+    ]
     copy = tmp_path / "run"
     shutil.copytree(folder, copy)
-    (copy / artifacts.DECISION).write_text(json.dumps(data))
-    assert mlgen.load(copy).decision == policy
+    for policy in policies:
+        data = json.loads(json.dumps(policy.to_json()))
+        assert data["format"] == 3 and data["metric"] == policy.metric
+        (copy / artifacts.DECISION).write_text(json.dumps(data))
+        loaded = mlgen.load(copy).decision
+        assert loaded == policy and loaded.rule(metric="macro-f1" if len(policy.metrics) > 1 else None)
+    first = json.loads(json.dumps(policies[0].to_json()))
+    assert first["decisions"] == {"micro-f1": {"rule": "marginal", **dataclasses.asdict(marginal)}}
+    assert first["rules"] == {"mode": {"linear_weight": 0.0, "beam_size": 2}}  # asked for by name only
+    loaded = mlgen.load(copy).decision
+    assert loaded.default.name == "expected-f1" and loaded.rule("mode") == Mode(beam_size=2)
+    assert loaded.rule(metric="macro-f1").threshold == pytest.approx(per_label.threshold)
 
 
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda d: d.update(format=3), "has format 3; this mlgen reads format 2: upgrade mlgen"),
-        (lambda d: d.update(rule="greedy"), r'"rule": "greedy", not one of its rules \(mode\)'),
-        (lambda d: d["rules"]["mode"].update(width=3), r'"rules.mode.width", which mode rules do not have'),
-        (lambda d: d["rules"]["mode"].pop("beam_size"), r'no "rules.mode.beam_size" for its mode rule'),
+        (lambda d: d.update(format=4), "has format 4; this mlgen reads formats 1 to 3: upgrade mlgen"),
+        (lambda d: d.update(metric="greedy"), r'"metric": "greedy", not one of its decisions \(micro-f1, '),
+        (lambda d: d["decisions"].update(speed={}), r'a decision for "speed", not one of micro-f1, macro-f1'),
         (
-            lambda d: d["rules"]["mode"].update(beam_size=9),
-            r'"rules.mode.beam_size": 9, not a whole number from 1 to 8',
+            lambda d: d["decisions"]["hamming"].update(width=3),
+            r'"decisions.hamming.width", which mode rules do not have',
         ),
-        (lambda d: d["rules"].update(magic={}), r'a rule "magic", not one of'),
+        (
+            lambda d: d["decisions"]["micro-f1"].pop("beam_size"),
+            r'no "decisions.micro-f1.beam_size" for its mode rule',
+        ),
+        (
+            lambda d: d["decisions"]["subset-accuracy"].update(beam_size=9),
+            r'"decisions.subset-accuracy.beam_size": 9, not a whole number from 1 to 8',
+        ),
+        (lambda d: d["decisions"]["macro-f1"].update(rule="magic"), r'a rule "magic", not one of'),
+        (lambda d: d.update(format=2), 'no "rules"'),
     ],
 )
 def test_a_damaged_policy_file_names_the_key_at_fault(tiny_run, tmp_path, edit, message):
@@ -121,4 +150,11 @@ def test_info_reports_the_default_rule_and_its_numbers(ensemble_run):
 
     predictor, run = ensemble_run
     rule = predictor.decision.default
-    assert describe(run)["decision"] == {"rule": rule.name, **dataclasses.asdict(rule)}
+    fitted_for = {metric: rule.name for metric, rule in predictor.decision.metrics.items()}
+    assert list(fitted_for) == ["micro-f1", "macro-f1", "samples-f1", "subset-accuracy", "hamming"]
+    assert describe(run)["decision"] == {
+        "metric": "micro-f1",
+        "rule": rule.name,
+        **dataclasses.asdict(rule),
+        "fitted_for": fitted_for,
+    }

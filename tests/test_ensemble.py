@@ -63,14 +63,18 @@ def test_training_fits_the_ensemble_on_dev_and_saves_it(ensemble_run):
     config = json.loads((run / artifacts.CONFIG).read_text())
     assert config["model"]["ensemble"] == "linear-br" and set(LINEAR_FIELDS) <= set(config["baseline"])
     decision = json.loads((run / artifacts.DECISION).read_text())
-    assert decision["format"] == 2 and set(decision["rules"]) == {"mode", "marginal"}
-    assert decision["rules"]["mode"]["linear_weight"] in (0.0, *fit.LINEAR_WEIGHTS)
-    assert decision["rules"]["marginal"]["linear_weight"] == decision["rules"]["mode"]["linear_weight"]
-    assert decision["rules"]["marginal"]["linear_mix"] in (0.0, *fit.LINEAR_MIXES)
+    assert decision["format"] == 3 and decision["metric"] == "micro-f1"
+    micro = decision["decisions"]["micro-f1"]
+    assert micro["rule"] in ("mode", "marginal") and micro["linear_weight"] in (0.0, *fit.LINEAR_WEIGHTS)
+    if micro["rule"] == "marginal":
+        assert micro["linear_mix"] in (0.0, *fit.LINEAR_MIXES)
+    assert predictor.decision.get("mode").linear_weight == micro["linear_weight"]  # the mode at the winner's weight
     scores = decision["dev_scores"]
-    assert set(scores) == {"mode", "marginal", "linear-br"}
+    assert {"mode", "marginal", "linear-br"} <= set(scores)
+    families = {key: value for key, value in scores.items() if key in ("mode", "marginal", "linear-br")}
     # The chosen family holds the best dev micro-F1 of all; ties keep the plain mode first.
-    assert scores[decision["chosen"]]["micro_f1"] == max(s["micro_f1"] for s in scores.values())
+    assert families[decision["chosen"]]["micro_f1"] == max(s["micro_f1"] for s in families.values())
+    assert scores["micro-f1"]["micro_f1"] == families[decision["chosen"]]["micro_f1"]
     assert predictor.linear.num_labels == len(predictor.labels)
     linear_only = registry.fit("linear-br", *_train_dev(config), verbose=0)
     np.testing.assert_allclose(  # the ensemble's linear-br is linear-br with the network's label columns
@@ -132,8 +136,8 @@ def test_the_ensemble_survives_reload_and_the_weights_can_be_turned_off(ensemble
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     decision = json.loads((copy / artifacts.DECISION).read_text())
-    decision["rules"]["mode"] = {"linear_weight": 0.0, "beam_size": 1}
-    (copy / artifacts.DECISION).write_text(json.dumps({**decision, "rule": "mode"}))
+    decision["decisions"]["micro-f1"] = {"rule": "mode", "linear_weight": 0.0, "beam_size": 1}
+    (copy / artifacts.DECISION).write_text(json.dumps(decision))
     plain = _greedy(predictor, texts)
     assert mlgen.load(copy).predict(texts) == plain
 
@@ -172,9 +176,10 @@ def test_cnn_br_gets_the_same_help(cnn_br_ensemble, tiny_data):
     predictor, folder = cnn_br_ensemble
     assert (folder / artifacts.LINEAR).is_file()
     saved = json.loads((folder / artifacts.THRESHOLDS).read_text())
-    assert saved["format"] == 2 and saved["rule"] == "threshold"
-    assert saved["rules"]["threshold"]["linear_weight"] in (0.0, *fit.LINEAR_WEIGHTS)
-    assert saved["rules"]["threshold"]["linear_mix"] in (0.0, *fit.LINEAR_MIXES)
+    micro = saved["decisions"]["micro-f1"]
+    assert saved["format"] == 3 and saved["metric"] == "micro-f1" and micro["rule"] == "threshold"
+    assert micro["linear_weight"] in (0.0, *fit.LINEAR_WEIGHTS)
+    assert micro["linear_mix"] in (0.0, *fit.LINEAR_MIXES)
     assert saved["dev_scores"]["linear-br"]["micro_f1"] >= saved["dev_scores"]["network"]["micro_f1"]
     texts = tiny_data["test"].texts
     fitted = predictor.decision

@@ -71,4 +71,4 @@ def test_export_refuses_what_it_must_not_overwrite(tiny_run, tmp_path, capsys):
     assert "holds files mlgen did not write (notes.txt)" in capsys.readouterr().err
     assert (mine / "notes.txt").read_text() == "keep"
     assert main(["export", "--model", run, "--out", tmp_path / "x", "--decision", "marginal"]) == 2
-    assert "needs a threshold fitted on dev" in capsys.readouterr().err
+    assert "needs a decision fitted on dev" in capsys.readouterr().err

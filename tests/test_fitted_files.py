@@ -151,11 +151,12 @@ def test_every_number_in_thresholds_json_is_checked(tmp_path, changes, message):
 def test_a_linear_br_threshold_is_a_margin(linear_run, tmp_path):
     run = _copy(linear_run[1], tmp_path)
     saved = json.loads((run / artifacts.THRESHOLDS).read_text())
-    rule = saved["rules"]["threshold"]
-    _edit(run, artifacts.THRESHOLDS, rules={"threshold": {**rule, "threshold": -1.5}})  # an SVM margin: any number
+    decisions = saved["decisions"]
+    rule = decisions["micro-f1"]
+    _edit(run, artifacts.THRESHOLDS, decisions={**decisions, "micro-f1": {**rule, "threshold": -1.5}})  # any margin
     assert mlgen.load(run).threshold == -1.5
-    _edit(run, artifacts.THRESHOLDS, rules={"threshold": {**rule, "threshold": float("inf")}})
-    with pytest.raises(InputError, match=r'thresholds.json has "rules.threshold.threshold": Infinity, not a finite'):
+    _edit(run, artifacts.THRESHOLDS, decisions={**decisions, "micro-f1": {**rule, "threshold": float("inf")}})
+    with pytest.raises(InputError, match=r'thresholds.json has "decisions.micro-f1.threshold": Infinity, not a fin'):
         mlgen.load(run)
 
 

@@ -8,6 +8,7 @@ import pytest
 
 import mlgen
 from mlgen import artifacts
+from mlgen.config import DECISION_METRICS
 from mlgen.data import read_labelled_csv
 from mlgen.data.vocab import BOS_ID, EOS_ID, NUM_SPECIAL, PAD_ID
 from mlgen.decisions import DecisionPolicy, Mode, fit
@@ -355,7 +356,7 @@ def test_label_marginals_are_each_labels_share_of_the_beam(tiny_run, tiny_csvs):
 def test_the_marginal_decision_is_fitted_on_dev_and_thresholds_the_marginals(marginal_run, tiny_csvs):
     predictor, decision, dev = marginal_run
     scores, default = decision.dev_scores, decision.default.name
-    assert default in ("mode", "marginal") and set(scores) == {"mode", "marginal"}
+    assert default in ("mode", "marginal") and set(scores) == {"mode", "marginal", *DECISION_METRICS}
     assert default == ("marginal" if scores["marginal"]["micro_f1"] > scores["mode"]["micro_f1"] else "mode")
     assert scores["mode"]["micro_f1"] == pytest.approx(predictor.metrics["dev"]["micro_f1"])
     marginal = decision.rule("marginal")
@@ -364,9 +365,11 @@ def test_the_marginal_decision_is_fitted_on_dev_and_thresholds_the_marginals(mar
     key = ("marginals", marginal.beam_size)
     parts = predictor.graph.parts(texts, (key, "head"))
     marginals = (1 - marginal.head_weight) * parts[key] + marginal.head_weight * parts["head"]
+    limit = predictor.graph.max_labels(None)
     for row, prediction in zip(marginals, predictor.predict_scores(texts, decision="marginal")):
-        above = {predictor.labels[j] for j in np.flatnonzero(row >= marginal.threshold)}
-        assert set(prediction.labels) == (above or {predictor.labels[int(np.argmax(row))]})
+        by_score = np.argsort(-row, kind="stable")
+        above = [j for j in by_score if row[j] >= np.broadcast_to(marginal.threshold, row.shape)[j]]
+        assert prediction.labels == [predictor.labels[j] for j in (above or by_score[:1])[:limit]]
         assert prediction.scores == sorted(prediction.scores, reverse=True) and prediction.log_prob is None
     assert predictor.predict(texts) == predictor.predict(texts, decision=default)  # the default
 
@@ -389,9 +392,7 @@ def test_decision_errors(tiny_run, tmp_path):
     predictor, folder = tiny_run
     with pytest.raises(InputError, match="decision='best': must be one of mode, marginal"):
         predictor.predict(["wheat"], decision="best")
-    with pytest.raises(
-        InputError, match="needs a threshold fitted on dev; this model was trained with decision='mode'"
-    ):
+    with pytest.raises(InputError, match="needs a decision fitted on dev; this model was trained with decision='mode'"):
         predictor.predict(["wheat"], decision="marginal")
     import shutil
 
@@ -418,11 +419,15 @@ def test_training_fits_the_decision_and_saves_it(tiny_csvs, tmp_path, capsys, de
     argv = ["train", "--train", tiny_csvs["train"], "--dev", tiny_csvs["dev"], "--out", run, *TINY_FLAGS]
     assert main([*argv, "--decision", decision]) == 0
     saved = json.loads((run / "decision.json").read_text())
-    marginal = saved["rules"]["marginal"]
-    assert saved["format"] == 2 and marginal["beam_size"] == 5 and 0 < marginal["threshold"] < 1
+    micro = saved["decisions"]["micro-f1"]
+    assert saved["format"] == 3 and saved["metric"] == "micro-f1"
     scores = saved["dev_scores"]
     better = scores["marginal"]["micro_f1"] > scores["mode"]["micro_f1"]
-    assert saved["rule"] == ("marginal" if decision == "marginal" or better else "mode")
+    assert micro["rule"] == ("marginal" if decision == "marginal" or better else "mode")
+    marginals = [rule for rule in mlgen.load(run).decision.rules if rule.name == "marginal"]
+    assert marginals and all(
+        r.beam_size == 5 and 0 <= np.min(r.threshold) <= np.max(r.threshold) <= 1.001 for r in marginals
+    )
     assert json.loads((run / "config.json").read_text())["model"]["decision"] == decision
     capsys.readouterr()
     for decision in ("marginal", "mode"):

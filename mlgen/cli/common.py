@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from mlgen import artifacts, registry
-from mlgen.config import BaselineConfig, Configs, ModelConfig, TrainConfig, add_arguments, from_args
+from mlgen.config import DECISION_METRICS, BaselineConfig, Configs, ModelConfig, TrainConfig, add_arguments, from_args
 from mlgen.data import CSVFormat, LabelledData, concat, datasets, is_utf8, read_labelled_csv, stream
 from mlgen.data.stream import LabelledStream
 from mlgen.errors import InputError, first_line
@@ -17,19 +17,28 @@ from mlgen.predictors.base import read_config
 
 def add_decision_argument(parser) -> None:
     parser.add_argument(
+        "--metric",
+        choices=DECISION_METRICS,
+        help="decide by the rule fitted on dev for this metric (training fits one for each); default: the one the "
+        "model was trained for (`mlgen train --metric`)",
+    )
+    parser.add_argument(
         "--decision",
-        choices=("mode", "marginal"),
-        help=f"{registry.supporting('searches')}: the most probable label sequence (mode: best for subset accuracy), "
-        "or the labels whose beam marginal reaches the threshold fitted on dev (marginal); default: the rule the "
-        "model chose on dev",
+        choices=("mode", "marginal", "expected-f1"),
+        help=f"{registry.supporting('searches')}: decide by the fitted rule of this name: the most probable label "
+        "sequence (mode), the labels whose beam marginal reaches a threshold fitted on dev (marginal), or the set "
+        "of largest expected F1 under the beam's hypotheses (expected-f1); default: the --metric's rule",
     )
 
 
-def check_decoding(predictor, beam_size=None, decision=None) -> None:
+def check_decoding(predictor, beam_size=None, decision=None, metric=None) -> None:
     """An InputError for `--beam-size` or `--decision` given to a model type that does not search
-    (the model table says which do: `mlgen.registry.ModelType.searches`); to call once the model
-    is loaded, before any work."""
+    (the model table says which do: `mlgen.registry.ModelType.searches`), or for a `--metric`,
+    `--decision` or `--beam-size` the model has no rule for; to call once the model is loaded,
+    before any work."""
     predictor.entry.check_decoding(beam_size, decision)
+    if metric is not None:
+        predictor.rule(decision, metric=metric)
 
 
 def add_data_source(parser) -> None:
@@ -237,7 +246,7 @@ def predict_blocks(predictor, texts, progress, *, ranking: bool = False, **decod
     same run of the prediction function, else None."""
     import numpy as np
 
-    check_decoding(predictor, decoding.get("beam_size"), decoding.get("decision"))
+    check_decoding(predictor, decoding.get("beam_size"), decoding.get("decision"), decoding.get("metric"))
     predictions, scores = [], []
     for start in range(0, len(texts), BLOCK_DOCS):
         block = texts[start : start + BLOCK_DOCS]

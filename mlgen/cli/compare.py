@@ -6,6 +6,7 @@ from pathlib import Path
 
 from mlgen import artifacts, registry
 from mlgen.cli import common
+from mlgen.config import DECISION_METRICS
 from mlgen.data import datasets, read_labelled_csv
 from mlgen.errors import InputError
 
@@ -28,6 +29,12 @@ def add_parser(commands) -> None:
     parser.add_argument(
         "--models", default=",".join(MODELS), help=f"comma-separated model types (default: {','.join(MODELS)})"
     )
+    parser.add_argument(
+        "--metrics",
+        default=",".join(DECISION_METRICS),
+        help="comma-separated decision metrics: each model is scored under the decision it fitted on dev for each, "
+        f"a table apiece (default: {','.join(DECISION_METRICS)})",
+    )
     parser.add_argument("--out", required=True, metavar="DIR", help="folder to write (replaced atomically)")
     parser.add_argument(
         "--verbose",
@@ -47,6 +54,12 @@ def run(args) -> int:
     unknown = [m for m in models if m not in MODELS]
     if unknown or not models:
         raise InputError(f"--models: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(MODELS)}")
+    decision_metrics = tuple(dict.fromkeys(m.strip() for m in args.metrics.split(",") if m.strip()))
+    unknown = [m for m in decision_metrics if m not in DECISION_METRICS]
+    if unknown or not decision_metrics:
+        raise InputError(
+            f"--metrics: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(DECISION_METRICS)}"
+        )
     if args.seeds < 1:
         raise InputError(f"--seeds must be at least 1, got {args.seeds}")
     if args.test and not args.train:
@@ -72,6 +85,7 @@ def run(args) -> int:
         model_config=configs.model,
         train_config=configs.train,
         baseline_config=configs.baseline,
+        decision_metrics=decision_metrics,
         verbose=args.verbose,
     )
     print((Path(args.out) / "results.md").read_text(encoding="utf-8"), end="")

@@ -68,11 +68,13 @@ def run(args) -> int:
         beam_size=args.beam_size,
         max_labels=args.max_labels,
         decision=args.decision,
+        metric=args.metric,
     )
     predicted = [p.labels for p in predictions]
     scores = metrics.evaluate(data.label_sets, predicted, predictor.labels)
     scores.update(metrics.ranking(data.label_sets, label_scores, predictor.labels))
-    rule = predictor.rule(args.decision, args.beam_size)
+    rule = predictor.rule(args.decision, args.beam_size, args.metric)
+    scores["decision_metric"] = args.metric or predictor.decision.metric_of(predictor.rule(args.decision))
     scores["decision"] = rule.name
     scores["decision_rule"] = policy.describe(rule)
     scores["ensemble"] = predictor.ensemble_weights

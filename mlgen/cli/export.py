@@ -38,8 +38,8 @@ def run(args) -> int:
     artifacts.check_run_dir(args.model)
     out = artifacts.check_out_dir(args.out, EXPORT_FOLDER, inputs=(args.model,))
     predictor = registry.load(args.model)
-    common.check_decoding(predictor, args.beam_size, args.decision)
-    module = predictor.serving(args.beam_size, args.decision)
+    common.check_decoding(predictor, args.beam_size, args.decision, args.metric)
+    module = predictor.serving(args.beam_size, args.decision, args.metric)
     from mlgen.nn import serving  # TensorFlow
 
     with artifacts.atomic_dir(out, EXPORT_FOLDER) as staging:

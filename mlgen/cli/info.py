@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from mlgen import artifacts
+from mlgen.decisions.policy import LEGACY_METRIC
 from mlgen.predictors.base import read_config, read_vocabulary
 
 # Labels the text report lists (`--json` lists them all).
@@ -46,15 +47,22 @@ def describe(folder) -> dict:
 
 
 def _decision(folder) -> dict | None:
-    """The default decision rule with its fitted numbers, as the run's decision file holds it
+    """The default decision rule with its fitted numbers and the metric it was fitted for, and
+    the rule fitted for each metric (`fitted_for`), as the run's decision file holds them
     (`mlgen.decisions.policy`), or None when the folder has none."""
     for name in (artifacts.DECISION, artifacts.THRESHOLDS):
         data = artifacts.read_json(folder, name, required=False)
         if data is None:
             continue
         if "format" not in data:  # format 1: the rule's numbers at the top level
-            return {"rule": data.get("rule", "threshold"), **{k: v for k, v in data.items() if k not in DROPPED}}
-        return {"rule": data.get("rule"), **(data.get("rules") or {}).get(data.get("rule"), {})}
+            rule = {"rule": data.get("rule", "threshold"), **{k: v for k, v in data.items() if k not in DROPPED}}
+            return {"metric": LEGACY_METRIC, **rule, "fitted_for": {LEGACY_METRIC: rule["rule"]}}
+        if data.get("format") == 2:
+            rule = {"rule": data.get("rule"), **(data.get("rules") or {}).get(data.get("rule"), {})}
+            return {"metric": LEGACY_METRIC, **rule, "fitted_for": {LEGACY_METRIC: rule["rule"]}}
+        decisions = data.get("decisions") or {}
+        fitted_for = {metric: (values or {}).get("rule") for metric, values in decisions.items()}
+        return {"metric": data.get("metric"), **decisions.get(data.get("metric"), {}), "fitted_for": fitted_for}
     return None
 
 
@@ -81,8 +89,10 @@ def run(args) -> int:
         lines.append(f"data: train {data.get('train')} ({data.get('train_docs')} documents{streamed}){dev}")
     decision = info["decision"]
     if decision:
-        numbers = ", ".join(f"{key} {json.dumps(value)}" for key, value in decision.items() if key != "rule")
-        lines.append(f"decision: {decision['rule']} ({numbers})")
+        shown = {key: value for key, value in decision.items() if key not in ("rule", "metric", "fitted_for")}
+        numbers = ", ".join(f"{key} {json.dumps(value)}" for key, value in shown.items())
+        lines.append(f"decision: {decision['rule']} for {decision['metric']} ({numbers})")
+        lines.append("fitted for: " + ", ".join(f"{m} {rule}" for m, rule in decision["fitted_for"].items()))
     if info["dev"]:
         lines.append("dev: " + ", ".join(f"{key} {info['dev'][key]:.4f}" for key in SHOWN_SCORES if key in info["dev"]))
     if info["training"]:

@@ -87,7 +87,7 @@ def run(args) -> int:
         if args.shard or args.output not in (None, "-"):
             raise InputError("--input - writes JSON Lines to standard output; drop --output and --shard")
         predictor = registry.load(args.model)
-        common.check_decoding(predictor, args.beam_size, args.decision)
+        common.check_decoding(predictor, args.beam_size, args.decision, args.metric)
         return predict_lines(args, predictor)
     if args.output is None:
         raise InputError("--output is required: the file to write (only --input - writes to standard output)")
@@ -95,7 +95,7 @@ def run(args) -> int:
     output = artifacts.check_out_file(args.output, "--output", inputs=(args.input,))
     fmt = common.csv_format(args, run=args.model, path=args.input)
     predictor = registry.load(args.model)
-    common.check_decoding(predictor, args.beam_size, args.decision)
+    common.check_decoding(predictor, args.beam_size, args.decision, args.metric)
     columns = None
     if is_jsonl(args.input) and not is_jsonl(output):
         # A CSV's header comes first: a column for every field of the input, whichever line first has it.
@@ -111,7 +111,11 @@ def run(args) -> int:
         chunks = read_chunks(args.input, fmt, with_labels=False, chunksize=args.chunk_size, rows=rows)
         for frame, data in chunks:
             predictions = predictor.predict_scores(
-                data.texts, beam_size=args.beam_size, max_labels=args.max_labels, decision=args.decision
+                data.texts,
+                beam_size=args.beam_size,
+                max_labels=args.max_labels,
+                decision=args.decision,
+                metric=args.metric,
             )
             write(f, frame, predictions, output, fmt.label_sep, header, columns=columns, source=args.input)
             header = False
@@ -189,7 +193,7 @@ def predict_lines(args, predictor) -> int:
         texts = [line for line in chunk if line.strip()]
         blank += len(chunk) - len(texts)
         predictions = predictor.predict_scores(
-            texts, beam_size=args.beam_size, max_labels=args.max_labels, decision=args.decision
+            texts, beam_size=args.beam_size, max_labels=args.max_labels, decision=args.decision, metric=args.metric
         )
         write(sys.stdout, pd.DataFrame({"text": texts}), predictions, STDOUT, "|", header=False)
         sys.stdout.flush()

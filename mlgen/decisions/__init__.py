@@ -7,6 +7,28 @@ fits them on dev. Nothing here imports TensorFlow.
 """
 
 from mlgen.decisions.policy import FORMAT, DecisionPolicy
-from mlgen.decisions.rules import RULES, ArrayOps, Marginal, Mode, Rule, Threshold, register
+from mlgen.decisions.rules import (
+    RULES,
+    ArrayOps,
+    ExpectedF1,
+    IndependentExpectedF1,
+    Marginal,
+    Mode,
+    Rule,
+    Threshold,
+    register,
+)
 
-__all__ = ["FORMAT", "RULES", "ArrayOps", "DecisionPolicy", "Marginal", "Mode", "Rule", "Threshold", "register"]
+__all__ = [
+    "FORMAT",
+    "RULES",
+    "ArrayOps",
+    "DecisionPolicy",
+    "ExpectedF1",
+    "IndependentExpectedF1",
+    "Marginal",
+    "Mode",
+    "Rule",
+    "Threshold",
+    "register",
+]

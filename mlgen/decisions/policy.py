@@ -1,17 +1,20 @@
 """The decision policy a model was fitted with: its rules, saved in a versioned file and checked on load.
 
 A run folder's decision file (`decision.json` for cnn-rnn, `thresholds.json` for binary
-relevance) holds, from format 2 on:
+relevance) holds, from format 3 on, the rule fitted on dev for each metric
+(`mlgen.config.DECISION_METRICS`), the default metric's first:
 
-    {"format": 2, "rule": "marginal",
-     "rules": {"mode": {"linear_weight": 0.5, "beam_size": 1},
-               "marginal": {"linear_weight": 0.5, "head_weight": 0.0, "linear_mix": 0.2,
-                            "threshold": 0.31, "beam_size": 5}},
+    {"format": 3, "metric": "micro-f1",
+     "decisions": {"micro-f1": {"rule": "marginal", "linear_weight": 0.5, "head_weight": 0.0,
+                                "linear_mix": 0.2, "threshold": 0.31, "beam_size": 5},
+                   "subset-accuracy": {"rule": "mode", "linear_weight": 0.5, "beam_size": 5}, ...},
      "dev_scores": {...}, "chosen": "linear-br"}
 
-`"rule"` names the rule predictions use by default; the others can be asked for by name
-(`decision=`). Files of format 1 (mlgen 0.2 and 0.3: the rule's numbers at the top level) are
-read by a converter each model type gives. `read` is the one place a decision file is checked.
+`"metric"` names the decision predictions use by default; the others are asked for by metric
+(`metric=`), or by rule name (`decision=`: the first rule of that name, the default metric's
+first). Files of format 2 (mlgen 0.4: `"rule"` and `"rules"` by name, fitted on micro-F1) and
+format 1 (mlgen 0.2 and 0.3: the rule's numbers at the top level, read by a converter each model
+type gives) are still read. `read` is the one place a decision file is checked.
 """
 
 from __future__ import annotations
@@ -23,11 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from mlgen import artifacts
-from mlgen.config import save_json
+from mlgen.config import DECISION_METRICS, save_json
 from mlgen.decisions.rules import RULES, Rule
 from mlgen.errors import InputError, as_json, bad_value, option
 
-FORMAT = 2
+FORMAT = 3
+# The metric every decision of a format 1 or 2 file was fitted for (and a policy's default rule, when it
+# names no metric).
+LEGACY_METRIC = "micro-f1"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,20 +41,43 @@ class DecisionPolicy:
     """The rules a model decides by, fitted on dev.
 
     Attributes:
-        rules: the rules, the default first; at most one of each name.
+        rules: the rules, the default first; each can be asked for by name (`decision=`), the
+            first of a name answering.
         dev_scores: dev scores of the candidates the fit compared (reported, never used to
-            predict): by family (`"mode"`, `"marginal"`, `"network"`, `"linear-br"`), a dict of
-            metric -> score.
+            predict): by family (`"mode"`, `"marginal"`, `"network"`, `"linear-br"`) or by
+            metric (the rule chosen for it), a dict of score key -> score.
         chosen: the family of the default rule among `dev_scores`' (None when not recorded).
+        metrics: the rule fitted for each metric (`mlgen.config.DECISION_METRICS`), the
+            default's first; each is one of `rules` (none given: the default rule, for
+            `LEGACY_METRIC`).
     """
 
     rules: tuple[Rule, ...]
     dev_scores: dict = dataclasses.field(default_factory=dict)
     chosen: str | None = None
+    metrics: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.metrics:
+            object.__setattr__(self, "metrics", {LEGACY_METRIC: self.rules[0]})
+
+    @classmethod
+    def fitted(cls, decisions: dict, metric: str, dev_scores=None, chosen=None, others=()) -> DecisionPolicy:
+        """The policy of the rule `decisions[m]` fitted for each metric `m`, `metric`'s the default,
+        and `others`, rules asked for by name only."""
+        if metric not in decisions:
+            raise ValueError(f"no decision fitted for {metric}")
+        metrics = {metric: decisions[metric], **{m: r for m, r in decisions.items() if m != metric}}
+        return cls(tuple(dict.fromkeys((*metrics.values(), *others))), dev_scores or {}, chosen, metrics)
 
     @property
     def default(self) -> Rule:
         return self.rules[0]
+
+    @property
+    def metric(self) -> str:
+        """The metric the default rule was fitted for."""
+        return next(iter(self.metrics))
 
     def get(self, name: str | None = None) -> Rule | None:
         """The rule named `name` (None: the default), or None if the policy has none of that name."""
@@ -56,22 +85,43 @@ class DecisionPolicy:
             return self.default
         return next((rule for rule in self.rules if rule.name == name), None)
 
-    def rule(self, name: str | None = None) -> Rule:
-        """`get(name)`, or an InputError that says which rules the model has."""
+    def rule(self, name: str | None = None, metric: str | None = None) -> Rule:
+        """The rule fitted for `metric` (None: the default), or the first named `name`; an
+        InputError that says what the model has when it has no such rule."""
+        if metric is not None:
+            if metric not in DECISION_METRICS:
+                raise bad_value("metric", metric, f"must be one of {', '.join(DECISION_METRICS)}")
+            rule = self.metrics.get(metric)
+            if rule is None:
+                have = ", ".join(option("metric", m) for m in self.metrics) or "none"
+                raise InputError(f"{option('metric', metric)} was not fitted on dev for this model; it has {have}")
+            if name is not None and rule.name != name:
+                raise InputError(
+                    f"{option('metric', metric)} decides by {option('decision', rule.name)} in this model, not "
+                    f"{option('decision', name)}: pass one of them"
+                )
+            return rule
         rule = self.get(name)
         if rule is not None:
             return rule
         if name not in RULES:
             raise bad_value("decision", name, f"must be one of {', '.join(r.name for r in self.rules)}")
-        have = ", ".join(option("decision", r.name) for r in self.rules)
+        have = ", ".join(option("decision", n) for n in dict.fromkeys(r.name for r in self.rules))
         raise InputError(f"{option('decision', name)} was not fitted on dev for this model; it has {have}")
 
+    def metric_of(self, rule: Rule) -> str | None:
+        """The first metric `rule` was fitted for (the default's first), or None."""
+        return next((m for m, r in self.metrics.items() if r == rule), None)
+
     def to_json(self) -> dict:
-        """What the decision file holds (module docstring)."""
+        """What the decision file holds (module docstring); rules fitted for no metric (a format 2
+        file's other rule) are kept by name under `"rules"`."""
+        others = [rule for rule in self.rules if rule not in self.metrics.values()]
         return {
             "format": FORMAT,
-            "rule": self.default.name,
-            "rules": {rule.name: _fields(rule) for rule in self.rules},
+            "metric": self.metric,
+            "decisions": {metric: describe(rule) for metric, rule in self.metrics.items()},
+            **({"rules": {rule.name: _fields(rule) for rule in others}} if others else {}),
             "dev_scores": self.dev_scores,
             **({"chosen": self.chosen} if self.chosen is not None else {}),
         }
@@ -114,31 +164,52 @@ def read(folder, name: str, data: dict, limits: dict, legacy=None, lead: str = "
     if flat:
         if legacy is None:
             fail('no "format" version')
-        data = legacy(data, lambda problem: _raise(artifacts.damaged(folder, name, problem)))
-    elif data["format"] != FORMAT:
+        data = {**legacy(data, lambda problem: _raise(artifacts.damaged(folder, name, problem))), "format": 2}
+    elif data["format"] not in (2, FORMAT):
         raise artifacts.damaged(
-            folder, name, f"has format {as_json(data['format'])}; this mlgen reads format {FORMAT}: upgrade mlgen"
+            folder, name, f"has format {as_json(data['format'])}; this mlgen reads formats 1 to {FORMAT}: upgrade mlgen"
         )
-    rules = data.get("rules")
-    if not isinstance(rules, dict) or not rules:
-        fail('no "rules"')
-    default = data.get("rule")
-    if default not in rules:
-        fail(f'"rule": {as_json(default)}, not one of its rules ({", ".join(rules)})')
-    checked = []
-    for rule_name in (default, *(r for r in rules if r != default)):
+
+    def checked(rule_name, values, key: str) -> Rule:
         if rule_name not in RULES:
             fail(f"a rule {as_json(rule_name)}, not one of {', '.join(RULES)}")
-        prefix = "" if flat else f"rules.{rule_name}."
-        rule = _rule(RULES[rule_name], rules[rule_name], prefix, limits, fail)
+        rule = _rule(RULES[rule_name], values, key, limits, fail)
         if rule.uses_linear and not limits.get("has_linear"):
             raise artifacts.damaged(folder, name, f"weighs a linear-br ensemble that {artifacts.CONFIG} lacks")
-        checked.append(rule)
+        return rule
+
+    named = data.get("rules", {})
+    if not isinstance(named, dict) or (data["format"] == 2 and not named):
+        fail('no "rules"')
+    metrics = {}
+    if data["format"] == 2:
+        default = data.get("rule")
+        if default not in named:
+            fail(f'"rule": {as_json(default)}, not one of its rules ({", ".join(named)})')
+        order = (default, *(r for r in named if r != default))
+        rules = [checked(r, named[r], "" if flat else f"rules.{r}.") for r in order]
+        metrics = {LEGACY_METRIC: rules[0]}
+    else:
+        decisions = data.get("decisions")
+        if not isinstance(decisions, dict) or not decisions:
+            fail('no "decisions"')
+        metric = data.get("metric")
+        if metric not in decisions:
+            fail(f'"metric": {as_json(metric)}, not one of its decisions ({", ".join(decisions)})')
+        for key in (metric, *(m for m in decisions if m != metric)):
+            if key not in DECISION_METRICS:
+                fail(f"a decision for {as_json(key)}, not one of {', '.join(DECISION_METRICS)}")
+            values = decisions[key]
+            if not isinstance(values, dict):
+                fail(f'a {type(values).__name__} under "decisions.{key}", not an object')
+            values = dict(values)
+            metrics[key] = checked(values.pop("rule", None), values, f"decisions.{key}.")
+        rules = [*dict.fromkeys(metrics.values()), *(checked(r, v, f"rules.{r}.") for r, v in named.items())]
     dev_scores = _dev_scores(data.get("dev_scores", {}), fail)
     chosen = data.get("chosen")
     if chosen is not None and not isinstance(chosen, str):
         fail(f'"chosen": {as_json(chosen)}, not a name')
-    return DecisionPolicy(tuple(checked), dev_scores, chosen)
+    return DecisionPolicy(tuple(dict.fromkeys(rules)), dev_scores, chosen, metrics)
 
 
 def _raise(error: Exception):

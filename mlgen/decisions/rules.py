@@ -32,6 +32,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from mlgen.decisions import expected_f1
+
 # Rule classes by name (`register`); a decision file names its rules by these.
 RULES: dict[str, type[Rule]] = {}
 
@@ -103,14 +105,14 @@ class Mode(Rule):
 @register("marginal")
 @dataclasses.dataclass(frozen=True)
 class Marginal(Rule):
-    """Labels whose mixed score reaches `threshold`, highest first (at least the model's
+    """Labels whose mixed score reaches `threshold` (one number, or one per label), highest first (at least the model's
     `min_labels`): `(1 - head_weight - linear_mix) * marginal + head_weight * head +
     linear_mix * sigmoid(margin)`, `marginal` the share of a `beam_size` beam's probability
     mass on hypotheses holding the label, `head` the label head's probability."""
 
     head_weight: float = bounded(0.0, low=0.0, high=1.0)
     linear_mix: float = bounded(0.0, low=0.0, high=1.0)
-    threshold: float = bounded(0.5, low=0.0, high=1.0)
+    threshold: float | tuple[float, ...] = bounded(0.5, low=0.0, high=1.0, kind="threshold")
     beam_size: int = bounded(5, low=2, high="beam_limit", kind="count")
 
     def scores(self, ops):
@@ -132,6 +134,20 @@ class Marginal(Rule):
         if self.head_weight + self.linear_mix > 1 + 1e-9:
             return '"head_weight" and "linear_mix" add up to more than 1'
         return None
+
+
+@register("expected-f1")
+@dataclasses.dataclass(frozen=True)
+class ExpectedF1(Rule):
+    """The label set of largest expected example-based F1 (`mlgen.decisions.expected_f1`) under
+    the distribution a `beam_size` beam gives: its hypotheses, weighted by the softmax of their
+    log-probabilities divided by `temperature`."""
+
+    temperature: float = bounded(1.0, low=0.05, high=20.0)
+    beam_size: int = bounded(5, low=2, high="beam_limit", kind="count")
+
+    def outputs(self, ops) -> dict:
+        return ops.beam_expected_f1(self.beam_size, self.linear_weight, self.temperature)
 
 
 @register("threshold")
@@ -162,22 +178,60 @@ class Threshold(Rule):
         return bool(self.linear_weight or self.linear_mix)
 
 
+@register("expected-f1-independent")
+@dataclasses.dataclass(frozen=True)
+class IndependentExpectedF1(Rule):
+    """Binary relevance's label set of largest expected example-based F1, the labels taken as
+    independent with probabilities `sigmoid(scale * x + shift)` (Platt scaling fitted on dev),
+    `x` the logit of `Threshold`'s scores (`logit`), or those scores (margins); with
+    `always_top`, never the empty set."""
+
+    linear_mix: float = bounded(0.0, low=0.0, high=1.0)
+    scale: float = bounded(1.0, low=-1000.0, high=1000.0)
+    shift: float = bounded(0.0, low=-1000.0, high=1000.0)
+    always_top: bool = bounded(False, kind="bool")
+    logit: bool = bounded(True, kind="bool")
+
+    def scores(self, ops):
+        mixed = Threshold(linear_weight=self.linear_weight, linear_mix=self.linear_mix).scores(ops)
+        return ops.sigmoid(self.scale * (ops.logit(mixed) if self.logit else mixed) + self.shift)
+
+    def outputs(self, ops) -> dict:
+        return ops.independent_expected_f1(self.scores(ops), allow_empty=not self.always_top)
+
+    @property
+    def uses_linear(self) -> bool:
+        return bool(self.linear_weight or self.linear_mix)
+
+
 class ArrayOps:
     """`ops` over NumPy arrays computed beforehand (a network's pass over dev, linear-br's scores).
 
     Args:
         network, margins, head: `(n_docs, num_labels)` arrays, or None where the model has none.
-        marginals, sequences: by `(beam_size, linear_weight)`, the beam marginals `(n_docs,
-            num_labels)` and the most probable sequences' outputs dict.
+        marginals, sequences, hypotheses: by `(beam_size, linear_weight)`, the beam marginals
+            `(n_docs, num_labels)`, the most probable sequences' outputs dict, and every
+            hypothesis: `label_ids` `(n_docs, beam_size, steps)` (-1 after its labels) and
+            `log_prob` `(n_docs, beam_size)`.
         min_labels: fewest labels per document (the model's); max_labels: most (None: any).
+        num_labels: the label columns (None: those of the arrays given).
     """
 
     def __init__(
-        self, network=None, margins=None, head=None, marginals=None, sequences=None, min_labels=0, max_labels=None
+        self,
+        network=None,
+        margins=None,
+        head=None,
+        marginals=None,
+        sequences=None,
+        hypotheses=None,
+        min_labels=0,
+        max_labels=None,
+        num_labels=None,
     ):
         self._network, self._margins, self._head = network, margins, head
-        self._marginals, self._sequences = marginals or {}, sequences or {}
-        self.min_labels, self.max_labels = min_labels, max_labels
+        self._marginals, self._sequences, self._hypotheses = marginals or {}, sequences or {}, hypotheses or {}
+        self.min_labels, self.max_labels, self._num_labels = min_labels, max_labels, num_labels
 
     def network(self):
         return _float64(self._network)
@@ -193,6 +247,30 @@ class ArrayOps:
 
     def sequence(self, beam_size: int, linear_weight: float) -> dict:
         return self._sequences[beam_size, linear_weight]
+
+    def beam_expected_f1(self, beam_size: int, linear_weight: float, temperature: float) -> dict:
+        """The expected-F1 set under a beam's hypotheses (`ExpectedF1`)."""
+        hypotheses = self._hypotheses[beam_size, linear_weight]
+        log_prob = np.asarray(hypotheses["log_prob"], np.float64) / temperature
+        weights = np.exp(log_prob - log_prob.max(axis=1, keepdims=True))
+        weights /= weights.sum(axis=1, keepdims=True)
+        statistics, empty = expected_f1.set_statistics(hypotheses["label_ids"], weights, self.num_labels)
+        return self._expected_f1(statistics, empty, self.min_labels == 0)
+
+    def independent_expected_f1(self, probs, allow_empty: bool) -> dict:
+        """The expected-F1 set of labels independent with probabilities `probs` (`IndependentExpectedF1`)."""
+        return self._expected_f1(*expected_f1.independent_statistics(np.asarray(probs, np.float64)), allow_empty)
+
+    def _expected_f1(self, statistics, empty, allow_empty: bool) -> dict:
+        chosen, _ = expected_f1.maximize(statistics, empty, allow_empty=allow_empty, max_size=self.max_labels)
+        return expected_f1.outputs(chosen, statistics.sum(axis=2))
+
+    @property
+    def num_labels(self) -> int:
+        if self._num_labels is not None:
+            return self._num_labels
+        known = (self._network, self._margins, self._head, *self._marginals.values())
+        return next(np.shape(part)[1] for part in known if part is not None)
 
     @staticmethod
     def sigmoid(x):

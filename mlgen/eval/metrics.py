@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from sklearn import metrics as skm
 from sklearn.preprocessing import MultiLabelBinarizer
 
@@ -37,6 +38,15 @@ SCORE_KEYS = (
     "samples_jaccard",
     "n_docs",
 )
+# The score of `evaluate` each decision metric (`mlgen.config.DECISION_METRICS`) is, and whether smaller is better.
+METRIC_SCORES = {
+    "micro-f1": "micro_f1",
+    "macro-f1": "macro_f1",
+    "samples-f1": "samples_f1",
+    "subset-accuracy": "subset_accuracy",
+    "hamming": "hamming_loss",
+}
+LOWER_IS_BETTER = ("hamming",)
 # The keys of `ranking`'s scores (LibMultiLabel's and fastText's names).
 RANKING_KEYS = ("P@1", "P@3", "P@5", "nDCG@3", "nDCG@5")
 # The columns of `per_label`.
@@ -71,10 +81,13 @@ def evaluate(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], label
         `unknown_predicted_labels` (label occurrences outside `labels`).
     """
     y_true, y_pred, columns = binarize(gold, pred, labels)
-    hamming = float(skm.hamming_loss(y_true, y_pred)) if len(columns) else 0.0
-    y_true, y_pred = _multilabel(y_true), _multilabel(y_pred)
-    known = set(labels)
     occurring = np.flatnonzero(y_true.any(axis=0) | y_pred.any(axis=0))  # the columns macro averages run over
+    # Sparse: scikit-learn's checks of a dense indicator matrix (np.unique over every cell) took 97% of the
+    # time (1.35 s for 1,540 documents over 736 labels; 0.04 s sparse, the same scores).
+    as_read = sparse.csr_matrix if len(columns) >= 2 else np.asarray  # one column reads as a binary target
+    hamming = float(skm.hamming_loss(as_read(y_true), as_read(y_pred))) if len(columns) else 0.0
+    y_true, y_pred = sparse.csr_matrix(_multilabel(y_true)), sparse.csr_matrix(_multilabel(y_pred))
+    known = set(labels)
     scores = {}
     for average in ("micro", "macro", "samples"):
         which = dict(labels=occurring) if average == "macro" else {}
@@ -89,6 +102,12 @@ def evaluate(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], label
     scores["unknown_gold_labels"] = int(sum(label not in known for s in gold for label in s))
     scores["unknown_predicted_labels"] = int(sum(label not in known for s in pred for label in s))
     return {key: scores[key] for key in (*SCORE_KEYS, "unknown_gold_labels", "unknown_predicted_labels")}
+
+
+def gain(scores: dict, metric: str) -> float:
+    """`metric`'s score among `evaluate`'s `scores`, larger better (Hamming: 1 - the loss)."""
+    value = scores[METRIC_SCORES[metric]]
+    return 1.0 - value if metric in LOWER_IS_BETTER else value
 
 
 def ranking(gold: Sequence[Sequence[str]], scores: np.ndarray, labels: Sequence[str]) -> dict:
@@ -169,7 +188,7 @@ def _multilabel(y: np.ndarray) -> np.ndarray:
 
 def format_scores(scores: dict) -> str:
     """The scores as aligned `name  value` lines."""
-    extra = ("unknown_gold_labels", "unknown_predicted_labels", "decision")
+    extra = ("unknown_gold_labels", "unknown_predicted_labels", "decision_metric", "decision")
     keys = [*SCORE_KEYS, *(k for k in RANKING_KEYS if k in scores), *(k for k in extra if scores.get(k))]
     width = max(map(len, keys)) + 2
     lines = []

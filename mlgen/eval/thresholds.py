@@ -89,9 +89,17 @@ def tune(scores: np.ndarray, y_true: np.ndarray, per_label: bool = False, always
     return thresholds
 
 
-def cross_fit(scores: np.ndarray, y_true: np.ndarray, halves: np.ndarray, always_top: bool, missed_per_doc=None):
+def cross_fit(
+    scores: np.ndarray,
+    y_true: np.ndarray,
+    halves: np.ndarray,
+    always_top: bool,
+    missed_per_doc=None,
+    metric: str = "micro-f1",
+    shrinkage: float | None = None,
+):
     """Bool predictions `(n_docs, n_labels)` with each half of dev thresholded by the
-    global threshold tuned on the other half.
+    threshold tuned on the other half (`tune_for` `metric`).
 
     Scoring a tuned rule on these predictions does not favour it for having seen the
     documents it is scored on; comparing candidate rules (score mixes) by them is
@@ -102,14 +110,48 @@ def cross_fit(scores: np.ndarray, y_true: np.ndarray, halves: np.ndarray, always
         halves: `(n_docs,)` of 0 and 1: each document's half.
         always_top: as for `apply`.
         missed_per_doc: `(n_docs,)` gold labels outside the columns (see `tune`).
+        metric, shrinkage: as for `tune_for`.
     """
     missed_per_doc = np.zeros(len(scores), int) if missed_per_doc is None else np.asarray(missed_per_doc)
     chosen = np.zeros(scores.shape, dtype=bool)
     for half in (0, 1):
         other = halves != half
-        threshold = tune(scores[other], y_true[other], always_top=always_top, missed=int(missed_per_doc[other].sum()))
+        threshold = tune_for(scores[other], y_true[other], metric, always_top, missed_per_doc[other], shrinkage)
         chosen[~other] = apply(scores[~other], threshold, always_top=always_top)
     return chosen
+
+
+def gain(chosen: np.ndarray, y_true: np.ndarray, metric: str, missed_per_doc=None) -> float:
+    """`metric` (`mlgen.config.DECISION_METRICS`) of bool predictions `(n_docs, n_labels)`
+    against a 0/1 truth, larger better (Hamming: 1 - the loss): `mlgen.eval.metrics.evaluate`'s
+    score in NumPy, for tuning. Gold labels outside the columns (`missed_per_doc`) count as misses;
+    a macro average runs over the columns that occur in the truth or the predictions."""
+    chosen, y_true = np.asarray(chosen, bool), np.asarray(y_true) > 0
+    missed = np.zeros(len(chosen), int) if missed_per_doc is None else np.asarray(missed_per_doc)
+    if not chosen.size:
+        return 0.0
+    hits = chosen & y_true
+    if metric == "micro-f1":
+        denominator = chosen.sum() + y_true.sum() + missed.sum()
+        return 2.0 * hits.sum() / denominator if denominator else 0.0
+    if metric == "macro-f1":
+        tp, predicted, gold = hits.sum(axis=0), chosen.sum(axis=0), y_true.sum(axis=0)
+        occurring = (predicted + gold) > 0
+        return float(np.mean(2.0 * tp[occurring] / (predicted + gold)[occurring])) if occurring.any() else 0.0
+    if metric == "samples-f1":
+        denominator = chosen.sum(axis=1) + y_true.sum(axis=1) + missed
+        return float(np.mean(np.where(denominator > 0, 2.0 * hits.sum(axis=1) / np.maximum(denominator, 1), 0.0)))
+    if metric == "subset-accuracy":
+        return float(np.mean((chosen == y_true).all(axis=1) & (missed == 0)))
+    if metric == "hamming":
+        return 1.0 - float(np.count_nonzero(chosen != y_true) + missed.sum()) / chosen.size
+    raise ValueError(f"unknown metric {metric!r}")
+
+
+# The most cuts `tune_for` tries for a metric without an exact sweep, and how many of each
+# document's best scores they are drawn from.
+MAX_CUTS = 200
+CUT_POOL = 8
 
 
 def halves(n_docs: int, seed: int = 0) -> np.ndarray:
@@ -126,3 +168,76 @@ def _best_cut(cuts: np.ndarray, f1: np.ndarray) -> float:
     valid = np.append(cuts[1:] < cuts[:-1], True)
     k = int(np.argmax(np.where(valid, f1, -1.0)))
     return float((cuts[k] + cuts[k + 1]) / 2) if k + 1 < len(cuts) else float(cuts[k])
+
+
+def tune_for(scores, y_true, metric: str, always_top: bool = False, missed_per_doc=None, shrinkage=None):
+    """The threshold with the best dev `metric` (`gain`) when `apply`'d with `always_top`.
+
+    micro-F1 by `tune`'s exact sweep; the others one global threshold, the best of up to
+    `MAX_CUTS` cuts midway between the distinct values among each document's `CUT_POOL` best
+    scores (and one above every score); macro-F1 with a `shrinkage` (not None) one threshold
+    per label (`per_label`), shrunk toward that global one.
+
+    Returns:
+        A float, or a float array `(n_labels,)` for macro-F1 with a finite `shrinkage`.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    missed = np.zeros(len(scores), int) if missed_per_doc is None else np.asarray(missed_per_doc)
+    if metric == "micro-f1" or not scores.size:
+        return tune(scores, y_true, False, always_top, int(missed.sum()))
+    pool = -np.sort(-scores, axis=1)[:, :CUT_POOL].ravel()
+    values = np.unique(pool)
+    cuts = np.append((values[1:] + values[:-1]) / 2, np.nextafter(values[-1], np.inf))
+    if len(cuts) > MAX_CUTS:
+        cuts = cuts[np.unique(np.linspace(0, len(cuts) - 1, MAX_CUTS).round().astype(int))]
+    cuts = np.insert(cuts, 0, values[0])  # every pooled score chosen
+    overall = float(cuts[int(np.argmax(_gains(scores, y_true, cuts, metric, always_top, missed)))])  # ties: lower
+    if metric != "macro-f1" or shrinkage is None or np.isinf(shrinkage):
+        return overall
+    return per_label(scores, y_true, overall, shrinkage, always_top, int(missed.sum()))
+
+
+def _gains(scores, y_true, cuts, metric: str, always_top: bool, missed) -> np.ndarray:
+    """`gain` of `apply(scores, cut, always_top)` for every cut `(n_cuts,)`, from one sort of each
+    document's scores (each label's, for macro-F1, which leaves out the labels `always_top` forces)."""
+    y_true = np.asarray(y_true) > 0
+    if metric == "macro-f1":
+        tp, predicted, gold = (np.zeros((scores.shape[1], len(cuts))) for _ in range(3))
+        for j in range(scores.shape[1]):
+            order = np.argsort(-scores[:, j], kind="stable")
+            hits = np.concatenate([[0], np.cumsum(y_true[order, j])])
+            predicted[j] = len(order) - np.searchsorted(scores[order[::-1], j], cuts, side="left")
+            tp[j], gold[j] = hits[predicted[j].astype(int)], hits[-1]
+        occurring = (predicted + gold) > 0
+        f1 = np.where(occurring, 2 * tp / np.maximum(predicted + gold, 1), 0.0)
+        return f1.sum(axis=0) / np.maximum(occurring.sum(axis=0), 1)
+    order = np.argsort(-scores, axis=1, kind="stable")
+    ranked = np.take_along_axis(scores, order, axis=1)
+    hits = np.concatenate([np.zeros((len(scores), 1), int), np.cumsum(np.take_along_axis(y_true, order, 1), 1)], 1)
+    # Labels of each document at or above each cut: its scores ascending, searched.
+    predicted = np.stack([len(row) - np.searchsorted(row[::-1], cuts, side="left") for row in ranked])
+    if always_top and scores.shape[1]:
+        predicted = np.maximum(predicted, 1)
+    tp = np.take_along_axis(hits, predicted, axis=1)  # (n_docs, n_cuts)
+    gold = hits[:, -1:] + np.asarray(missed)[:, None]
+    if metric == "samples-f1":
+        denominator = predicted + gold
+        return np.mean(np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0), axis=0)
+    if metric == "subset-accuracy":
+        return np.mean((tp == gold) & (predicted == gold), axis=0)
+    if metric == "hamming":
+        return 1.0 - (predicted + gold - 2 * tp).sum(axis=0) / scores.size
+    raise ValueError(f"no grid for {metric!r}")
+
+
+def per_label(scores, y_true, overall: float, shrinkage: float, always_top: bool = False, missed: int = 0):
+    """One threshold per label `(n_labels,)`: each label's F1-maximising cut (`tune`'s
+    `per_label`) moved toward `overall` by `shrinkage` pseudo-positives: `(n * own +
+    shrinkage * overall) / (n + shrinkage)` for a label with `n` dev positives (labels without
+    a dev positive get `overall`)."""
+    y_true = np.asarray(y_true) > 0
+    own = tune(scores, y_true, True, always_top, missed)
+    positives = y_true.sum(axis=0)
+    if not shrinkage:
+        return np.where(positives > 0, own, overall)
+    return (positives * own + shrinkage * overall) / (positives + shrinkage)

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from mlgen.data.vocab import EOS_ID, NUM_SPECIAL
 from mlgen.decisions.rules import EPSILON
-from mlgen.nn import inference
+from mlgen.nn import inference, set_decisions
 
 # Tokens per compiled predict call. Short texts get large batches (they spread the decoding
 # loop's per-step cost over more documents), long ones smaller (the CNN's feature maps stay
@@ -123,12 +123,12 @@ class PredictionGraph:
 
         Args:
             wanted: names (`"network"`, `"margins"`, `"head"`) and tuples `("marginals",
-                beam_size)` or `("sequence", beam_size)`: searched with linear-br's margins times
-                `linear_weight` on the logits (an input of the compiled function: one trace
-                serves every weight a fit tries).
+                beam_size)`, `("sequence", beam_size)` or `("hypotheses", beam_size)`: searched
+                with linear-br's margins times `linear_weight` on the logits (an input of the
+                compiled function: one trace serves every weight a fit tries).
 
         Returns:
-            By each of `wanted`: `(len(texts), num_labels)` float64, or (sequences) an outputs dict.
+            By each of `wanted`: `(len(texts), num_labels)` float64, or (sequences, hypotheses) a dict.
         """
         key = ("parts", wanted)
         if key not in self._functions:
@@ -247,6 +247,31 @@ class GraphOps:
         marginals = tf.scatter_nd(tf.stack([where[:, 0], tf.cast(labels, tf.int64)], axis=1), added, shape)
         return tf.cast(marginals, tf.float64)
 
+    def hypotheses(self, beam_size: int, linear_weight: float) -> dict:
+        """Every hypothesis of a `beam_size` beam: `label_ids` `(batch, beam, steps)` (-1 after
+        its labels) and `log_prob` `(batch, beam)` (for fitting set rules on dev)."""
+        ids, _, log_probs = self._beams(beam_size, linear_weight)
+        return {"label_ids": tf.where(emitted(ids), ids - NUM_SPECIAL, -1), "log_prob": log_probs}
+
+    def beam_expected_f1(self, beam_size: int, linear_weight: float, temperature: float) -> dict:
+        """The expected-F1 set under a beam's hypotheses (`mlgen.decisions.rules.ExpectedF1`)."""
+        ids, _, log_probs = self._beams(beam_size, linear_weight)
+        return set_decisions.beam_expected_f1(
+            ids - NUM_SPECIAL,
+            emitted(ids),
+            log_probs,
+            self.graph.num_labels,
+            temperature=temperature,
+            allow_empty=self.min_labels == 0,
+            max_size=self.max_labels,
+        )
+
+    def independent_expected_f1(self, probs, allow_empty: bool) -> dict:
+        """The expected-F1 set of independent labels (`mlgen.decisions.rules.IndependentExpectedF1`)."""
+        return set_decisions.independent_expected_f1(
+            tf.cast(probs, tf.float64), allow_empty=allow_empty, max_size=self.max_labels
+        )
+
     def sequence(self, beam_size: int, linear_weight: float) -> dict:
         """The most probable label sequence's outputs: the best hypothesis of a beam search, or
         greedy search in two passes. A batch's loop lasts as long as its longest sequence while
@@ -331,19 +356,19 @@ def concatenate_arrays(batches) -> np.ndarray:
 
 
 def concatenate(batches) -> dict:
-    """Outputs dicts of consecutive batches as one, `label_ids` (-1) and `scores` (0) padded to the widest."""
+    """Outputs dicts of consecutive batches as one, `label_ids` (-1) and `scores` (0) padded to the widest
+    (hypotheses' `label_ids` `(batch, beam, steps)` along their steps)."""
     if not batches:
         return {}
-    width = max(int(b["label_ids"].shape[1]) for b in batches)
+    width = max(int(b["label_ids"].shape[-1]) for b in batches)
 
-    def padded(array, fill):
+    def padded(array, fill):  # along the last axis (labels, or a hypothesis's steps)
         array = np.asarray(array)
-        return np.pad(array, [(0, 0), (0, width - array.shape[1])], constant_values=fill)
+        return np.pad(array, [(0, 0)] * (array.ndim - 1) + [(0, width - array.shape[-1])], constant_values=fill)
 
-    result = {
-        "label_ids": np.concatenate([padded(b["label_ids"], -1) for b in batches]),
-        "scores": np.concatenate([padded(b["scores"], 0.0) for b in batches]),
-    }
+    result = {"label_ids": np.concatenate([padded(b["label_ids"], -1) for b in batches])}
+    if "scores" in batches[0]:
+        result["scores"] = np.concatenate([padded(b["scores"], 0.0) for b in batches])
     for key in batches[0]:
         if key not in result:
             result[key] = concatenate_arrays([b[key] for b in batches])

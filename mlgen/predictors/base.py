@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mlgen import artifacts
-from mlgen.config import SECTIONS, BaselineConfig, Configs, from_dict, save_json
+from mlgen.config import SECTIONS, BaselineConfig, Configs, TrainConfig, from_dict, save_json
 from mlgen.data import LabelledData, LabelVocabulary, Prediction, check_texts, from_outputs
 from mlgen.decisions import DecisionPolicy, Rule, policy
 from mlgen.errors import InputError, bad_value, first_line, names_for
@@ -68,6 +68,11 @@ class Predictor:
         return artifacts.model_type(self.config)
 
     @property
+    def decision_metric(self) -> str:
+        """The metric the default decision is fitted for (`TrainConfig.metric`)."""
+        return from_dict(TrainConfig, self.config.get("train", {})).metric
+
+    @property
     def labels(self) -> list[str]:
         return self.vocab.labels
 
@@ -77,6 +82,7 @@ class Predictor:
         beam_size: int | None = None,
         max_labels: int | None = None,
         decision: str | None = None,
+        metric: str | None = None,
     ) -> list[Prediction]:
         """Per text: its labels (most confident or first generated first) and their scores.
 
@@ -85,8 +91,10 @@ class Predictor:
             beam_size: the search's beam (cnn-rnn only; default: the rule's).
             max_labels: most labels per document (default: the model's).
             decision: the name of a rule of `decision` (default: its default rule).
+            metric: decide by the rule fitted on dev for this metric (`mlgen.config.DECISION_METRICS`;
+                default: the one the model was trained for, `TrainConfig.metric`).
         """
-        return self.predict_ranked(texts, beam_size, max_labels, decision, ranking=False)[0]
+        return self.predict_ranked(texts, beam_size, max_labels, decision, ranking=False, metric=metric)[0]
 
     def predict_ranked(
         self,
@@ -95,11 +103,12 @@ class Predictor:
         max_labels: int | None = None,
         decision: str | None = None,
         ranking: bool = True,
+        metric: str | None = None,
     ) -> tuple[list[Prediction], np.ndarray | None]:
         """`predict_scores` and, with `ranking`, `label_scores` `(len(texts), num_labels)` (else
         None), from one run of the prediction function (one search feeds both)."""
         texts = check_texts(texts)
-        rule = self.rule(decision, beam_size)
+        rule = self.rule(decision, beam_size, metric)
         max_labels = self.check_max_labels(max_labels)
         ranked_by = self.ranking_rule(rule) if ranking else None
         if not texts:
@@ -123,16 +132,20 @@ class Predictor:
         beam_size: int | None = None,
         max_labels: int | None = None,
         decision: str | None = None,
+        metric: str | None = None,
     ) -> list[list[str]]:
-        """The label set of each text."""
-        return [p.labels for p in self.predict_scores(texts, beam_size, max_labels, decision)]
+        """The label set of each text (`predict_scores`' arguments)."""
+        return [p.labels for p in self.predict_scores(texts, beam_size, max_labels, decision, metric)]
 
-    def rule(self, decision: str | None = None, beam_size: int | None = None) -> Rule:
-        """The rule `decision` names in the fitted policy (None: its default), with `beam_size`
-        (a user's) applied; an InputError for a name or size this model does not take."""
+    def rule(self, decision: str | None = None, beam_size: int | None = None, metric: str | None = None) -> Rule:
+        """The rule fitted for `metric`, or the one `decision` names, in the fitted policy (None:
+        its default), with `beam_size` (a user's) applied; an InputError for a name or size this
+        model does not take."""
         if (beam_size is not None or decision is not None) and self.entry is not None:
             self.entry.check_decoding(beam_size, decision)
-        return self.decision.rule(decision)
+            if not self.entry.searches:
+                decision = None  # the table let only its one rule's name pass
+        return self.decision.rule(decision, metric)
 
     def ranking_rule(self, rule: Rule) -> Rule:
         """The rule whose scores rank the labels while predicting with `rule`: `rule` itself by default."""
@@ -148,12 +161,12 @@ class Predictor:
         `ranking`'s scores unless None, as NumPy arrays."""
         raise NotImplementedError
 
-    def serving(self, beam_size: int | None = None, decision: str | None = None):
+    def serving(self, beam_size: int | None = None, decision: str | None = None, metric: str | None = None):
         """The model as a `mlgen.nn.serving.Serving` module: raw strings in, what `predict_scores`
         gives out, by the very function `predict_scores` runs (`mlgen export` saves it)."""
         from mlgen.nn import serving  # TensorFlow's SavedModel: only to export
 
-        return serving.module(self.graph, self.rule(decision, beam_size), self.labels)
+        return serving.module(self.graph, self.rule(decision, beam_size, metric), self.labels)
 
     @property
     def decision_rule(self) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from mlgen import artifacts
 from mlgen.config import ModelConfig, from_dict
 from mlgen.data import Explanation, LabelledData, LabelVocabulary, check_texts
-from mlgen.decisions import ArrayOps, DecisionPolicy, Marginal, Mode
+from mlgen.decisions import ArrayOps, DecisionPolicy, ExpectedF1, Marginal, Mode
 from mlgen.decisions.fit import fit_sequence
 from mlgen.errors import InputError, bad_value, option
 from mlgen.eval import metrics
@@ -41,7 +41,7 @@ class SequencePredictor(NeuralPredictor):
     # Label-prior weights `calibrate` tries, the training-time weight first.
     PRIOR_WEIGHTS = (1.0, 0.0, 0.5, 2.0, 3.0)
     # The decision rules a user may ask for by name (`decision=`).
-    DECISIONS = (Mode.name, Marginal.name)
+    DECISIONS = (Mode.name, Marginal.name, ExpectedF1.name)
     # Beam size whose hypotheses the marginals are taken over (unless `beam_size` says more).
     MARGINAL_BEAM = 5
     # The first mlgen version that writes `decision.json` beside every cnn-rnn model (0.2.0 wrote it
@@ -69,26 +69,28 @@ class SequencePredictor(NeuralPredictor):
         why = f" (the training data has {vocab.num_labels} labels: a wider beam finds nothing more)"
         check_count(model_config.beam_size, "beam_size", 1, limit, why)
 
-    def rule(self, decision: str | None = None, beam_size: int | None = None):
-        """The fitted rule `decision` names (default: the policy's), searching with `beam_size`
-        (a user's: from 1, or 2 for the marginal rule, to `beam_limit`) instead of its own."""
+    def rule(self, decision: str | None = None, beam_size: int | None = None, metric: str | None = None):
+        """The fitted rule for `metric` or named `decision` (default: the policy's), searching with
+        `beam_size` (a user's: from 1, or 2 for the rules over a beam's hypotheses, to `beam_limit`)
+        instead of its own."""
         limit = self.beam_limit(self.vocab.num_labels)
         why = f" (this model has {self.vocab.num_labels} labels: a wider beam finds nothing more)"
         beam_size = check_count(beam_size, "beam_size", 1, limit, why)
         names = dict.fromkeys((*self.DECISIONS, *(rule.name for rule in self.decision.rules)))
         if decision is not None and decision not in names:
             raise bad_value("decision", decision, f"must be one of {', '.join(names)}")
-        if decision is not None and self.decision.get(decision) is None:
+        if decision is not None and metric is None and self.decision.get(decision) is None:
             raise InputError(
-                f"{option('decision', decision)} needs a threshold fitted on dev; this model was trained with "
+                f"{option('decision', decision)} needs a decision fitted on dev; this model was trained with "
                 f"{option('decision', self.decision.default.name)}"
             )
-        rule = super().rule(decision)
+        rule = super().rule(decision, metric=metric)
         if beam_size is None:
             return rule
-        if isinstance(rule, Marginal) and beam_size < 2:
+        if not isinstance(rule, Mode) and beam_size < 2:
+            takes = "its marginals over" if isinstance(rule, Marginal) else "its label sets from"
             raise InputError(
-                f"{option('decision', 'marginal')} takes its marginals over a beam of at least 2, got "
+                f"{option('decision', rule.name)} takes {takes} a beam of at least 2, got "
                 f"{option('beam_size', beam_size)}; pass {option('decision', 'mode')} for greedy search"
             )
         return dataclasses.replace(rule, beam_size=beam_size)
@@ -118,15 +120,13 @@ class SequencePredictor(NeuralPredictor):
           one of `PRIOR_WEIGHTS` with the best dev micro-F1.
         - Then, with `tune_eos_bias`, the EOS bias among `EOS_BIASES`: a negative bias
           makes the decoder stop later (more labels, more recall), a positive one sooner.
-        - Then the decision rule and the linear-br ensemble's weights (`fit_decision`),
-          unless `decision` is `"mode"` without an ensemble.
+        - Then a decision rule for each metric and the linear-br ensemble's weights (`fit_decision`).
         """
         if self.model.label_head is not None:
             self._tune(self.model.label_prior_weight, self.PRIOR_WEIGHTS, dev)
         if self.model_config.tune_eos_bias:
             self._tune(self.model.eos_bias, self.EOS_BIASES, dev)
-        if self.model_config.decision != "mode" or self.linear is not None:
-            self.fit_decision(dev)
+        self.fit_decision(dev)
 
     def _tune(self, variable, values, dev: LabelledData) -> None:
         """Sets `variable` to the first of `values` with the best dev micro-F1."""
@@ -139,9 +139,10 @@ class SequencePredictor(NeuralPredictor):
         variable.assign(best_value)
 
     def fit_decision(self, dev: LabelledData, decision: str | None = None) -> DecisionPolicy:
-        """Fits on dev the decision policy predictions use, and keeps it in `decision`
-        (`mlgen.decisions.fit.fit_sequence`: the mode of a `beam_size` search against the marginal
-        rule over a beam of at least `MARGINAL_BEAM`, each with the linear-br ensemble's weights).
+        """Fits on dev the decision policy predictions use, a rule for each metric, and keeps it in
+        `decision` (`mlgen.decisions.fit.fit_sequence`: the mode of a `beam_size` search against the
+        rules over the hypotheses of a beam of at least `MARGINAL_BEAM`, each with the linear-br
+        ensemble's weights).
 
         `decision` (default: `ModelConfig.decision`): `"mode"`, `"marginal"` or `"auto"`.
         """
@@ -156,14 +157,23 @@ class SequencePredictor(NeuralPredictor):
             if decision != "marginal" or not weight:
                 wanted.append(("sequence", mode_beam))
             if decision != "mode":
-                wanted.append(("marginals", marginal_beam))
-            computed = self.graph.parts(dev.texts, tuple(wanted), linear_weight=weight)
+                if marginal_beam != mode_beam:
+                    wanted.append(("sequence", marginal_beam))
+                wanted += [("marginals", marginal_beam), ("hypotheses", marginal_beam)]
+            computed = self.graph.parts(dev.texts, tuple(dict.fromkeys(wanted)), linear_weight=weight)
+
+            def by(kind):
+                return {(key[1], weight): value for key, value in computed.items() if key[0] == kind}
+
             return ArrayOps(
                 margins=common.get("margins"),
                 head=common.get("head"),
-                marginals={(key[1], weight): value for key, value in computed.items() if key[0] == "marginals"},
-                sequences={(key[1], weight): value for key, value in computed.items() if key[0] == "sequence"},
+                marginals=by("marginals"),
+                sequences=by("sequence"),
+                hypotheses=by("hypotheses"),
                 min_labels=self.model.min_labels,
+                max_labels=self.graph.max_labels(None),
+                num_labels=self.vocab.num_labels,
             )
 
         self.decision = fit_sequence(
@@ -176,6 +186,7 @@ class SequencePredictor(NeuralPredictor):
             min_labels=self.model.min_labels,
             has_head=self.model.label_head is not None,
             has_linear=self.linear is not None,
+            metric=self.decision_metric,
         )
         return self.decision
 

@@ -42,7 +42,7 @@ class LinearBRPredictor(ScoringPredictor):
     def score_range(self) -> tuple[float, float] | None:
         return (0.0, 1.0) if self.model.config.classifier == "logreg" else None  # svc: margins
 
-    def serving(self, beam_size: int | None = None, decision: str | None = None):
+    def serving(self, beam_size: int | None = None, decision: str | None = None, metric: str | None = None):
         """The model's TF-IDF and classifiers as TensorFlow ops, its decision rule on them."""
         from mlgen.nn import prediction, tfidf  # TensorFlow: only to export
 
@@ -51,7 +51,7 @@ class LinearBRPredictor(ScoringPredictor):
             linear=lambda: tfidf.from_linear(self.model),
             logistic=self.model.config.classifier == "logreg",
         )
-        return super().serving(beam_size, decision)
+        return super().serving(beam_size, decision, metric)
 
     @classmethod
     def fit(

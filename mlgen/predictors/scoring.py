@@ -52,8 +52,8 @@ class ScoringPredictor(Predictor):
         raise NotImplementedError
 
     def calibrate(self, dev: LabelledData) -> None:
-        """Fits the threshold, and the ensemble's weights, for the best dev micro-F1
-        (`mlgen.decisions.fit.fit_threshold`)."""
+        """Fits a decision for each metric on dev: thresholds (and the ensemble's weights, on dev
+        micro-F1) and the expected-F1 set (`mlgen.decisions.fit.fit_threshold`)."""
         self.decision = fit_threshold(
             dev,
             self.vocab,
@@ -61,6 +61,8 @@ class ScoringPredictor(Predictor):
             per_label=self.per_label,
             always_top=self.always_top,
             has_linear=self.linear is not None,
+            probabilities=self.score_range is not None,
+            metric=self.decision_metric,
         )
 
     def decision_limits(self) -> dict:
