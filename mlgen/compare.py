@@ -27,7 +27,7 @@ RESULTS = "results.csv"
 RUNS = "runs.csv"
 RESULTS_MD = "results.md"
 PER_LABEL = "per_label_f1.csv"
-PLOTS = ("per_label_f1.png", "training_curves.png", "set_sizes.png")
+PLOTS = ("per_label_f1.png", "training_curves.png", "set_sizes.png", "reliability.png")
 SETTINGS = "compare.json"
 # What `compare` writes; only a folder holding nothing else is replaced.
 FOLDER = artifacts.FolderKind(
@@ -45,6 +45,7 @@ TABLE_KEYS = (
     "P@1",
     "P@3",
     "nDCG@3",
+    "ece",
     "train_seconds",
     "predict_docs_per_s",
 )
@@ -86,7 +87,7 @@ def compare(
         `<metric>_std`.
     """
     artifacts.check_out_dir(out, FOLDER)  # before hours of training, not after
-    runs, per_label, histories, sizes = [], {}, {}, {}
+    runs, per_label, histories, sizes, reliability = [], {}, {}, {}, {}
     progress = Progress("runs", total=len(models) * seeds, enabled=False)  # its line only, in `_say`
     for model_type in models:
         label_f1 = []
@@ -109,6 +110,7 @@ def compare(
                 predicted = [p.labels for p in ranked]
                 scores = metrics.evaluate(test.label_sets, predicted, predictor.labels)
                 scores.update(metrics.ranking(test.label_sets, label_scores, predictor.labels))
+                ece, bins = metrics.calibration(test.label_sets, label_scores, predictor.labels)
                 rule = predictor.rule(metric=decision_metric)
                 runs.append(
                     {
@@ -117,6 +119,7 @@ def compare(
                         "decision_metric": decision_metric,
                         "decision": rule.name + (" + linear-br" if rule.uses_linear else ""),
                         **{key: scores[key] for key in (*metrics.SCORE_KEYS, *metrics.RANKING_KEYS)},
+                        "ece": ece if ece is not None else float("nan"),
                         "train_seconds": predictor.metrics["train_seconds"],
                         "predict_docs_per_s": docs_per_s,
                     }
@@ -128,6 +131,7 @@ def compare(
                 label_f1.append(table.set_index("label")["f1"])
                 if seed == 0:
                     sizes[model_type] = [len(p) for p in predicted]
+                    reliability[model_type] = bins
             if predictor.history:
                 histories.setdefault(model_type, []).append(predictor.history)
             progress.update(1)
@@ -158,6 +162,7 @@ def compare(
         plots.per_label_f1(frequency, {m: per_label[m].to_dict() for m in per_label}, staging / PLOTS[0])
         plots.training_curves(histories, staging / PLOTS[1])
         plots.set_sizes([len(s) for s in test.label_sets], sizes, staging / PLOTS[2])
+        plots.reliability(reliability, staging / PLOTS[3])
     return results
 
 
@@ -197,7 +202,8 @@ def markdown(results: pd.DataFrame, test: LabelledData, seeds: int) -> str:
             cells = [row["model"], row.get("decision", "")]
             for key in TABLE_KEYS:
                 digits = 0 if key in ("train_seconds", "predict_docs_per_s") else 4
-                cells.append(f"{row[f'{key}_mean']:.{digits}f} ± {row[f'{key}_std']:.{digits}f}")
+                mean, std = row[f"{key}_mean"], row[f"{key}_std"]
+                cells.append("—" if pd.isna(mean) else f"{mean:.{digits}f} ± {std:.{digits}f}")  # ece of margins
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -273,10 +273,31 @@ def test_the_cli_trains_for_a_metric_and_predicts_evaluates_and_reports_by_any(t
             == 0
         )
         scores = json.loads(capsys.readouterr().out)
-        assert scores["decision_metric"] == (metric or "hamming")
+        assert scores["decision_metric"] == (metric or "hamming") and scores["ece"] is None  # margins
         assert scores["decision_rule"]["rule"] == mlgen.load(run).decision.rule(metric=metric).name
     out = tmp_path / "predicted.jsonl"
     assert main(["predict", "--model", run, "--input", tiny_csvs["test"], "--output", out, "--metric", "macro-f1"]) == 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     texts = [line["text"] for line in lines]
     assert [line["predicted_labels"] for line in lines] == mlgen.load(run).predict(texts, metric="macro-f1")
+
+
+def test_a_compiled_function_per_rule_prints_no_retracing_notice(ensemble_run, tiny_data):
+    """`compare` predicts under five metrics' rules, each compiled once: TensorFlow's notice about
+    "frequent retracing" (it counts every function of one code object) is noise there."""
+    import logging
+
+    _, run = ensemble_run
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("tensorflow")
+    logger.addHandler(handler)
+    try:
+        predictor = mlgen.load(run)  # a fresh graph: nothing compiled yet
+        for metric in DECISION_METRICS:
+            predictor.predict(tiny_data["test"].texts[:8], metric=metric)
+            predictor.predict_ranked(tiny_data["test"].texts[:8], metric=metric)
+    finally:
+        logger.removeHandler(handler)
+    assert not [r for r in records if "retracing" in r.getMessage()]

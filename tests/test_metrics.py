@@ -164,3 +164,19 @@ def test_ranking_of_perfect_scores_and_of_one_document():
     assert metrics.ranking([[]], np.array([[0.5, 0.9, 0.1]]), labels)["nDCG@3"] == 0
     with pytest.raises(ValueError, match="expected"):
         metrics.ranking(gold, np.zeros((2, 2)), labels)
+
+
+def test_the_expected_calibration_error_bins_every_document_label_pair():
+    labels = ["a", "b"]
+    gold = [["a"], ["a", "b"], [], ["b"]]
+    scores = np.array([[0.95, 0.05], [0.95, 0.05], [0.95, 0.05], [0.5, 0.55]])
+    ece, table = metrics.calibration(gold, scores, labels, bins=10)
+    # Bins: 0.0-0.1 holds three pairs (one gold), 0.5-0.6 two (one gold), 0.9-1.0 three (two gold).
+    assert table["pairs"].tolist() == [3, 2, 3]
+    assert table["frequency"].tolist() == pytest.approx([1 / 3, 1 / 2, 2 / 3])
+    assert table["confidence"].tolist() == pytest.approx([0.05, 0.525, 0.95])
+    expected = (3 * abs(1 / 3 - 0.05) + 2 * abs(0.5 - 0.525) + 3 * abs(2 / 3 - 0.95)) / 8
+    assert ece == pytest.approx(expected)
+    margins_ece, margins_table = metrics.calibration(gold, scores * 3 - 1, labels)
+    assert margins_ece is None and margins_table.empty  # margins are not probabilities: no error
+    assert metrics.calibration([["a"]], np.array([[1.0, 0.0]]), labels)[0] == 0.0

@@ -26,6 +26,8 @@ import numpy as np
 # more often than one would think (equal weights, sizes 3 and 4: 3 · (2/6 + 2/7) = 3 · (2/7 + 2/8) + 2/8),
 # and rounding would break those ties either way, differently in NumPy and TensorFlow.
 TIE = 1e-12
+# The labels of each document the independence-based maximiser considers (`independent_statistics`).
+CANDIDATES = 16
 
 
 def set_statistics(label_ids: np.ndarray, weights: np.ndarray, num_labels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -52,7 +54,7 @@ def set_statistics(label_ids: np.ndarray, weights: np.ndarray, num_labels: int) 
     return statistics, np.where(sizes == 0, weights, 0.0).sum(axis=1)
 
 
-def independent_statistics(probs: np.ndarray, candidates: int = 16) -> tuple[np.ndarray, np.ndarray]:
+def independent_statistics(probs: np.ndarray, candidates: int = CANDIDATES) -> tuple[np.ndarray, np.ndarray]:
     """`(P, P_empty)` of labels independent with marginals `probs`, restricted to the likeliest.
 
     Under independence the optimal set is the `k` labels of largest marginal for some `k`

@@ -79,11 +79,11 @@ def fit_sequence(
     (`mlgen.eval.thresholds.cross_fit`), so that a tuned rule is not favoured by having seen the
     documents it is scored on. The best micro-F1 wins (ties keep the earlier, the plain mode first).
 
-    Then, for each other metric, at the winner's weight: every mode, the winner's weight's best
-    marginal rule with its threshold cross-fitted for that metric (macro-F1: one per label, shrunk
-    toward the global one by each of `SHRINKAGES`) and, for samples-F1, the expected-F1 set over
-    the `marginal_beam` hypotheses at each of `TEMPERATURES` (`ExpectedF1`); the best dev score of
-    that metric wins.
+    Then, for each other metric: every mode candidate (each weight and beam), the winner's
+    weight's best marginal rule with its threshold cross-fitted for that metric (macro-F1: one per
+    label, shrunk toward the global one by each of `SHRINKAGES`) and, for samples-F1, the
+    expected-F1 set over the `marginal_beam` hypotheses at the winner's weight with each of
+    `TEMPERATURES` (`ExpectedF1`); the best dev score of that metric wins (ties: the earlier).
 
     Args:
         parts: `parts(linear_weight)`: the dev documents' `ArrayOps` at that weight, with the

@@ -110,6 +110,41 @@ def gain(scores: dict, metric: str) -> float:
     return 1.0 - value if metric in LOWER_IS_BETTER else value
 
 
+# Equal-width bins of [0, 1] `calibration` sorts the scores into.
+CALIBRATION_BINS = 15
+
+
+def calibration(gold: Sequence[Sequence[str]], scores: np.ndarray, labels: Sequence[str], bins: int = CALIBRATION_BINS):
+    """How well `scores` read as probabilities: every (document, label) pair is one prediction.
+
+    Args:
+        gold: the true label set of each document.
+        scores: `(n_docs, len(labels))` in [0, 1] (a model's `label_scores`).
+        labels: the columns of `scores` (gold labels outside them are left out: no score).
+
+    Returns:
+        `(ece, table)`: the expected calibration error, `Σ_b (n_b / n) |frequency_b -
+        confidence_b|` over `bins` equal-width bins, and per bin (those with a pair) its
+        `confidence` (mean score), `frequency` (share of pairs that are gold) and `pairs`; None
+        and an empty table when a score lies outside [0, 1] (SVM margins are not probabilities).
+    """
+    scores = np.asarray(scores, np.float64)
+    columns = ("confidence", "frequency", "pairs")
+    if not scores.size or scores.min() < 0 or scores.max() > 1:
+        return None, pd.DataFrame(columns=columns)
+    index = {label: j for j, label in enumerate(labels)}
+    truth = np.zeros(scores.shape, bool)
+    for i, labels_of in enumerate(gold):
+        truth[i, [index[label] for label in labels_of if label in index]] = True
+    which = np.minimum((scores * bins).astype(int), bins - 1).ravel()
+    pairs = np.bincount(which, minlength=bins)
+    confidence = np.bincount(which, scores.ravel(), bins) / np.maximum(pairs, 1)
+    frequency = np.bincount(which, truth.ravel(), bins) / np.maximum(pairs, 1)
+    ece = float(np.sum(pairs * np.abs(frequency - confidence)) / scores.size)
+    table = pd.DataFrame({"confidence": confidence, "frequency": frequency, "pairs": pairs})
+    return ece, table[table["pairs"] > 0].reset_index(drop=True)
+
+
 def ranking(gold: Sequence[Sequence[str]], scores: np.ndarray, labels: Sequence[str]) -> dict:
     """Precision at 1, 3, 5 and nDCG at 3, 5 of each document's labels ranked by `scores`.
 
@@ -189,7 +224,8 @@ def _multilabel(y: np.ndarray) -> np.ndarray:
 def format_scores(scores: dict) -> str:
     """The scores as aligned `name  value` lines."""
     extra = ("unknown_gold_labels", "unknown_predicted_labels", "decision_metric", "decision")
-    keys = [*SCORE_KEYS, *(k for k in RANKING_KEYS if k in scores), *(k for k in extra if scores.get(k))]
+    shown = (*RANKING_KEYS, "ece")
+    keys = [*SCORE_KEYS, *(k for k in shown if scores.get(k) is not None), *(k for k in extra if scores.get(k))]
     width = max(map(len, keys)) + 2
     lines = []
     for key in keys:

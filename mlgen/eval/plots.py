@@ -98,6 +98,29 @@ def set_sizes(gold: Sequence[int], predicted: Mapping[str, Sequence[int]], path)
     _save(fig, path)
 
 
+def reliability(tables: Mapping[str, object], path) -> None:
+    """Reliability diagram: per bin of score, the share of (document, label) pairs that are gold
+    against the mean score, one line per model (`mlgen.eval.metrics.calibration`'s tables; a
+    model whose scores are not probabilities is left out), the diagonal for perfect calibration.
+    Marker areas follow the bins' pair counts (log)."""
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="calibrated")
+    for i, (model, table) in enumerate(tables.items()):
+        if table is None or not len(table):
+            continue
+        sizes = 6 + 10 * np.log10(np.asarray(table["pairs"], float))
+        ax.plot(table["confidence"], table["frequency"], color=_color(model, i), linewidth=1)
+        ax.scatter(table["confidence"], table["frequency"], s=sizes, color=_color(model, i), label=model)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("mean label score in the bin")
+    ax.set_ylabel("share of those labels that are gold")
+    ax.set_title("Reliability of the label scores")
+    ax.legend()
+    _save(fig, path)
+
+
 def attention(explanation, path) -> None:
     """A heatmap of an `Explanation`: one row per predicted label, one column per token."""
     weights = np.asarray(explanation.weights)

@@ -16,6 +16,7 @@ float32 `(batch,)` (NaN for rules that score labels independently) and, with a r
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -36,6 +37,22 @@ FIRST_PASS_LABELS = 3
 # per batch, so that memory stays bounded whatever the beam (beams up to 8 keep the batch size).
 MAX_SEARCH_ROWS = 16384
 SIGNATURE = [tf.TensorSpec([None], tf.string, name="texts")]
+
+
+class _OncePerSetting(logging.Filter):
+    """Drops TensorFlow's notice that calls "triggered tf.function retracing": it counts the
+    functions of one Python code object, and `PredictionGraph.function` compiles one per
+    setting by design (each rule a user asks for once, e.g. `compare`'s five metrics), each
+    traced once."""
+
+    def filter(self, record) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def _quiet_retracing_notice() -> None:
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _OncePerSetting) for f in logger.filters):
+        logger.addFilter(_OncePerSetting())
 
 
 def predict_batch_size(sequence_length: int) -> int:
@@ -109,6 +126,7 @@ class PredictionGraph:
 
             # No autograph: the search loop is an explicit `ops.while_loop`.
             self._functions[key] = tf.function(outputs, input_signature=SIGNATURE, autograph=False)
+            _quiet_retracing_notice()
         return self._functions[key]
 
     def predict(self, texts, rule, ranking=None, max_labels: int | None = None, batch_size: int | None = None) -> dict:
@@ -143,6 +161,7 @@ class PredictionGraph:
 
             signature = [*SIGNATURE, tf.TensorSpec([], tf.float32, name="linear_weight")]
             self._functions[key] = tf.function(parts, input_signature=signature, autograph=False)
+            _quiet_retracing_notice()
         beam = max((part[1] for part in wanted if not isinstance(part, str)), default=1)
         weight = tf.constant(linear_weight, tf.float32)
         batches = [self._functions[key](batch, weight) for batch in self._batches(texts, beam, batch_size)]

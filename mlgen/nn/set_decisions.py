@@ -32,7 +32,7 @@ import math
 
 import tensorflow as tf
 
-from mlgen.decisions.expected_f1 import TIE
+from mlgen.decisions.expected_f1 import CANDIDATES, TIE
 
 
 def beam_expected_f1(
@@ -100,7 +100,7 @@ def beam_expected_f1(
     return _decide(delta, valid, slots, marginal, empty, allow_empty)
 
 
-def independent_expected_f1(probs, candidates: int = 16, allow_empty: bool = True, max_size=None) -> dict:
+def independent_expected_f1(probs, candidates: int = CANDIDATES, allow_empty: bool = True, max_size=None) -> dict:
     """The expected-F1 set of labels independent with marginals `probs`, among each document's
     `candidates` most probable (ties: the lower column; the others count as probability 0).
 
