@@ -1,11 +1,14 @@
 """`mlgen export`: a SavedModel that TensorFlow alone serves, with the labels `predict` gives."""
 
 import json
+import shutil
 import subprocess
 import sys
 
 import pytest
 
+import mlgen
+from mlgen import artifacts
 from mlgen.cli import main
 
 # Run in a fresh interpreter that never imports mlgen: what TF Serving or TFX would see.
@@ -32,21 +35,44 @@ def test_exported_models_serve_the_labels_predict_gives_without_mlgen(
     tiny_run, ensemble_run, cnn_br_ensemble, linear_run, tiny_data, tmp_path, capsys
 ):
     texts = tiny_data["test"].texts[:40]
+    # The expected-F1 sets as samples-F1's rules, whatever the tiny fits chose.
+    set_rules = {
+        "sets": (ensemble_run[1], {"rule": "expected-f1", "linear_weight": 2.0, "temperature": 0.5, "beam_size": 3}),
+        "independent": (
+            cnn_br_ensemble[1],
+            {"rule": "expected-f1-independent", "linear_weight": 1.0, "linear_mix": 0.2, "scale": 1.3, "shift": -0.2}
+            | {"always_top": True, "logit": True},
+        ),
+    }
+    runs = {}
+    for key, (run, rule) in set_rules.items():
+        copy = tmp_path / key
+        shutil.copytree(run, copy)
+        name = artifacts.DECISION if (copy / artifacts.DECISION).is_file() else artifacts.THRESHOLDS
+        decision = json.loads((copy / name).read_text())
+        decision["decisions"]["samples-f1"] = rule
+        (copy / name).write_text(json.dumps(decision))
+        runs[key] = (mlgen.load(copy), copy)
     exports = {}
     for name, (predictor, run), flags in [
         ("cnn-rnn mode", tiny_run, []),
         ("cnn-rnn beam", tiny_run, ["--beam-size", "3"]),
         ("ensemble marginal", ensemble_run, ["--decision", "marginal"]),
         ("ensemble mode", ensemble_run, ["--decision", "mode"]),
+        ("ensemble expected-f1", runs["sets"], ["--metric", "samples-f1"]),
         ("cnn-br ensemble", cnn_br_ensemble, []),
+        ("cnn-br expected-f1", runs["independent"], ["--metric", "samples-f1"]),
         ("linear-br", linear_run, []),
+        ("linear-br macro-f1", linear_run, ["--metric", "macro-f1"]),
     ]:
         out = tmp_path / name.replace(" ", "-") / "1"
         assert main(["export", "--model", run, "--out", out, *flags]) == 0
         assert f"to {out}" in capsys.readouterr().out
         beam = int(flags[1]) if flags[:1] == ["--beam-size"] else None
         decision = flags[1] if flags[:1] == ["--decision"] else None
-        exports[str(out)] = (name, predictor.predict_scores(texts, beam_size=beam, decision=decision))
+        metric = flags[1] if flags[:1] == ["--metric"] else None
+        expected = predictor.predict_scores(texts, beam_size=beam, decision=decision, metric=metric)
+        exports[str(out)] = (name, expected)
     env = {"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"}
     served = subprocess.run(
         [sys.executable, "-c", SERVE, *exports], input=json.dumps(texts), capture_output=True, text=True, env=env
