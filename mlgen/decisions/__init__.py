@@ -2,8 +2,9 @@
 
 `rules` holds the rules, one frozen dataclass each, written once against an `ops` backend
 (TensorFlow in the compiled prediction graph, NumPy when fitting and for linear-br);
-`policy` the fitted set of rules a run folder's decision file holds, checked on load; `fit`
-fits them on dev. Nothing here imports TensorFlow.
+`policy` the rule fitted for each metric that a run folder's decision file holds, checked on
+load; `fit` fits them on dev; `expected_f1` (the expected-F1 maximiser) and `calibration`
+(Platt scaling) are what the set rules compute with. Nothing here imports TensorFlow.
 """
 
 from mlgen.decisions.policy import FORMAT, DecisionPolicy
