@@ -255,15 +255,23 @@ class ArrayOps:
         weights = np.exp(log_prob - log_prob.max(axis=1, keepdims=True))
         weights /= weights.sum(axis=1, keepdims=True)
         statistics, empty = expected_f1.set_statistics(hypotheses["label_ids"], weights, self.num_labels)
-        return self._expected_f1(statistics, empty, self.min_labels == 0)
-
-    def independent_expected_f1(self, probs, allow_empty: bool) -> dict:
-        """The expected-F1 set of labels independent with probabilities `probs` (`IndependentExpectedF1`)."""
-        return self._expected_f1(*expected_f1.independent_statistics(np.asarray(probs, np.float64)), allow_empty)
-
-    def _expected_f1(self, statistics, empty, allow_empty: bool) -> dict:
+        allow_empty = self.min_labels == 0
         chosen, _ = expected_f1.maximize(statistics, empty, allow_empty=allow_empty, max_size=self.max_labels)
         return expected_f1.outputs(chosen, statistics.sum(axis=2))
+
+    def independent_expected_f1(self, probs, allow_empty: bool) -> dict:
+        """The expected-F1 set of labels independent with probabilities `probs` (`IndependentExpectedF1`),
+        computed on each document's candidates alone (`expected_f1.independent_statistics` keeps no
+        others), taken in column order so that ties go to the lower column."""
+        probs = np.asarray(probs, np.float64)
+        kept = min(expected_f1.CANDIDATES, probs.shape[1])
+        columns = np.sort(np.argsort(-probs, axis=1, kind="stable")[:, :kept], axis=1)  # (n_docs, kept)
+        statistics, empty = expected_f1.independent_statistics(np.take_along_axis(probs, columns, axis=1), kept)
+        chosen, _ = expected_f1.maximize(statistics, empty, allow_empty=allow_empty, max_size=self.max_labels)
+        dense = np.zeros(probs.shape, bool), np.zeros(probs.shape)
+        np.put_along_axis(dense[0], columns, chosen, axis=1)
+        np.put_along_axis(dense[1], columns, statistics.sum(axis=2), axis=1)
+        return expected_f1.outputs(*dense)
 
     @property
     def num_labels(self) -> int:
