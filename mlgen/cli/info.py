@@ -6,6 +6,7 @@ import json
 
 from mlgen import artifacts
 from mlgen.decisions.policy import LEGACY_METRIC
+from mlgen.errors import as_json
 from mlgen.predictors.base import read_config, read_vocabulary
 
 # Labels the text report lists (`--json` lists them all).
@@ -57,11 +58,19 @@ def _decision(folder) -> dict | None:
         if "format" not in data:  # format 1: the rule's numbers at the top level
             rule = {"rule": data.get("rule", "threshold"), **{k: v for k, v in data.items() if k not in DROPPED}}
             return {"metric": LEGACY_METRIC, **rule, "fitted_for": {LEGACY_METRIC: rule["rule"]}}
+
+        def entries(key: str) -> dict:  # an object of objects, or the one-line error naming the file
+            value = data.get(key) or {}
+            for where, entry in [(key, value), *((f"{key}.{k}", v) for k, v in getattr(value, "items", dict)())]:
+                if not isinstance(entry, dict):
+                    raise artifacts.damaged(folder, name, f'has {as_json(entry)} under "{where}", not an object')
+            return value
+
         if data.get("format") == 2:
-            rule = {"rule": data.get("rule"), **(data.get("rules") or {}).get(data.get("rule"), {})}
+            rule = {"rule": data.get("rule"), **entries("rules").get(data.get("rule"), {})}
             return {"metric": LEGACY_METRIC, **rule, "fitted_for": {LEGACY_METRIC: rule["rule"]}}
-        decisions = data.get("decisions") or {}
-        fitted_for = {metric: (values or {}).get("rule") for metric, values in decisions.items()}
+        decisions = entries("decisions")
+        fitted_for = {metric: values.get("rule") for metric, values in decisions.items()}
         return {"metric": data.get("metric"), **decisions.get(data.get("metric"), {}), "fitted_for": fitted_for}
     return None
 

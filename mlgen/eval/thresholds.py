@@ -121,33 +121,6 @@ def cross_fit(
     return chosen
 
 
-def gain(chosen: np.ndarray, y_true: np.ndarray, metric: str, missed_per_doc=None) -> float:
-    """`metric` (`mlgen.config.DECISION_METRICS`) of bool predictions `(n_docs, n_labels)`
-    against a 0/1 truth, larger better (Hamming: 1 - the loss): `mlgen.eval.metrics.evaluate`'s
-    score in NumPy, for tuning. Gold labels outside the columns (`missed_per_doc`) count as misses;
-    a macro average runs over the columns that occur in the truth or the predictions."""
-    chosen, y_true = np.asarray(chosen, bool), np.asarray(y_true) > 0
-    missed = np.zeros(len(chosen), int) if missed_per_doc is None else np.asarray(missed_per_doc)
-    if not chosen.size:
-        return 0.0
-    hits = chosen & y_true
-    if metric == "micro-f1":
-        denominator = chosen.sum() + y_true.sum() + missed.sum()
-        return 2.0 * hits.sum() / denominator if denominator else 0.0
-    if metric == "macro-f1":
-        tp, predicted, gold = hits.sum(axis=0), chosen.sum(axis=0), y_true.sum(axis=0)
-        occurring = (predicted + gold) > 0
-        return float(np.mean(2.0 * tp[occurring] / (predicted + gold)[occurring])) if occurring.any() else 0.0
-    if metric == "samples-f1":
-        denominator = chosen.sum(axis=1) + y_true.sum(axis=1) + missed
-        return float(np.mean(np.where(denominator > 0, 2.0 * hits.sum(axis=1) / np.maximum(denominator, 1), 0.0)))
-    if metric == "subset-accuracy":
-        return float(np.mean((chosen == y_true).all(axis=1) & (missed == 0)))
-    if metric == "hamming":
-        return 1.0 - float(np.count_nonzero(chosen != y_true) + missed.sum()) / chosen.size
-    raise ValueError(f"unknown metric {metric!r}")
-
-
 # The most cuts `tune_for` tries for a metric without an exact sweep, and how many of each
 # document's best scores they are drawn from.
 MAX_CUTS = 200
@@ -171,7 +144,8 @@ def _best_cut(cuts: np.ndarray, f1: np.ndarray) -> float:
 
 
 def tune_for(scores, y_true, metric: str, always_top: bool = False, missed_per_doc=None, shrinkage=None):
-    """The threshold with the best dev `metric` (`gain`) when `apply`'d with `always_top`.
+    """The threshold with the best dev `metric` (`mlgen.eval.metrics.gain`, computed from one sort by
+    `_gains`) when `apply`'d with `always_top`.
 
     micro-F1 by `tune`'s exact sweep; the others one global threshold, the best of up to
     `MAX_CUTS` cuts midway between the distinct values among each document's `CUT_POOL` best
@@ -198,8 +172,11 @@ def tune_for(scores, y_true, metric: str, always_top: bool = False, missed_per_d
 
 
 def _gains(scores, y_true, cuts, metric: str, always_top: bool, missed) -> np.ndarray:
-    """`gain` of `apply(scores, cut, always_top)` for every cut `(n_cuts,)`, from one sort of each
-    document's scores (each label's, for macro-F1, which leaves out the labels `always_top` forces)."""
+    """`metric` (larger better, as `mlgen.eval.metrics.gain`) of `apply(scores, cut, always_top)` for
+    every cut `(n_cuts,)`, from one sort of each document's scores (each label's, for macro-F1, which
+    leaves out the labels `always_top` forces). Gold labels outside the columns (`missed`, per
+    document) count as misses; they add no column to macro-F1 or Hamming loss here (as they do
+    in `evaluate`), which does not move the best cut."""
     y_true = np.asarray(y_true) > 0
     if metric == "macro-f1":
         tp, predicted, gold = (np.zeros((scores.shape[1], len(cuts))) for _ in range(3))
