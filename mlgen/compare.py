@@ -46,6 +46,7 @@ TABLE_KEYS = (
     "P@3",
     "nDCG@3",
     "ece",
+    "ece_scores",
     "train_seconds",
     "predict_docs_per_s",
 )
@@ -110,8 +111,10 @@ def compare(
                 predicted = [p.labels for p in ranked]
                 scores = metrics.evaluate(test.label_sets, predicted, predictor.labels)
                 scores.update(metrics.ranking(test.label_sets, label_scores, predictor.labels))
-                ece, bins = metrics.calibration(test.label_sets, label_scores, predictor.labels)
                 rule = predictor.rule(metric=decision_metric)
+                probabilities = predictor.probabilities(test.texts, label_scores, rule)  # predict_proba's
+                ece, bins = metrics.calibration(test.label_sets, probabilities, predictor.labels)
+                ece_scores = metrics.calibration(test.label_sets, label_scores, predictor.labels)[0]
                 runs.append(
                     {
                         "model": model_type,
@@ -120,6 +123,7 @@ def compare(
                         "decision": rule.name + (" + linear-br" if rule.uses_linear else ""),
                         **{key: scores[key] for key in (*metrics.SCORE_KEYS, *metrics.RANKING_KEYS)},
                         "ece": ece if ece is not None else float("nan"),
+                        "ece_scores": ece_scores if ece_scores is not None else float("nan"),
                         "train_seconds": predictor.metrics["train_seconds"],
                         "predict_docs_per_s": docs_per_s,
                     }

@@ -4,7 +4,11 @@
 |---|---|---|
 | `LabelSequenceClassifier` | cnn-rnn | `predict_proba`: each label's probability mass in the beam (see below) |
 | `CNNBinaryRelevanceClassifier` | cnn-br | `predict_proba`: each label's sigmoid |
-| `LinearBinaryRelevanceClassifier` | linear-br | `decision_function`: each label's classifier margin |
+| `LinearBinaryRelevanceClassifier` | linear-br | `decision_function`: each label's margin; `predict_proba` |
+
+Every `predict_proba` is the model's label scores through the map fitted on dev that makes them
+probabilities (`mlgen.decisions.calibration`: none, temperature, Platt or isotonic, chosen by
+the cross-fitted Brier score on dev).
 
 Their constructor arguments are exactly the fields `mlgen train --model X` reads
 (`registry.ModelType.fields`, the linear-br ensemble's included), with the configs'
@@ -205,9 +209,10 @@ class LabelSequenceClassifier(_Estimator):
         """`(len(texts), len(classes_))`: each label's share of the probability mass of the
         beam's label sequences that hold it (an estimate of P(label in the set) under the
         model), mixed with the label head's and linear-br's probabilities as fitted on dev
-        (`SequencePredictor.label_scores`). Rows do not sum to 1: the labels are not exclusive."""
+        (`SequencePredictor.label_scores`), calibrated on dev (`Predictor.predict_proba`).
+        Rows do not sum to 1: the labels are not exclusive."""
         check_is_fitted(self, "predictor_")
-        return self.predictor_.label_scores(texts)
+        return self.predictor_.predict_proba(texts)
 
 
 class CNNBinaryRelevanceClassifier(_Estimator):
@@ -221,9 +226,10 @@ class CNNBinaryRelevanceClassifier(_Estimator):
 
     def predict_proba(self, texts) -> np.ndarray:
         """`(len(texts), len(classes_))`: each label's sigmoid probability (fused with
-        linear-br's margins as fitted on dev, with the ensemble). Rows do not sum to 1."""
+        linear-br's margins as fitted on dev, with the ensemble), calibrated on dev
+        (`Predictor.predict_proba`). Rows do not sum to 1."""
         check_is_fitted(self, "predictor_")
-        return self.predictor_.label_scores(texts)
+        return self.predictor_.predict_proba(texts)
 
 
 class LinearBinaryRelevanceClassifier(_Estimator):
@@ -240,3 +246,10 @@ class LinearBinaryRelevanceClassifier(_Estimator):
         to the `svc` hyperplane, or the log-odds of `logreg`); `predict` thresholds it."""
         check_is_fitted(self, "predictor_")
         return self.predictor_.model.margins(check_texts(texts))
+
+    def predict_proba(self, texts) -> np.ndarray:
+        """`(len(texts), len(classes_))`: each label's probability, the classifier's score
+        calibrated on dev (`Predictor.predict_proba`; for `svc`, its margin mapped to a
+        probability). Rows do not sum to 1."""
+        check_is_fitted(self, "predictor_")
+        return self.predictor_.predict_proba(texts)

@@ -157,4 +157,5 @@ def test_info_reports_the_default_rule_and_its_numbers(ensemble_run):
         "rule": rule.name,
         **dataclasses.asdict(rule),
         "fitted_for": fitted_for,
+        "calibration": json.loads(json.dumps(dataclasses.asdict(predictor.decision.calibration))),
     }

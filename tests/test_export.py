@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import mlgen
@@ -18,13 +19,16 @@ import tensorflow as tf
 texts = json.loads(sys.stdin.read())
 results = {}
 for folder in sys.argv[1:]:
-    serve = tf.saved_model.load(folder).signatures["serving_default"]
+    loaded = tf.saved_model.load(folder)
+    serve = loaded.signatures["serving_default"]
     out = serve(texts=tf.constant(texts))
     counts = out["num_labels"].numpy().tolist()
     results[folder] = {
         "labels": [[label.decode() for label in row[:n]] for row, n in zip(out["labels"].numpy(), counts)],
         "scores": [row[:n].tolist() for row, n in zip(out["scores"].numpy(), counts)],
         "padding": [[label.decode() for label in row[n:]] for row, n in zip(out["labels"].numpy(), counts)],
+        "probabilities": out["probabilities"].numpy().tolist(),
+        "label_names": [label.decode() for label in loaded.label_names.numpy()],
     }
 assert not [name for name in sys.modules if name.split(".")[0] == "mlgen"]
 print(json.dumps(results))
@@ -72,15 +76,18 @@ def test_exported_models_serve_the_labels_predict_gives_without_mlgen(
         decision = flags[1] if flags[:1] == ["--decision"] else None
         metric = flags[1] if flags[:1] == ["--metric"] else None
         expected = predictor.predict_scores(texts, beam_size=beam, decision=decision, metric=metric)
-        exports[str(out)] = (name, expected)
+        exports[str(out)] = (name, expected, predictor.predict_proba(texts), predictor.labels)
     env = {"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"}
     served = subprocess.run(
         [sys.executable, "-c", SERVE, *exports], input=json.dumps(texts), capture_output=True, text=True, env=env
     )
     assert served.returncode == 0, served.stderr[-2000:]
     results = json.loads(served.stdout)
-    for folder, (name, expected) in exports.items():
+    for folder, (name, expected, probabilities, labels) in exports.items():
         got = results[folder]
+        # predict_proba's calibrated probabilities, every label's, in the order the module names them.
+        assert got["label_names"] == labels, name
+        np.testing.assert_allclose(got["probabilities"], probabilities, atol=1e-5, err_msg=name)
         assert got["labels"] == [p.labels for p in expected], name
         for scores, prediction in zip(got["scores"], expected):
             assert scores == pytest.approx(prediction.scores, abs=1e-4), name

@@ -277,7 +277,8 @@ def test_the_cli_trains_for_a_metric_and_predicts_evaluates_and_reports_by_any(t
             == 0
         )
         scores = json.loads(capsys.readouterr().out)
-        assert scores["decision_metric"] == (metric or "hamming") and scores["ece"] is None  # margins
+        assert scores["decision_metric"] == (metric or "hamming") and scores["ece_scores"] is None  # margins
+        assert 0 <= scores["ece"] <= 1  # predict_proba's: the margins calibrated on dev
         assert scores["decision_rule"]["rule"] == mlgen.load(run).decision.rule(metric=metric).name
     out = tmp_path / "predicted.jsonl"
     assert main(["predict", "--model", run, "--input", tiny_csvs["test"], "--output", out, "--metric", "macro-f1"]) == 0

@@ -18,8 +18,9 @@ def add_parser(commands) -> None:
         "evaluate",
         help="score a trained model on labelled data",
         description=f"Decode labelled data and print micro/macro/samples F1, Hamming loss, subset accuracy, "
-        f"micro P/R, P@1/3/5 and nDCG@3/5 of the labels ranked by score, and the expected calibration error (ece) "
-        f"of those scores when they are probabilities. "
+        f"micro P/R, P@1/3/5 and nDCG@3/5 of the labels ranked by score, and the expected calibration error of "
+        f"the probabilities predict_proba gives (ece: the scores calibrated on dev) and of the scores themselves "
+        f"(ece_scores: when they are probabilities). "
         f"Data: --data CSV or --dataset NAME --split SPLIT (default: {datasets.DEFAULT} test).",
     )
     parser.add_argument("--model", required=True, metavar="DIR", help="run folder written by `mlgen train`")
@@ -74,8 +75,10 @@ def run(args) -> int:
     predicted = [p.labels for p in predictions]
     scores = metrics.evaluate(data.label_sets, predicted, predictor.labels)
     scores.update(metrics.ranking(data.label_sets, label_scores, predictor.labels))
-    scores["ece"] = metrics.calibration(data.label_sets, label_scores, predictor.labels)[0]  # None for margins
     rule = predictor.rule(args.decision, args.beam_size, args.metric)
+    probabilities = predictor.probabilities(data.texts, label_scores, rule)  # predict_proba's
+    scores["ece"] = metrics.calibration(data.label_sets, probabilities, predictor.labels)[0]  # None: margins
+    scores["ece_scores"] = metrics.calibration(data.label_sets, label_scores, predictor.labels)[0]
     scores["decision_metric"] = args.metric or predictor.decision.metric_of(predictor.rule(args.decision))
     scores["decision"] = rule.name
     scores["decision_rule"] = policy.describe(rule)

@@ -49,7 +49,8 @@ def describe(folder) -> dict:
 
 def _decision(folder) -> dict | None:
     """The default decision rule with its fitted numbers and the metric it was fitted for, and
-    the rule fitted for each metric (`fitted_for`), as the run's decision file holds them
+    the rule fitted for each metric (`fitted_for`) and the calibration of `predict_proba`
+    (`calibration`, None when not fitted), as the run's decision file holds them
     (`mlgen.decisions.policy`), or None when the folder has none."""
     for name in (artifacts.DECISION, artifacts.THRESHOLDS):
         data = artifacts.read_json(folder, name, required=False)
@@ -71,8 +72,29 @@ def _decision(folder) -> dict | None:
             return {"metric": LEGACY_METRIC, **rule, "fitted_for": {LEGACY_METRIC: rule["rule"]}}
         decisions = entries("decisions")
         fitted_for = {metric: values.get("rule") for metric, values in decisions.items()}
-        return {"metric": data.get("metric"), **decisions.get(data.get("metric"), {}), "fitted_for": fitted_for}
+        calibration = data.get("calibration")
+        if calibration is not None and not isinstance(calibration, dict):
+            raise artifacts.damaged(folder, name, f'has {as_json(calibration)} under "calibration", not an object')
+        return {
+            "metric": data.get("metric"),
+            **decisions.get(data.get("metric"), {}),
+            "fitted_for": fitted_for,
+            "calibration": calibration,
+        }
     return None
+
+
+def _calibration(calibration: dict | None) -> str:
+    """How `predict_proba` makes probabilities, in words."""
+    if not calibration:
+        return "the label scores as they are (no calibration fitted)"
+    method = calibration.get("method")
+    if method == "isotonic":
+        return f"isotonic calibration on dev ({len(calibration.get('knots') or ())} knots)"
+    if method in ("temperature", "platt"):
+        numbers = f"scale {calibration.get('scale')}" + (f", shift {calibration.get('shift')}" * (method == "platt"))
+        return f"{method} calibration on dev ({numbers})"
+    return f"{method} (the label scores, checked on dev)"
 
 
 # What `info` leaves out of a format 1 decision file: the dev scores are reported under "dev".
@@ -98,10 +120,12 @@ def run(args) -> int:
         lines.append(f"data: train {data.get('train')} ({data.get('train_docs')} documents{streamed}){dev}")
     decision = info["decision"]
     if decision:
-        shown = {key: value for key, value in decision.items() if key not in ("rule", "metric", "fitted_for")}
+        left_out = ("rule", "metric", "fitted_for", "calibration")
+        shown = {key: value for key, value in decision.items() if key not in left_out}
         numbers = ", ".join(f"{key} {json.dumps(value)}" for key, value in shown.items())
         lines.append(f"decision: {decision['rule']} for {decision['metric']} ({numbers})")
         lines.append("fitted for: " + ", ".join(f"{m} {rule}" for m, rule in decision["fitted_for"].items()))
+        lines.append(f"probabilities: {_calibration(decision.get('calibration'))}")
     if info["dev"]:
         lines.append("dev: " + ", ".join(f"{key} {info['dev'][key]:.4f}" for key in SHOWN_SCORES if key in info["dev"]))
     if info["training"]:

@@ -8,13 +8,16 @@ relevance) holds, from format 3 on, the rule fitted on dev for each metric
      "decisions": {"micro-f1": {"rule": "marginal", "linear_weight": 0.5, "head_weight": 0.0,
                                 "linear_mix": 0.2, "threshold": 0.31, "beam_size": 5},
                    "subset-accuracy": {"rule": "mode", "linear_weight": 0.5, "beam_size": 5}, ...},
-     "dev_scores": {...}, "chosen": "linear-br"}
+     "dev_scores": {...}, "chosen": "linear-br",
+     "calibration": {"method": "platt", "scale": 1.3, "shift": -0.8, "knots": [], "values": [], "margins": false}}
 
 `"metric"` names the decision predictions use by default; the others are asked for by metric
 (`metric=`), or by rule name (`decision=`: the first rule of that name, the default metric's
 first). Files of format 2 (mlgen 0.4: `"rule"` and `"rules"` by name, fitted on micro-F1) and
 format 1 (mlgen 0.2 and 0.3: the rule's numbers at the top level, read by a converter each model
-type gives) are still read. `read` is the one place a decision file is checked.
+type gives) are still read. `"calibration"` is the map from the default rule's label
+scores to the probabilities `predict_proba` gives (`mlgen.decisions.calibration`); a file without
+one (written before mlgen fitted it) gives the scores as they are. `read` is the one place a decision file is checked.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import numpy as np
 
 from mlgen import artifacts
 from mlgen.config import DECISION_METRICS, save_json
+from mlgen.decisions.calibration import Calibration
 from mlgen.decisions.rules import RULES, Rule
 from mlgen.errors import InputError, as_json, bad_value, option
 
@@ -50,12 +54,15 @@ class DecisionPolicy:
         metrics: the rule fitted for each metric (`mlgen.config.DECISION_METRICS`), the
             default's first; each is one of `rules` (none given: the default rule, for
             `LEGACY_METRIC`).
+        calibration: the map from the default rule's ranking scores (`label_scores`) to
+            probabilities, fitted on dev; None: the scores are given as they are.
     """
 
     rules: tuple[Rule, ...]
     dev_scores: dict = dataclasses.field(default_factory=dict)
     chosen: str | None = None
     metrics: dict = dataclasses.field(default_factory=dict)
+    calibration: Calibration | None = None
 
     def __post_init__(self):
         if not self.metrics:
@@ -124,6 +131,7 @@ class DecisionPolicy:
             **({"rules": {rule.name: _fields(rule) for rule in others}} if others else {}),
             "dev_scores": self.dev_scores,
             **({"chosen": self.chosen} if self.chosen is not None else {}),
+            **({"calibration": _fields(self.calibration)} if self.calibration is not None else {}),
         }
 
 
@@ -209,7 +217,10 @@ def read(folder, name: str, data: dict, limits: dict, legacy=None, lead: str = "
     chosen = data.get("chosen")
     if chosen is not None and not isinstance(chosen, str):
         fail(f'"chosen": {as_json(chosen)}, not a name')
-    return DecisionPolicy(tuple(dict.fromkeys(rules)), dev_scores, chosen, metrics)
+    calibration = data.get("calibration")
+    if calibration is not None:
+        calibration = _rule(Calibration, calibration, "calibration.", limits, fail)
+    return DecisionPolicy(tuple(dict.fromkeys(rules)), dev_scores, chosen, metrics, calibration)
 
 
 def _raise(error: Exception):
@@ -244,6 +255,14 @@ def _value(value, key: str, metadata, limits: dict, fail):
         if not isinstance(value, bool):
             fail(f'"{key}": {as_json(value)}, not true or false')
         return value
+    if kind == "text":
+        if not isinstance(value, str):
+            fail(f'"{key}": {as_json(value)}, not a name')
+        return value
+    if kind == "numbers":
+        if not isinstance(value, list):
+            fail(f'"{key}": {as_json(value)}, not a list of numbers')
+        return tuple(_number(v, f"{key}[{i}]", low, high, False, fail) for i, v in enumerate(value))
     if kind == "threshold" and isinstance(value, list):
         if len(value) != limits["num_labels"]:
             fail(f'{limits["num_labels"]} numbers, one per label, under "{key}"', verb="needs")

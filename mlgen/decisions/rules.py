@@ -55,11 +55,13 @@ def register(name: str):
     return decorator
 
 
-def bounded(default=dataclasses.MISSING, *, low=None, high=None, kind="number"):
+def bounded(default=dataclasses.MISSING, *, low=None, high=None, kind="number", scores=True):
     """A rule's field with what a decision file may hold for it: `kind` `"number"` (finite, from
     `low` to `high`; a string names a limit the model gives, see `mlgen.decisions.policy`),
-    `"count"` (a whole number), `"bool"`, or `"threshold"` (a number, or one per label)."""
-    return dataclasses.field(default=default, metadata={"low": low, "high": high, "kind": kind})
+    `"count"` (a whole number), `"bool"`, `"text"` (a string), `"numbers"` (a list of numbers,
+    each from `low` to `high`) or `"threshold"` (a number, or one per label). `scores`: whether
+    the field changes the rule's `scores` (a threshold only decides)."""
+    return dataclasses.field(default=default, metadata={"low": low, "high": high, "kind": kind, "scores": scores})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +81,11 @@ class Rule:
         """Every label's score `(batch, num_labels)`, which ranks the labels, or None for a rule
         that does not score every label."""
         return None
+
+    def scoring(self) -> tuple:
+        """What `scores` depends on: two rules with equal `scoring()` give the same scores."""
+        fields = dataclasses.fields(self)
+        return (type(self), *(getattr(self, f.name) for f in fields if f.metadata.get("scores", True)))
 
     @property
     def uses_linear(self) -> bool:
@@ -112,7 +119,7 @@ class Marginal(Rule):
 
     head_weight: float = bounded(0.0, low=0.0, high=1.0)
     linear_mix: float = bounded(0.0, low=0.0, high=1.0)
-    threshold: float | tuple[float, ...] = bounded(0.5, low=0.0, high=1.0, kind="threshold")
+    threshold: float | tuple[float, ...] = bounded(0.5, low=0.0, high=1.0, kind="threshold", scores=False)
     beam_size: int = bounded(5, low=2, high="beam_limit", kind="count")
 
     def scores(self, ops):
@@ -158,8 +165,10 @@ class Threshold(Rule):
     linear-br ensemble the score is `(1 - linear_mix) * sigmoid(logit(p) + linear_weight *
     margin) + linear_mix * sigmoid(margin)` of the network's probability `p`."""
 
-    threshold: float | tuple[float, ...] = bounded(0.0, low="score_low", high="score_high", kind="threshold")
-    always_top: bool = bounded(False, kind="bool")
+    threshold: float | tuple[float, ...] = bounded(
+        0.0, low="score_low", high="score_high", kind="threshold", scores=False
+    )
+    always_top: bool = bounded(False, kind="bool", scores=False)
     linear_mix: float = bounded(0.0, low=0.0, high=1.0)
 
     def scores(self, ops):
@@ -189,7 +198,7 @@ class IndependentExpectedF1(Rule):
     linear_mix: float = bounded(0.0, low=0.0, high=1.0)
     scale: float = bounded(1.0, low=-1000.0, high=1000.0)
     shift: float = bounded(0.0, low=-1000.0, high=1000.0)
-    always_top: bool = bounded(False, kind="bool")
+    always_top: bool = bounded(False, kind="bool", scores=False)
     logit: bool = bounded(True, kind="bool")
 
     def scores(self, ops):
@@ -288,6 +297,11 @@ class ArrayOps:
     def logit(p):
         p = np.clip(p, EPSILON, 1 - EPSILON)
         return np.log(p) - np.log1p(-p)
+
+    @staticmethod
+    def interp(x, knots, values):
+        """The piecewise-linear map through `(knots, values)` at `x` (flat beyond the ends)."""
+        return np.interp(x, knots, values)
 
     def choose(self, scores, threshold, always_top: bool = False, min_labels: int = 0) -> dict:
         """The labels whose score reaches `threshold`, highest first, then the best others up to

@@ -119,17 +119,19 @@ def calibration(gold: Sequence[Sequence[str]], scores: np.ndarray, labels: Seque
 
     Args:
         gold: the true label set of each document.
-        scores: `(n_docs, len(labels))` in [0, 1] (a model's `label_scores`).
+        scores: `(n_docs, len(labels))` in [0, 1] (a model's `predict_proba` or `label_scores`), or None.
         labels: the columns of `scores` (gold labels outside them are left out: no score).
 
     Returns:
         `(ece, table)`: the expected calibration error, `Σ_b (n_b / n) |frequency_b -
         confidence_b|` over `bins` equal-width bins, and per bin (those with a pair) its
         `confidence` (mean score), `frequency` (share of pairs that are gold) and `pairs`; None
-        and an empty table when a score lies outside [0, 1] (SVM margins are not probabilities).
+        and an empty table for None or when a score lies outside [0, 1] (SVM margins are not probabilities).
     """
-    scores = np.asarray(scores, np.float64)
     columns = ("confidence", "frequency", "pairs")
+    if scores is None:
+        return None, pd.DataFrame(columns=columns)
+    scores = np.asarray(scores, np.float64)
     if not scores.size or scores.min() < 0 or scores.max() > 1:
         return None, pd.DataFrame(columns=columns)
     index = {label: j for j, label in enumerate(labels)}
@@ -224,7 +226,7 @@ def _multilabel(y: np.ndarray) -> np.ndarray:
 def format_scores(scores: dict) -> str:
     """The scores as aligned `name  value` lines."""
     extra = ("unknown_gold_labels", "unknown_predicted_labels", "decision_metric", "decision")
-    shown = (*RANKING_KEYS, "ece")
+    shown = (*RANKING_KEYS, "ece", "ece_scores")
     keys = [*SCORE_KEYS, *(k for k in shown if scores.get(k) is not None), *(k for k in extra if scores.get(k))]
     width = max(map(len, keys)) + 2
     lines = []

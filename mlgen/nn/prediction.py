@@ -1,6 +1,6 @@
 """The one prediction path: raw strings in, a decision rule's label sets out, in one compiled function.
 
-`PredictionGraph.function(rule, ranking, max_labels)` compiles, per setting, a `tf.function`
+`PredictionGraph.function(rule, ranking, max_labels, calibration)` compiles, per setting, a `tf.function`
 from raw strings `(batch,)` to the rule's outputs: the text vectorizer, the network, the
 search (`mlgen.nn.inference.generate`), the linear-br ensemble's TF-IDF and margins
 (`mlgen.nn.tfidf`), the mixing and the decision, each computed once per batch however many
@@ -11,7 +11,9 @@ are `mlgen.decisions`': this module is their TensorFlow backend.
 The outputs, as `mlgen.decisions.rules` describes them: `label_ids` int32 `(batch, k)` (-1
 after the labels), `scores` float32 `(batch, k)`, `num_labels` int32 `(batch,)`, `log_prob`
 float32 `(batch,)` (NaN for rules that score labels independently) and, with a ranking rule,
-`label_scores` float32 `(batch, num_labels)`: every label's score by that rule.
+`label_scores` float32 `(batch, num_labels)`: every label's score by that rule, and with a
+calibration (`mlgen.decisions.calibration`) `probabilities` float32 `(batch, num_labels)`: those
+scores as probabilities.
 """
 
 from __future__ import annotations
@@ -105,10 +107,11 @@ class PredictionGraph:
             return inference.label_limit(self.model, max_labels)
         return max_labels
 
-    def function(self, rule, ranking=None, max_labels: int | None = None):
+    def function(self, rule, ranking=None, max_labels: int | None = None, calibration=None):
         """The compiled `texts (batch,) -> outputs` of `rule` (and `label_scores` by `ranking`'s
-        scores, a rule or None), cached per setting."""
-        key = ("outputs", rule, ranking, max_labels)
+        scores, a rule or None, and their `probabilities` by `calibration`, which needs `ranking`),
+        cached per setting."""
+        key = ("outputs", rule, ranking, max_labels, calibration)
         if key not in self._functions:
 
             def outputs(texts):
@@ -121,7 +124,10 @@ class PredictionGraph:
                     "log_prob": tf.cast(result["log_prob"], tf.float32),
                 }
                 if ranking is not None:
-                    result["label_scores"] = tf.cast(ranking.scores(ops), tf.float32)
+                    scores = ranking.scores(ops)
+                    result["label_scores"] = tf.cast(scores, tf.float32)
+                    if calibration is not None:
+                        result["probabilities"] = tf.cast(calibration.apply(ops, scores), tf.float32)
                 return result
 
             # No autograph: the search loop is an explicit `ops.while_loop`.
@@ -129,11 +135,13 @@ class PredictionGraph:
             _quiet_retracing_notice()
         return self._functions[key]
 
-    def predict(self, texts, rule, ranking=None, max_labels: int | None = None, batch_size: int | None = None) -> dict:
-        """`function(rule, ranking, max_labels)` over `texts` in batches: the outputs as NumPy
-        arrays, `label_ids` and `scores` padded to the widest batch."""
+    def predict(
+        self, texts, rule, ranking=None, max_labels: int | None = None, batch_size: int | None = None, calibration=None
+    ) -> dict:
+        """`function(rule, ranking, max_labels, calibration)` over `texts` in batches: the outputs as
+        NumPy arrays, `label_ids` and `scores` padded to the widest batch."""
         beam = max(getattr(rule, "beam_size", 1), getattr(ranking, "beam_size", 1))
-        function = self.function(rule, ranking, max_labels)
+        function = self.function(rule, ranking, max_labels, calibration)
         return concatenate([function(batch) for batch in self._batches(texts, beam, batch_size)])
 
     def parts(self, texts, wanted: tuple, linear_weight: float = 0.0, batch_size: int | None = None) -> dict:
@@ -319,6 +327,18 @@ class GraphOps:
     def logit(p):
         p = tf.clip_by_value(p, EPSILON, 1 - EPSILON)
         return tf.math.log(p) - tf.math.log1p(-p)
+
+    @staticmethod
+    def interp(x, knots, values):
+        """`np.interp(x, knots, values)` in TensorFlow: the piecewise-linear map through the points,
+        flat beyond the ends (`knots` increasing)."""
+        knots, values = tf.constant(knots, tf.float64), tf.constant(values, tf.float64)
+        flat = tf.reshape(tf.cast(x, tf.float64), [-1])
+        right = tf.clip_by_value(tf.searchsorted(knots, flat, side="right"), 1, tf.size(knots) - 1)
+        x0, x1 = tf.gather(knots, right - 1), tf.gather(knots, right)
+        y0, y1 = tf.gather(values, right - 1), tf.gather(values, right)
+        t = tf.clip_by_value((flat - x0) / (x1 - x0), 0.0, 1.0)
+        return tf.reshape(y0 + t * (y1 - y0), tf.shape(x))
 
     def choose(self, scores, threshold, always_top: bool = False, min_labels: int = 0) -> dict:
         """The labels whose score reaches `threshold`, highest first, then the best others up to

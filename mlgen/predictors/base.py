@@ -9,6 +9,7 @@ neural types' modules do (`neural`), linear-br's never.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 from mlgen import artifacts
 from mlgen.config import SECTIONS, BaselineConfig, Configs, TrainConfig, from_dict, save_json
 from mlgen.data import LabelledData, LabelVocabulary, Prediction, check_texts, from_outputs
-from mlgen.decisions import DecisionPolicy, Rule, policy
+from mlgen.decisions import ArrayOps, DecisionPolicy, Rule, calibration, policy
 from mlgen.errors import InputError, bad_value, first_line, names_for
 
 if TYPE_CHECKING:
@@ -126,6 +127,55 @@ class Predictor:
             return np.zeros((0, self.vocab.num_labels), np.float32)
         return self.outputs(texts, rule, rule, None)["label_scores"]
 
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Every label's probability per text, `(len(texts), num_labels)`, columns in `labels`
+        order: `label_scores` through the calibration fitted on dev (`mlgen.decisions.calibration`),
+        from the same run of the prediction function. Rows do not sum to 1: labels are not exclusive.
+
+        Raises:
+            InputError: for a model whose scores are margins and that has no calibration (a run
+                folder written before mlgen fitted one).
+        """
+        texts = check_texts(texts)
+        fitted = self.decision.calibration
+        if fitted is None and self.score_range is None:
+            raise InputError(
+                f"this {self.model_type} model scores labels by margins and has no calibration fitted on dev "
+                "(it was trained before mlgen fitted one): retrain it for probabilities"
+            )
+        rule = self.ranking_rule(self.decision.default)
+        if not texts:
+            return np.zeros((0, self.vocab.num_labels), np.float32)
+        outputs = self.outputs(texts, rule, rule, None, fitted)
+        return outputs["probabilities"] if fitted is not None else outputs["label_scores"]
+
+    def probabilities(self, texts: Sequence[str], label_scores: np.ndarray, rule: Rule) -> np.ndarray | None:
+        """What `predict_proba(texts)` gives, from `label_scores` (`predict_ranked`'s, deciding by
+        `rule`) when `rule` ranks by the scores the calibration was fitted on (in NumPy: no second
+        pass), else by `predict_proba`; None for margins without a calibration."""
+        fitted = self.decision.calibration
+        if fitted is None and self.score_range is None:
+            return None
+        if self.ranking_rule(rule).scoring() != self.ranking_rule(self.decision.default).scoring():
+            return self.predict_proba(texts)
+        if fitted is None:
+            return np.asarray(label_scores)
+        return fitted.apply(ArrayOps, np.asarray(label_scores, np.float64)).astype(np.float32)
+
+    @property
+    def score_range(self) -> tuple[float, float] | None:
+        """The range of the label scores (`(0, 1)` for probabilities), or None for any finite
+        number (margins)."""
+        return (0.0, 1.0)
+
+    def fit_calibration(self, dev: LabelledData) -> None:
+        """Fits on dev the map from the default rule's label scores to probabilities
+        (`mlgen.decisions.calibration.fit`: none, temperature, Platt or isotonic, chosen by the
+        cross-fitted Brier score) and keeps it in the decision policy. Training calls it last."""
+        known = self.vocab.drop_unknown(dev.label_sets)
+        fitted = calibration.fit(self.label_scores(dev.texts), self.vocab.to_multi_hot(known), self.score_range is None)
+        self.decision = dataclasses.replace(self.decision, calibration=fitted)
+
     def predict(
         self,
         texts: Sequence[str],
@@ -156,17 +206,23 @@ class Predictor:
         why = f" (this model has {self.vocab.num_labels} labels)"
         return check_count(max_labels, "max_labels", 1, self.vocab.num_labels, why)
 
-    def outputs(self, texts: list[str], rule: Rule, ranking: Rule | None, max_labels: int | None) -> dict:
+    def outputs(
+        self, texts: list[str], rule: Rule, ranking: Rule | None, max_labels: int | None, calibration=None
+    ) -> dict:
         """`rule`'s outputs dict (`mlgen.decisions.rules`) for `texts`, with `label_scores` by
-        `ranking`'s scores unless None, as NumPy arrays."""
+        `ranking`'s scores unless None, and with a `calibration` (`mlgen.decisions.calibration`)
+        their `probabilities`, as NumPy arrays."""
         raise NotImplementedError
 
     def serving(self, beam_size: int | None = None, decision: str | None = None, metric: str | None = None):
         """The model as a `mlgen.nn.serving.Serving` module: raw strings in, what `predict_scores`
-        gives out, by the very function `predict_scores` runs (`mlgen export` saves it)."""
+        gives out (and `predict_proba`'s probabilities, with a calibration), by the very function
+        `predict_scores` runs (`mlgen export` saves it)."""
         from mlgen.nn import serving  # TensorFlow's SavedModel: only to export
 
-        return serving.module(self.graph, self.rule(decision, beam_size, metric), self.labels)
+        ranking = self.ranking_rule(self.decision.default)
+        rule = self.rule(decision, beam_size, metric)
+        return serving.module(self.graph, rule, self.labels, ranking, self.decision.calibration)
 
     @property
     def decision_rule(self) -> str:

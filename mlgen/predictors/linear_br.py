@@ -30,12 +30,15 @@ class LinearBRPredictor(ScoringPredictor):
     def dev_ops(self, texts) -> ArrayOps:
         return ArrayOps(network=self.model.scores(texts))
 
-    def outputs(self, texts, rule, ranking, max_labels) -> dict:
+    def outputs(self, texts, rule, ranking, max_labels, calibration=None) -> dict:
         """In NumPy: linear-br predicts without TensorFlow."""
         ops = ArrayOps(network=self.model.scores(texts), max_labels=max_labels)
         outputs = rule.outputs(ops)
         if ranking is not None:
-            outputs["label_scores"] = ranking.scores(ops).astype(np.float32)
+            scores = ranking.scores(ops)
+            outputs["label_scores"] = scores.astype(np.float32)
+            if calibration is not None:
+                outputs["probabilities"] = calibration.apply(ops, scores).astype(np.float32)
         return outputs
 
     @property
@@ -65,6 +68,7 @@ class LinearBRPredictor(ScoringPredictor):
         predictor = cls(model, vocab, config)
         predictor.metrics = {"n_features": model.n_features, "fit_seconds": round(time.perf_counter() - started, 2)}
         predictor.calibrate(dev)
+        predictor.fit_calibration(dev)
         if verbose:
             f1 = metrics.evaluate(dev.label_sets, predictor.predict(dev.texts), vocab.labels)["micro_f1"]
             print(

@@ -47,8 +47,8 @@ class NeuralPredictor(Predictor):
     def _linear_margins(self):
         return tfidf.from_linear(self.linear) if self.linear is not None else None
 
-    def outputs(self, texts, rule, ranking, max_labels) -> dict:
-        return self.graph.predict(texts, rule, ranking, max_labels)
+    def outputs(self, texts, rule, ranking, max_labels, calibration=None) -> dict:
+        return self.graph.predict(texts, rule, ranking, max_labels, calibration=calibration)
 
     @classmethod
     def fit(cls, train, dev, configs: Configs, config: dict, *, log_dir=None, verbose=0):
@@ -88,6 +88,7 @@ class NeuralPredictor(Predictor):
         # The best epoch's weights are back: tune what decoding adds (cnn-rnn) or the threshold (cnn-br),
         # and the ensemble's weights.
         predictor.calibrate(dev)
+        predictor.fit_calibration(dev)
         return predictor
 
     def _write_model(self, folder: Path) -> None:

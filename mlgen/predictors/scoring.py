@@ -41,12 +41,6 @@ class ScoringPredictor(Predictor):
         threshold = self.decision.default.threshold
         return np.asarray(threshold, np.float64) if isinstance(threshold, tuple) else threshold
 
-    @property
-    def score_range(self) -> tuple[float, float] | None:
-        """The range of the scores the threshold applies to (`(0, 1)` for probabilities), or None
-        for any finite number (margins)."""
-        return (0.0, 1.0)
-
     def dev_ops(self, texts) -> ArrayOps:
         """`ArrayOps` of `texts` with the model's scores and, with an ensemble, linear-br's margins."""
         raise NotImplementedError
