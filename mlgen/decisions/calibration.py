@@ -16,14 +16,15 @@ import numpy as np
 
 from mlgen.decisions.rules import ArrayOps, bounded
 
-# The maps `fit` tries, in this order (ties keep the earlier): the scores as they are (`none`;
+# The maps `fit` tries, simplest first (see `fit`): the scores as they are (`none`;
 # probabilities only), `sigmoid(scale * z)` (`temperature`, one parameter), `sigmoid(scale * z +
 # shift)` (`platt`), and a non-decreasing piecewise-linear map fitted by isotonic regression
 # (`isotonic`), `z` the scores' logit (of a margin: the margin itself).
 METHODS = ("none", "temperature", "platt", "isotonic")
 # How many standard errors of the paired per-document Brier gains a more flexible map must win by.
 SIGNIFICANCE = 2.0
-# The most knots an isotonic map keeps (at quantiles of the dev scores; the map is linear between).
+# The most knots an isotonic map keeps: half at quantiles of every dev pair's score, half at quantiles of the
+# gold pairs' (where the map must be fine: almost every pair sits near 0); the map is linear between them.
 ISOTONIC_KNOTS = 200
 # The largest |scale| and |shift| a calibration file may hold.
 MAX_PARAMETER = 1000.0
@@ -169,11 +170,14 @@ def _fit_one(method: str, z: np.ndarray, y_true: np.ndarray, margins: bool) -> C
         )
     from sklearn.isotonic import IsotonicRegression  # scikit-learn's, not a copy
 
-    flat = z.ravel()
-    knots = np.unique(np.quantile(flat, np.linspace(0.0, 1.0, ISOTONIC_KNOTS))) if flat.size else np.zeros(1)
+    flat, gold = z.ravel(), np.asarray(y_true).ravel() > 0
+    quantiles = np.linspace(0.0, 1.0, ISOTONIC_KNOTS // 2)
+    knots = np.unique(
+        np.concatenate([np.quantile(part, quantiles) for part in (flat, flat[gold]) if part.size] or [[0.0]])
+    )
     if len(knots) < 2:  # one score throughout: a flat map at its frequency
         knots = np.array([knots[0] - 1.0, knots[0] + 1.0])
     isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-    values = isotonic.fit(flat, y_true.ravel()).predict(knots) if flat.size else np.zeros(2)
+    values = isotonic.fit(flat, gold.astype(np.float64)).predict(knots) if flat.size else np.zeros(2)
     values = np.maximum.accumulate(np.clip(values, 0.0, 1.0))
     return Calibration("isotonic", knots=tuple(map(float, knots)), values=tuple(map(float, values)), margins=margins)
