@@ -207,7 +207,7 @@ def markdown(results: pd.DataFrame, test: LabelledData, seeds: int) -> str:
             for key in TABLE_KEYS:
                 digits = 0 if key in ("train_seconds", "predict_docs_per_s") else 4
                 mean, std = row[f"{key}_mean"], row[f"{key}_std"]
-                cells.append("—" if pd.isna(mean) else f"{mean:.{digits}f} ± {std:.{digits}f}")  # ece of margins
+                cells.append("—" if pd.isna(mean) else f"{mean:.{digits}f} ± {std:.{digits}f}")  # no ece: margins
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -7,7 +7,7 @@
 | `LinearBinaryRelevanceClassifier` | linear-br | `decision_function`: each label's margin; `predict_proba` |
 
 Every `predict_proba` is the model's label scores through the map fitted on dev that makes them
-probabilities (`mlgen.decisions.calibration`: none, temperature, Platt or isotonic, chosen by
+probabilities (`mlgen.decisions.calibration`: none, temperature, sigmoid or isotonic, chosen by
 the cross-fitted Brier score on dev).
 
 Their constructor arguments are exactly the fields `mlgen train --model X` reads

@@ -76,7 +76,7 @@ def run(args) -> int:
     scores = metrics.evaluate(data.label_sets, predicted, predictor.labels)
     scores.update(metrics.ranking(data.label_sets, label_scores, predictor.labels))
     rule = predictor.rule(args.decision, args.beam_size, args.metric)
-    probabilities = predictor.probabilities(data.texts, label_scores, rule)  # predict_proba's
+    probabilities = predictor.probabilities(data.texts, label_scores, rule, args.max_labels)  # predict_proba's
     scores["ece"] = metrics.calibration(data.label_sets, probabilities, predictor.labels)[0]  # None: margins
     scores["ece_scores"] = metrics.calibration(data.label_sets, label_scores, predictor.labels)[0]
     scores["decision_metric"] = args.metric or predictor.decision.metric_of(predictor.rule(args.decision))

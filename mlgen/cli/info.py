@@ -50,7 +50,7 @@ def describe(folder) -> dict:
 def _decision(folder) -> dict | None:
     """The default decision rule with its fitted numbers and the metric it was fitted for, and
     the rule fitted for each metric (`fitted_for`) and the calibration of `predict_proba`
-    (`calibration`, None when not fitted), as the run's decision file holds them
+    (`calibration`, None when not fitted: always so in format 1 and 2 files), as the run's decision file holds them
     (`mlgen.decisions.policy`), or None when the folder has none."""
     for name in (artifacts.DECISION, artifacts.THRESHOLDS):
         data = artifacts.read_json(folder, name, required=False)
@@ -58,7 +58,7 @@ def _decision(folder) -> dict | None:
             continue
         if "format" not in data:  # format 1: the rule's numbers at the top level
             rule = {"rule": data.get("rule", "threshold"), **{k: v for k, v in data.items() if k not in DROPPED}}
-            return {"metric": LEGACY_METRIC, **rule, "fitted_for": {LEGACY_METRIC: rule["rule"]}}
+            return {"metric": LEGACY_METRIC, **rule, "fitted_for": {LEGACY_METRIC: rule["rule"]}, "calibration": None}
 
         def entries(key: str) -> dict:  # an object of objects, or the one-line error naming the file
             value = data.get(key) or {}
@@ -69,7 +69,7 @@ def _decision(folder) -> dict | None:
 
         if data.get("format") == 2:
             rule = {"rule": data.get("rule"), **entries("rules").get(data.get("rule"), {})}
-            return {"metric": LEGACY_METRIC, **rule, "fitted_for": {LEGACY_METRIC: rule["rule"]}}
+            return {"metric": LEGACY_METRIC, **rule, "fitted_for": {LEGACY_METRIC: rule["rule"]}, "calibration": None}
         decisions = entries("decisions")
         fitted_for = {metric: values.get("rule") for metric, values in decisions.items()}
         calibration = data.get("calibration")
@@ -85,16 +85,16 @@ def _decision(folder) -> dict | None:
 
 
 def _calibration(calibration: dict | None) -> str:
-    """How `predict_proba` makes probabilities, in words."""
+    """How `predict_proba` makes probabilities, in words (the numbers as the file holds them)."""
     if not calibration:
-        return "the label scores as they are (no calibration fitted)"
-    method = calibration.get("method")
+        return "no calibration fitted (predict_proba gives probability scores as they are, refuses margins)"
+    method, knots = calibration.get("method"), calibration.get("knots")
     if method == "isotonic":
-        return f"isotonic calibration on dev ({len(calibration.get('knots') or ())} knots)"
-    if method in ("temperature", "platt"):
-        numbers = f"scale {calibration.get('scale')}" + (f", shift {calibration.get('shift')}" * (method == "platt"))
-        return f"{method} calibration on dev ({numbers})"
-    return f"{method} (the label scores, checked on dev)"
+        return f"isotonic calibration on dev ({len(knots) if isinstance(knots, list) else '?'} knots)"
+    if method in ("temperature", "sigmoid"):
+        shift = f", shift {as_json(calibration.get('shift'))}" if method == "sigmoid" else ""
+        return f"{method} calibration on dev (scale {as_json(calibration.get('scale'))}{shift})"
+    return f"{as_json(method)} (the label scores, kept on dev)"
 
 
 # What `info` leaves out of a format 1 decision file: the dev scores are reported under "dev".

@@ -16,11 +16,12 @@ import numpy as np
 
 from mlgen.decisions.rules import ArrayOps, bounded
 
-# The maps `fit` tries, simplest first (see `fit`): the scores as they are (`none`;
-# probabilities only), `sigmoid(scale * z)` (`temperature`, one parameter), `sigmoid(scale * z +
-# shift)` (`platt`), and a non-decreasing piecewise-linear map fitted by isotonic regression
-# (`isotonic`), `z` the scores' logit (of a margin: the margin itself).
-METHODS = ("none", "temperature", "platt", "isotonic")
+# The maps `fit` tries, simplest first (see `fit`), named as scikit-learn's `CalibratedClassifierCV`
+# names them: the scores as they are (`none`; probabilities only), `sigmoid(scale * z)` (`temperature`,
+# one parameter), `sigmoid(scale * z + shift)` (`sigmoid`: Platt scaling), and a non-decreasing
+# piecewise-linear map fitted by isotonic regression (`isotonic`), `z` the scores' logit (of a margin:
+# the margin itself).
+METHODS = ("none", "temperature", "sigmoid", "isotonic")
 # How many standard errors of the paired per-document Brier gains a more flexible map must win by.
 SIGNIFICANCE = 2.0
 # The most knots an isotonic map keeps: half at quantiles of every dev pair's score, half at quantiles of the
@@ -29,9 +30,11 @@ ISOTONIC_KNOTS = 200
 # The largest |scale| and |shift| a calibration file may hold.
 MAX_PARAMETER = 1000.0
 
-# Newton steps `platt` takes at most, and the change of its parameters at which it stops.
+# Newton steps `platt` takes at most, the change of its parameters at which it stops, and the most
+# times it halves one step that does not lower the loss.
 PLATT_STEPS = 50
 PLATT_TOLERANCE = 1e-8
+PLATT_HALVINGS = 60
 
 
 def platt(x: np.ndarray, y_true: np.ndarray, shift: bool = True) -> tuple[float, float]:
@@ -48,6 +51,8 @@ def platt(x: np.ndarray, y_true: np.ndarray, shift: bool = True) -> tuple[float,
     """
     x = np.asarray(x, np.float64).ravel()
     y = (np.asarray(y_true) > 0).ravel().astype(np.float64)
+    finite = np.isfinite(x)  # a NaN score (a broken model) says nothing about the map
+    x, y = x[finite], y[finite]
     if not x.size or y.min() == y.max():
         return 1.0, 0.0
     design = np.stack([x, np.ones_like(x)], axis=1) if shift else x[:, None]
@@ -63,11 +68,13 @@ def platt(x: np.ndarray, y_true: np.ndarray, shift: bool = True) -> tuple[float,
         gradient = design.T @ (p - y)
         hessian = (design * (p * (1 - p))[:, None]).T @ design + 1e-9 * np.eye(len(params))
         step = np.linalg.solve(hessian, gradient)
-        while True:  # halve a step that does not lower the loss
+        for _ in range(PLATT_HALVINGS):  # halve a step that does not lower the loss
             trial = params - step
             if loss(trial) <= current or np.abs(step).max() < PLATT_TOLERANCE:
                 break
             step = step / 2
+        else:
+            break
         params, previous, current = trial, current, loss(trial)
         if np.abs(step).max() < PLATT_TOLERANCE or previous - current < 1e-12 * max(1.0, abs(previous)):
             break
@@ -80,7 +87,7 @@ class Calibration:
 
     Attributes:
         method: one of `METHODS`.
-        scale, shift: `sigmoid(scale * z + shift)` (`temperature`: shift 0; `none`: 1 and 0).
+        scale, shift: `sigmoid(scale * z + shift)` (`sigmoid`; `temperature`: shift 0; `none`: 1 and 0).
         knots, values: `isotonic`: the map's points `(z, probability)`, knots increasing.
         margins: the scores are margins, taken as they are (else probabilities, taken to
             their logit `z`).
@@ -132,9 +139,13 @@ def fit(scores: np.ndarray, y_true: np.ndarray, margins: bool = False, methods=M
         scores: the dev documents' label scores `(n_docs, num_labels)` (`label_scores`).
         y_true: 0/1 `(n_docs, num_labels)`.
         margins: the scores are margins (`none` is then not a candidate).
+        methods: among `METHODS`, simplest first.
     """
-    scores, y_true = np.asarray(scores, np.float64), np.asarray(y_true) > 0
+    unknown = sorted(set(methods) - set(METHODS))
     methods = [m for m in methods if not (margins and m == "none")]
+    if unknown or not methods:
+        raise ValueError(f"no calibration method to fit among {list(methods)} (known: {', '.join(METHODS)})")
+    scores, y_true = np.asarray(scores, np.float64), np.asarray(y_true) > 0
     z = scores if margins else ArrayOps.logit(scores)
     halves = np.arange(len(z)) % 2 == 0
     best, best_brier = None, None
@@ -143,7 +154,7 @@ def fit(scores: np.ndarray, y_true: np.ndarray, margins: bool = False, methods=M
         for fitted_on in (halves, ~halves):
             calibration = _fit_one(method, z[fitted_on], y_true[fitted_on], margins)
             probabilities = calibration.apply(ArrayOps, scores[~fitted_on])
-            brier[~fitted_on] = np.sum((probabilities - y_true[~fitted_on]) ** 2, axis=1)
+            brier[~fitted_on] = np.nansum((probabilities - y_true[~fitted_on]) ** 2, axis=1)
         if best is None or _better(best_brier - brier):
             best, best_brier = method, brier
     return _fit_one(best, z, y_true, margins)
@@ -160,17 +171,20 @@ def _fit_one(method: str, z: np.ndarray, y_true: np.ndarray, margins: bool) -> C
     """`method`'s map fitted to the pairs of `z` (the scores' logits, or margins) and `y_true`."""
     if method == "none":
         return Calibration()
-    if method in ("temperature", "platt"):
-        scale, shift = platt(z, y_true, shift=method == "platt")
+    if method in ("temperature", "sigmoid"):
+        scale, shift = platt(z, y_true, shift=method == "sigmoid")
+        # Both shrunk alike, so that the map's midpoint `-shift / scale` stays (near-separable dev data).
+        shrink = min(1.0, MAX_PARAMETER / max(abs(scale), abs(shift), 1e-300))
         return Calibration(
             method,
-            scale=float(np.clip(scale, -MAX_PARAMETER, MAX_PARAMETER)),
-            shift=float(np.clip(shift, -MAX_PARAMETER, MAX_PARAMETER)),
+            scale=scale * shrink,
+            shift=shift * shrink,
             margins=margins,
         )
     from sklearn.isotonic import IsotonicRegression  # scikit-learn's, not a copy
 
     flat, gold = z.ravel(), np.asarray(y_true).ravel() > 0
+    flat, gold = flat[np.isfinite(flat)], gold[np.isfinite(flat)]
     quantiles = np.linspace(0.0, 1.0, ISOTONIC_KNOTS // 2)
     knots = np.unique(
         np.concatenate([np.quantile(part, quantiles) for part in (flat, flat[gold]) if part.size] or [[0.0]])

@@ -9,7 +9,7 @@ relevance) holds, from format 3 on, the rule fitted on dev for each metric
                                 "linear_mix": 0.2, "threshold": 0.31, "beam_size": 5},
                    "subset-accuracy": {"rule": "mode", "linear_weight": 0.5, "beam_size": 5}, ...},
      "dev_scores": {...}, "chosen": "linear-br",
-     "calibration": {"method": "platt", "scale": 1.3, "shift": -0.8, "knots": [], "values": [], "margins": false}}
+     "calibration": {"method": "sigmoid", "scale": 1.3, "shift": -0.8, "knots": [], "values": [], "margins": false}}
 
 `"metric"` names the decision predictions use by default; the others are asked for by metric
 (`metric=`), or by rule name (`decision=`: the first rule of that name, the default metric's
@@ -154,8 +154,9 @@ def read(folder, name: str, data: dict, limits: dict, legacy=None, lead: str = "
 
     Args:
         limits: the model's bounds that fields name (`"beam_limit"`, `"score_low"`,
-            `"score_high"`; None: unbounded), `"num_labels"`, and `"has_linear"` (whether the
-            folder holds a linear-br ensemble a rule may weigh).
+            `"score_high"`; None: unbounded), `"num_labels"`, `"has_linear"` (whether the
+            folder holds a linear-br ensemble a rule may weigh) and `"margins"` (whether the
+            network's scores are margins rather than probabilities).
         legacy: `legacy(data, damaged) -> data` rewrites a format 1 file as format 2 (None:
             refused); `damaged(problem)` raises the InputError for a problem it finds.
         lead: begins each problem (`"is not a decision rule mlgen wrote"`).
@@ -220,6 +221,10 @@ def read(folder, name: str, data: dict, limits: dict, legacy=None, lead: str = "
     calibration = data.get("calibration")
     if calibration is not None:
         calibration = _rule(Calibration, calibration, "calibration.", limits, fail)
+        margins = not rules[0].gives_probabilities(limits.get("margins", False))
+        if calibration.margins != margins:
+            said = "margins" if margins else "probabilities"
+            fail(f'"calibration.margins": {as_json(calibration.margins)}, though its default rule scores by {said}')
     return DecisionPolicy(tuple(dict.fromkeys(rules)), dev_scores, chosen, metrics, calibration)
 
 
@@ -262,7 +267,7 @@ def _value(value, key: str, metadata, limits: dict, fail):
     if kind == "numbers":
         if not isinstance(value, list):
             fail(f'"{key}": {as_json(value)}, not a list of numbers')
-        return tuple(_number(v, f"{key}[{i}]", low, high, False, fail) for i, v in enumerate(value))
+        return tuple(_number(v, f"{key}[{i}]", low, high, False, fail, slack=False) for i, v in enumerate(value))
     if kind == "threshold" and isinstance(value, list):
         if len(value) != limits["num_labels"]:
             fail(f'{limits["num_labels"]} numbers, one per label, under "{key}"', verb="needs")
@@ -270,12 +275,13 @@ def _value(value, key: str, metadata, limits: dict, fail):
     return _number(value, key, low, high, kind == "count", fail)
 
 
-def _number(value, key, low, high, integer: bool, fail):
+def _number(value, key, low, high, integer: bool, fail, slack: bool = True):
     """`value` as a float (an int with `integer`), or `fail` unless a finite number of that type
-    from `low` to `high` (a cut just above every score up to `high` is allowed: `high` + 1e-3)."""
+    from `low` to `high` (with `slack`, a cut just above every score up to `high` is allowed:
+    `high` + 1e-3)."""
     ok = isinstance(value, numbers.Integral) if integer else isinstance(value, numbers.Real)
     ok = ok and not isinstance(value, bool) and bool(np.isfinite(value))
-    slack = 0.0 if integer else 1e-3 * (high is not None)
+    slack = 0.0 if integer or not slack else 1e-3 * (high is not None)
     if ok and ((low is not None and value < low) or (high is not None and value > high + slack)):
         ok = False
     if not ok:

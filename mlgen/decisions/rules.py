@@ -82,6 +82,11 @@ class Rule:
         that does not score every label."""
         return None
 
+    def gives_probabilities(self, margins: bool) -> bool:
+        """Whether `scores` are probabilities (else margins), the network's scores being `margins`
+        (binary relevance's SVM) or probabilities."""
+        return True
+
     def scoring(self) -> tuple:
         """What `scores` depends on: two rules with equal `scoring()` give the same scores."""
         fields = dataclasses.fields(self)
@@ -181,6 +186,9 @@ class Threshold(Rule):
 
     def outputs(self, ops) -> dict:
         return ops.choose(self.scores(ops), self.threshold, always_top=self.always_top)
+
+    def gives_probabilities(self, margins: bool) -> bool:
+        return not margins or self.uses_linear  # with the ensemble: the fused sigmoid
 
     @property
     def uses_linear(self) -> bool:

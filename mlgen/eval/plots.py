@@ -99,9 +99,10 @@ def set_sizes(gold: Sequence[int], predicted: Mapping[str, Sequence[int]], path)
 
 
 def reliability(tables: Mapping[str, object], path) -> None:
-    """Reliability diagram: per bin of score, the share of (document, label) pairs that are gold
-    against the mean score, one line per model (`mlgen.eval.metrics.calibration`'s tables; a
-    model whose scores are not probabilities is left out), the diagonal for perfect calibration.
+    """Reliability diagram: per bin of probability (`predict_proba`'s, in `compare`), the share of
+    (document, label) pairs that are gold against the mean probability, one line per model
+    (`mlgen.eval.metrics.calibration`'s tables; a model without probabilities is left out), the
+    diagonal for perfect calibration.
     Marker areas follow the bins' pair counts (log)."""
     fig = Figure(figsize=(5, 5))
     ax = fig.subplots()

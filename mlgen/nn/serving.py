@@ -3,8 +3,9 @@
 `serving_default(texts)` takes a batch of strings `(batch,)` and returns `labels` (string
 `(batch, k)`, padded with ""), `scores` (float32 `(batch, k)`, 0 after the labels) and
 `num_labels` (int32 `(batch,)`), `k` the most labels in the batch, and, for a model with a
-calibration fitted on dev, `probabilities` (float32 `(batch, num_labels)`: every label's, in the
-order of the `labels` the module's `label_names` holds; what `predict_proba` gives). It is the very function
+calibration fitted on dev, `probabilities` (float32 `(batch, num_labels)`: every label's, what
+`predict_proba` gives, columns in the order of the module's `label_names` variable, which is the
+run folder's label vocabulary's). It is the very function
 `predict` runs (`mlgen.nn.prediction.PredictionGraph.function`: the text vectorizer, the
 network, the search, the linear-br ensemble's TF-IDF and margins, the decision rule with its
 fitted numbers), with the label names looked up, so TF Serving, TFX or any
@@ -52,11 +53,11 @@ class Serving(tf.Module):
 def module(graph, rule, labels, ranking=None, calibration=None) -> Serving:
     """`graph`'s prediction function of `rule` (`mlgen.nn.prediction.PredictionGraph`) as a `Serving`,
     with the `probabilities` of `ranking`'s scores by `calibration` when both are given."""
+    if calibration is None:
+        ranking = None
     tracked = {"model": graph.model} if graph.model is not None else {}
     if rule.uses_linear or (ranking is not None and ranking.uses_linear) or graph.model is None:
         tracked["linear"] = graph.linear()
-    if calibration is None:
-        ranking = None
     return Serving(graph.function(rule, ranking, calibration=calibration), labels, tracked)
 
 

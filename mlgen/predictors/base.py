@@ -137,26 +137,28 @@ class Predictor:
                 folder written before mlgen fitted one).
         """
         texts = check_texts(texts)
-        fitted = self.decision.calibration
-        if fitted is None and self.score_range is None:
+        fitted, rule = self.decision.calibration, self.ranking_rule(self.decision.default)
+        if fitted is None and self._margins(rule):
             raise InputError(
                 f"this {self.model_type} model scores labels by margins and has no calibration fitted on dev "
                 "(it was trained before mlgen fitted one): retrain it for probabilities"
             )
-        rule = self.ranking_rule(self.decision.default)
         if not texts:
             return np.zeros((0, self.vocab.num_labels), np.float32)
         outputs = self.outputs(texts, rule, rule, None, fitted)
         return outputs["probabilities"] if fitted is not None else outputs["label_scores"]
 
-    def probabilities(self, texts: Sequence[str], label_scores: np.ndarray, rule: Rule) -> np.ndarray | None:
-        """What `predict_proba(texts)` gives, from `label_scores` (`predict_ranked`'s, deciding by
-        `rule`) when `rule` ranks by the scores the calibration was fitted on (in NumPy: no second
-        pass), else by `predict_proba`; None for margins without a calibration."""
-        fitted = self.decision.calibration
-        if fitted is None and self.score_range is None:
+    def probabilities(
+        self, texts: Sequence[str], label_scores: np.ndarray, rule: Rule, max_labels: int | None = None
+    ) -> np.ndarray | None:
+        """What `predict_proba(texts)` gives, for scoring it beside `predict_ranked(texts, ...)`:
+        from that call's `label_scores` (deciding by `rule`, with `max_labels`) in NumPy when they are
+        the scores the calibration was fitted on (no second pass), else by `predict_proba`; None for
+        a model that has no probabilities (margins without a calibration)."""
+        fitted, ranking = self.decision.calibration, self.ranking_rule(self.decision.default)
+        if fitted is None and self._margins(ranking):
             return None
-        if self.ranking_rule(rule).scoring() != self.ranking_rule(self.decision.default).scoring():
+        if max_labels is not None or self.ranking_rule(rule).scoring() != ranking.scoring():
             return self.predict_proba(texts)
         if fitted is None:
             return np.asarray(label_scores)
@@ -164,16 +166,22 @@ class Predictor:
 
     @property
     def score_range(self) -> tuple[float, float] | None:
-        """The range of the label scores (`(0, 1)` for probabilities), or None for any finite
+        """The range of the network's scores (`(0, 1)` for probabilities), or None for any finite
         number (margins)."""
         return (0.0, 1.0)
 
+    def _margins(self, rule: Rule) -> bool:
+        """Whether `rule`'s scores are margins rather than probabilities."""
+        return not rule.gives_probabilities(self.score_range is None)
+
     def fit_calibration(self, dev: LabelledData) -> None:
-        """Fits on dev the map from the default rule's label scores to probabilities
-        (`mlgen.decisions.calibration.fit`: none, temperature, Platt or isotonic, chosen by the
-        cross-fitted Brier score) and keeps it in the decision policy. Training calls it last."""
+        """Fits on dev the map from the default rule's label scores to the probabilities
+        `predict_proba` gives (`mlgen.decisions.calibration.fit`: none, temperature, sigmoid or
+        isotonic, chosen by the cross-fitted Brier score) and keeps it in the decision policy.
+        Training calls it last. (`calibrate` fits the decision rules.)"""
         known = self.vocab.drop_unknown(dev.label_sets)
-        fitted = calibration.fit(self.label_scores(dev.texts), self.vocab.to_multi_hot(known), self.score_range is None)
+        margins = self._margins(self.ranking_rule(self.decision.default))
+        fitted = calibration.fit(self.label_scores(dev.texts), self.vocab.to_multi_hot(known), margins)
         self.decision = dataclasses.replace(self.decision, calibration=fitted)
 
     def predict(
@@ -317,7 +325,11 @@ class Predictor:
 
     def decision_limits(self) -> dict:
         """The bounds a decision file's fields may name (`mlgen.decisions.policy.read`)."""
-        return {"num_labels": self.vocab.num_labels, "has_linear": self.linear is not None}
+        return {
+            "num_labels": self.vocab.num_labels,
+            "has_linear": self.linear is not None,
+            "margins": self.score_range is None,
+        }
 
     def legacy_decision(self, data: dict, damaged) -> dict:
         """A format 1 decision file (mlgen 0.2, 0.3) as format 2; `damaged(problem)` raises."""
