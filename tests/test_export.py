@@ -72,6 +72,8 @@ def test_exported_models_serve_the_labels_predict_gives_without_mlgen(
         out = tmp_path / name.replace(" ", "-") / "1"
         assert main(["export", "--model", run, "--out", out, *flags]) == 0
         assert f"to {out}" in capsys.readouterr().out
+        note = json.loads((out / "mlgen_export.json").read_text())
+        assert note["labels"] == predictor.labels and "probabilities float32 (batch, num_labels)" in note["signature"]
         beam = int(flags[1]) if flags[:1] == ["--beam-size"] else None
         decision = flags[1] if flags[:1] == ["--decision"] else None
         metric = flags[1] if flags[:1] == ["--metric"] else None

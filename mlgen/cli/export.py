@@ -24,8 +24,10 @@ def add_parser(commands) -> None:
         help="write a run folder as a TensorFlow SavedModel (serving_default: raw strings in, labels out)",
         description="Write --model as a TensorFlow SavedModel in --out. Its serving_default signature takes a batch "
         "of raw strings ('texts') and returns 'labels' (padded with \"\"), their 'scores' and 'num_labels' per "
-        "document; the text vectorizer, the network, the search and the fitted decision rule (with the linear-br "
-        "ensemble's TF-IDF) all run in the graph. TF Serving reads version folders: --out exports/NAME/1.",
+        "document, and 'probabilities' (every label's, calibrated on dev; columns in the order of the 'labels' list "
+        "of mlgen_export.json beside it); the text vectorizer, the network, the search and the fitted decision rule "
+        "(with the linear-br ensemble's TF-IDF) all run in the graph. TF Serving reads version folders: "
+        "--out exports/NAME/1.",
     )
     parser.add_argument("--model", required=True, metavar="DIR", help="run folder written by `mlgen train`")
     parser.add_argument("--out", required=True, metavar="DIR", help="SavedModel folder to write (replaced atomically)")
@@ -49,7 +51,10 @@ def run(args) -> int:
             "model": str(args.model),
             "model_type": predictor.model_type,
             "signature": "serving_default: texts string (batch,) -> labels string (batch, k), "
-            "scores float32 (batch, k), num_labels int32 (batch,)",
+            "scores float32 (batch, k), num_labels int32 (batch,)"
+            + (", probabilities float32 (batch, num_labels)" if predictor.decision.calibration is not None else ""),
+            # The columns of `probabilities`, in order (the module's `label_names` variable holds them too).
+            "labels": predictor.labels,
         }
         (staging / MARKER).write_text(json.dumps(note, indent=1) + "\n", encoding="utf-8")
     print(f"exported {predictor.model_type} {args.model} to {out}")
