@@ -115,9 +115,9 @@ def reliability(tables: Mapping[str, object], path) -> None:
         ax.scatter(table["confidence"], table["frequency"], s=sizes, color=_color(model, i), label=model)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("mean label score in the bin")
+    ax.set_xlabel("mean probability in the bin")
     ax.set_ylabel("share of those labels that are gold")
-    ax.set_title("Reliability of the label scores")
+    ax.set_title("Reliability of the probabilities (predict_proba)")
     ax.legend()
     _save(fig, path)
 
