@@ -142,14 +142,14 @@ def fit(scores: np.ndarray, y_true: np.ndarray, margins: bool = False, methods=M
         methods: among `METHODS`, simplest first.
     """
     unknown = sorted(set(methods) - set(METHODS))
-    methods = [m for m in methods if not (margins and m == "none")]
-    if unknown or not methods:
+    candidates = [m for m in methods if not (margins and m == "none")]  # margins are no probabilities
+    if unknown or not candidates:
         raise ValueError(f"no calibration method to fit among {list(methods)} (known: {', '.join(METHODS)})")
     scores, y_true = np.asarray(scores, np.float64), np.asarray(y_true) > 0
     z = scores if margins else ArrayOps.logit(scores)
     halves = np.arange(len(z)) % 2 == 0
     best, best_brier = None, None
-    for method in methods:
+    for method in candidates:
         brier = np.zeros(len(z))  # per document, cross-fitted
         for fitted_on in (halves, ~halves):
             calibration = _fit_one(method, z[fitted_on], y_true[fitted_on], margins)
@@ -175,12 +175,7 @@ def _fit_one(method: str, z: np.ndarray, y_true: np.ndarray, margins: bool) -> C
         scale, shift = platt(z, y_true, shift=method == "sigmoid")
         # Both shrunk alike, so that the map's midpoint `-shift / scale` stays (near-separable dev data).
         shrink = min(1.0, MAX_PARAMETER / max(abs(scale), abs(shift), 1e-300))
-        return Calibration(
-            method,
-            scale=scale * shrink,
-            shift=shift * shrink,
-            margins=margins,
-        )
+        return Calibration(method, scale=scale * shrink, shift=shift * shrink, margins=margins)
     from sklearn.isotonic import IsotonicRegression  # scikit-learn's, not a copy
 
     flat, gold = z.ravel(), np.asarray(y_true).ravel() > 0
