@@ -50,8 +50,8 @@ def describe(folder) -> dict:
 def _decision(folder) -> dict | None:
     """The default decision rule with its fitted numbers and the metric it was fitted for, and
     the rule fitted for each metric (`fitted_for`) and the calibration of `predict_proba`
-    (`calibration`, None when not fitted: always so in format 1 and 2 files), as the run's decision file holds them
-    (`mlgen.decisions.policy`), or None when the folder has none."""
+    (`calibration`, None when not fitted: always so in format 1 and 2 files), as the run's
+    decision file holds them (`mlgen.decisions.policy`), or None when the folder has none."""
     for name in (artifacts.DECISION, artifacts.THRESHOLDS):
         data = artifacts.read_json(folder, name, required=False)
         if data is None:

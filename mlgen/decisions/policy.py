@@ -15,9 +15,10 @@ relevance) holds, from format 3 on, the rule fitted on dev for each metric
 (`metric=`), or by rule name (`decision=`: the first rule of that name, the default metric's
 first). Files of format 2 (mlgen 0.4: `"rule"` and `"rules"` by name, fitted on micro-F1) and
 format 1 (mlgen 0.2 and 0.3: the rule's numbers at the top level, read by a converter each model
-type gives) are still read. `"calibration"` is the map from the default rule's label
-scores to the probabilities `predict_proba` gives (`mlgen.decisions.calibration`); a file without
-one (written before mlgen fitted it) gives the scores as they are. `read` is the one place a decision file is checked.
+type gives) are still read. `"calibration"` is the map from the default rule's label scores to
+the probabilities `predict_proba` gives (`mlgen.decisions.calibration`); a file without one
+(written before mlgen fitted it) gives the scores as they are. `read` is the one place a
+decision file is checked.
 """
 
 from __future__ import annotations
